@@ -1,0 +1,185 @@
+//! Options shared by every probe: routes, timing, hysteresis, ACK mode, dialect, logging, modes.
+//!
+//! Every probe binary flattens [`CommonOptions`] next to its own options. Values are parsed and
+//! validated by clap (so a bad value names its option); layering with the environment and the
+//! config file happens in [`crate::loader`]; cross-option rules live in [`crate::settings`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, ValueEnum};
+
+use crate::duration::parse_positive_duration;
+use crate::route::{AsPath, Community, ExtendedCommunity, LargeCommunity, NeighborSelector, NextHop, PathId, Prefix};
+
+/// The ExaBGP text API dialect to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApiDialect {
+    /// `neighbor A announce route ...` / `announce route ...`: ExaBGP 4.2 and 5.0.
+    #[value(name = "4")]
+    V4,
+    /// `peer * announce route ...`: ExaBGP 6.
+    #[value(name = "6")]
+    V6,
+}
+
+/// Log line format on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Options every probe has. Field docs are the `--help` text.
+#[derive(Debug, Clone, Args)]
+pub struct CommonOptions {
+    // ---- what to announce -------------------------------------------------------------------
+    /// Prefix to announce (IPv4 or IPv6, `192.0.2.1/32`; a bare address is a host route). Repeat for more.
+    #[arg(long = "prefix", visible_alias = "ip", value_name = "PREFIX", help_heading = "Routes")]
+    pub prefixes: Vec<Prefix>,
+    /// Next hop for IPv4 prefixes (`self` or an address).
+    #[arg(long, default_value = "self", value_name = "IP|self", help_heading = "Routes")]
+    pub next_hop: NextHop,
+    /// Next hop for IPv6 prefixes (default: --next-hop when it is `self` or IPv6).
+    #[arg(long, value_name = "IPV6|self", help_heading = "Routes")]
+    pub next_hop6: Option<NextHop>,
+    /// MED of the first prefix when UP.
+    #[arg(long, default_value_t = 100, value_name = "MED", help_heading = "Routes")]
+    pub up_metric: u32,
+    /// MED of the first prefix when DOWN.
+    #[arg(long, default_value_t = 1000, value_name = "MED", help_heading = "Routes")]
+    pub down_metric: u32,
+    /// MED of the first prefix when DISABLED (maintenance).
+    #[arg(long, default_value_t = 500, value_name = "MED", help_heading = "Routes")]
+    pub disabled_metric: u32,
+    /// MED added per further prefix, in the order given.
+    #[arg(long, default_value_t = 1, value_name = "N", help_heading = "Routes")]
+    pub increase: u32,
+    /// MED added to the up metric while the service is degraded (slow, lagging, ...), unless the probe sets its own.
+    #[arg(long, default_value_t = 200, value_name = "N", help_heading = "Routes")]
+    pub degraded_penalty: u32,
+    /// Withdraw the prefixes when DOWN or DISABLED instead of announcing them with a worse MED.
+    #[arg(long, help_heading = "Routes")]
+    pub withdraw_on_down: bool,
+    /// LOCAL_PREF attribute (iBGP only).
+    #[arg(long, value_name = "N", help_heading = "Routes")]
+    pub local_preference: Option<u32>,
+    /// Standard community (`65000:1`, `no-export`); repeat or separate by spaces.
+    #[arg(long = "community", value_name = "COMMUNITY", help_heading = "Routes")]
+    pub communities: Vec<Community>,
+    /// Extended community (`target:65000:5`, `origin:192.0.2.1:7`); repeat or separate by spaces.
+    #[arg(long = "extended-community", value_name = "COMMUNITY", help_heading = "Routes")]
+    pub extended_communities: Vec<ExtendedCommunity>,
+    /// Large community (`65000:1:2`); repeat or separate by spaces.
+    #[arg(long = "large-community", value_name = "COMMUNITY", help_heading = "Routes")]
+    pub large_communities: Vec<LargeCommunity>,
+    /// Standard community used instead of --community when DOWN or DISABLED.
+    #[arg(long = "disabled-community", value_name = "COMMUNITY", help_heading = "Routes")]
+    pub disabled_communities: Vec<Community>,
+    /// AS path to attach (`65000 65000`), in every state unless a per-state one is given.
+    #[arg(long, value_name = "ASNS", help_heading = "Routes")]
+    pub as_path: Option<AsPath>,
+    /// AS path when UP (overrides --as-path).
+    #[arg(long, value_name = "ASNS", help_heading = "Routes")]
+    pub up_as_path: Option<AsPath>,
+    /// AS path when DOWN (overrides --as-path): prepend to make the path worse.
+    #[arg(long, value_name = "ASNS", help_heading = "Routes")]
+    pub down_as_path: Option<AsPath>,
+    /// AS path when DISABLED (overrides --as-path).
+    #[arg(long, value_name = "ASNS", help_heading = "Routes")]
+    pub disabled_as_path: Option<AsPath>,
+    /// ADD-PATH path identifier (`path-information`), a number or dotted quad.
+    #[arg(long, value_name = "ID", help_heading = "Routes")]
+    pub path_id: Option<PathId>,
+    /// Only send to this ExaBGP neighbor (peer address or `*`). Repeat for several.
+    #[arg(long = "neighbor", value_name = "IP|*", help_heading = "Routes")]
+    pub neighbors: Vec<NeighborSelector>,
+
+    // ---- timing and hysteresis --------------------------------------------------------------
+    /// Time between checks in a stable state (UP, DOWN, DISABLED). Seconds or with a unit (500ms, 5s, 1m).
+    #[arg(long, default_value = "5", value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Timing")]
+    pub interval: Duration,
+    /// Time between checks while RISING or FALLING.
+    #[arg(long, default_value = "1", value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Timing")]
+    pub fast_interval: Duration,
+    /// Deadline for one check; a check that takes longer fails.
+    #[arg(long, default_value = "5", value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Timing")]
+    pub timeout: Duration,
+    /// A healthy check slower than this counts as degraded (higher MED), not down.
+    #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Timing")]
+    pub degraded_latency: Option<Duration>,
+    /// Consecutive successful checks needed to go UP.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000), value_name = "N", help_heading = "Timing")]
+    pub rise: u32,
+    /// Consecutive failed checks needed to go DOWN.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000), value_name = "N", help_heading = "Timing")]
+    pub fall: u32,
+    /// Re-send the current state this often even without a change (off by default).
+    #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Timing")]
+    pub refresh_interval: Option<Duration>,
+
+    // ---- maintenance and hooks --------------------------------------------------------------
+    /// While this file exists the check is not run and the prefixes are DISABLED.
+    #[arg(long, value_name = "FILE", help_heading = "Maintenance and hooks")]
+    pub disable: Option<PathBuf>,
+    /// Command (run by `sh -c`) on every state change, with STATE in its environment. Repeatable.
+    #[arg(long = "execute", value_name = "CMD", help_heading = "Maintenance and hooks")]
+    pub execute: Vec<String>,
+    /// Command run on entering UP. Repeatable.
+    #[arg(long = "up-execute", value_name = "CMD", help_heading = "Maintenance and hooks")]
+    pub up_execute: Vec<String>,
+    /// Command run on entering DOWN. Repeatable.
+    #[arg(long = "down-execute", value_name = "CMD", help_heading = "Maintenance and hooks")]
+    pub down_execute: Vec<String>,
+    /// Command run on entering DISABLED. Repeatable.
+    #[arg(long = "disabled-execute", value_name = "CMD", help_heading = "Maintenance and hooks")]
+    pub disabled_execute: Vec<String>,
+    /// Deadline for a hook command; its process group is killed after it.
+    #[arg(long, default_value = "30", value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Maintenance and hooks")]
+    pub hook_timeout: Duration,
+
+    // ---- ExaBGP pipe ------------------------------------------------------------------------
+    /// ExaBGP API dialect: 4 (ExaBGP 4.2 and 5.0) or 6 (`peer * ...`, ExaBGP 6).
+    #[arg(long, value_enum, default_value = "4", value_name = "4|6", help_heading = "ExaBGP")]
+    pub exabgp_api: ApiDialect,
+    /// Do not wait for `done`/`error` after a command (for ExaBGP run with exabgp.api.ack=false).
+    #[arg(long, help_heading = "ExaBGP")]
+    pub no_ack: bool,
+    /// How long to wait for ExaBGP's `done`/`error` after a command.
+    #[arg(long, default_value = "10", value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "ExaBGP")]
+    pub ack_timeout: Duration,
+
+    // ---- modes and logging ------------------------------------------------------------------
+    /// TOML file with options (`long-option = value`); command line and EXAPROBE_* win over it.
+    #[arg(long, value_name = "FILE", help_heading = "General")]
+    pub config: Option<PathBuf>,
+    /// Validate the options and config file, print the resolved routes, and exit.
+    #[arg(long, help_heading = "General")]
+    pub check_config: bool,
+    /// Run the check once, print one status line, exit 0 OK, 1 WARNING (degraded), 2 CRITICAL, 3 UNKNOWN.
+    #[arg(long, help_heading = "General")]
+    pub once: bool,
+    /// Print the commands instead of talking to ExaBGP (no ACKs); implied when stdout is a terminal.
+    #[arg(long, help_heading = "General")]
+    pub dry_run: bool,
+    /// Name of this probe in every log line (default: the binary's name).
+    #[arg(long, value_name = "NAME", help_heading = "General")]
+    pub name: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT", help_heading = "General")]
+    pub log_format: LogFormat,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, action = ArgAction::Count, help_heading = "General")]
+    pub verbose: u8,
+    /// Less log output (-q warnings only, -qq errors only).
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "verbose", help_heading = "General")]
+    pub quiet: u8,
+}
+
+/// Implemented by each binary's option struct so the core can reach the shared part.
+pub trait ProbeOptions: clap::Parser {
+    /// The options every probe shares.
+    fn common(&self) -> &CommonOptions;
+}

@@ -1,0 +1,152 @@
+//! Test helpers shared by exaprobe's crates (dev-dependency only).
+//!
+//! Real servers are started by the tests themselves on loopback ports; these helpers find the
+//! ports and programs, await readiness by polling a condition (never a fixed sleep standing in
+//! for synchronisation), and make sure no child outlives its test.
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (and free for UDP too).
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port");
+        let port = tcp.local_addr().expect("local address").port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// True when running under CI (`CI` set to anything but empty/`false`/`0`).
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Locate a program needed by a test, in PATH or in the given extra directories.
+///
+/// Missing under CI: panics with what to install. Missing on a developer's machine: prints the
+/// same message and returns `None`, so the test can return early (a visible skip).
+pub fn require_tool(program: &str, install_hint: &str, extra_dirs: &[&Path]) -> Option<PathBuf> {
+    let path_dirs = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let found = extra_dirs
+        .iter()
+        .map(|d| d.to_path_buf())
+        .chain(path_dirs)
+        .map(|d| d.join(program))
+        .find(|candidate| candidate.is_file());
+    if found.is_none() {
+        let message = format!(
+            "required tool '{program}' not found: install it ({install_hint}), \
+             or run scripts/test which installs every test dependency"
+        );
+        if under_ci() {
+            panic!("{message}");
+        }
+        eprintln!("SKIPPED: {message}");
+    }
+    found
+}
+
+/// Poll `condition` every 20 ms until it returns `Some`, or panic after `timeout` with `what`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut condition: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = condition() {
+            return value;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// True once something accepts TCP connections on 127.0.0.1:`port`.
+pub fn tcp_port_open(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
+}
+
+/// A child process that is killed (SIGKILL, then reaped) when dropped, so no test leaks one.
+#[derive(Debug)]
+pub struct ChildGuard {
+    child: Option<Child>,
+}
+
+impl ChildGuard {
+    /// Spawn `command`, panicking with its program name when it cannot start.
+    pub fn spawn(command: &mut Command) -> Self {
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", command.get_program()));
+        ChildGuard { child: Some(child) }
+    }
+
+    /// Wrap an already spawned child.
+    pub fn new(child: Child) -> Self {
+        ChildGuard { child: Some(child) }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("child present").id()
+    }
+
+    /// Send a signal (SIGTERM, SIGSTOP, SIGCONT, ...).
+    pub fn signal(&self, signal: Signal) {
+        let _ = kill(Pid::from_raw(self.pid() as i32), signal);
+    }
+
+    /// Access the child (its pipes, `try_wait`).
+    pub fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("child present")
+    }
+
+    /// Wait up to `timeout` for the process to exit, returning its status if it did.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child().try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Take the child out, so it is not killed on drop.
+    pub fn into_inner(mut self) -> Child {
+        self.child.take().expect("child present")
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A fresh temporary directory, removed on drop.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("exaprobe-test-")
+        .tempdir()
+        .expect("create a temporary directory")
+}
