@@ -4,17 +4,35 @@
 //! flattens [`CommonOptions`] beside its own options and calls [`main`]. The core does the rest:
 //!
 //! - [`probe`]: the trait and the outcome of a check.
-//! - `options`, `loader`, `settings`: shared options, layered command line > `EXAPROBE_*`
-//!   environment > TOML file > defaults, then validated as a whole.
-//! - `route`: prefixes and BGP attributes, validated on parse, rendered as ExaBGP commands.
-//! - `health`: the hysteresis state machine (INIT, RISING, UP, FALLING, DOWN, DISABLED), pure.
-//! - `exabgp`: the pipe: a reader that always drains stdin, a writer that waits for ACKs.
-//! - `output`: the only module that writes to stdout.
-//! - `runner`: the schedule, timeouts, signals, disable file, hooks, reload.
-//! - [`duration`], [`secret`], `subprocess`: helpers probes share.
+//! - [`options`]: the options every probe shares; [`loader`] layers them (command line >
+//!   `EXAPROBE_*` environment > TOML file > defaults); [`settings`] validates them as a whole.
+//! - [`route`]: prefixes and BGP attributes, validated on parse; [`render`]: the ExaBGP commands
+//!   for each state, in the 4.x/5.x or 6.x dialect.
+//! - [`health`]: the hysteresis state machine (INIT, RISING, UP, FALLING, DOWN, DISABLED), pure.
+//! - [`exabgp`]: the pipe: a reader that always drains stdin, a writer that waits for ACKs.
+//! - [`output`]: the only module that writes to stdout.
+//! - [`runner`]: schedule, timeouts, signals, disable file, reload, shutdown; `--once`.
+//! - [`hooks`]: commands run on state changes. [`subprocess`]: process-group handling.
+//! - [`app`]: the binaries' `main`, modes and exit codes. [`logging`]: stderr, text or JSON.
+//! - [`duration`], [`secret`]: parsing helpers probes share.
 
+pub mod app;
 pub mod duration;
+pub mod exabgp;
+pub mod health;
+pub mod hooks;
+pub mod loader;
+pub mod logging;
+pub mod options;
+pub mod output;
 pub mod probe;
+pub mod render;
+pub mod route;
+pub mod runner;
 pub mod secret;
+pub mod settings;
+pub mod subprocess;
 
+pub use app::main;
+pub use options::{CommonOptions, ProbeOptions};
 pub use probe::{Outcome, Probe};

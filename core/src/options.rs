@@ -10,7 +10,10 @@ use std::time::Duration;
 use clap::{ArgAction, Args, ValueEnum};
 
 use crate::duration::parse_positive_duration;
-use crate::route::{AsPath, Community, ExtendedCommunity, LargeCommunity, NeighborSelector, NextHop, PathId, Prefix};
+use crate::route::{
+    AsPath, CommunityList, ExtendedCommunityList, LargeCommunityList, NeighborSelector, NextHop,
+    PathId, Prefix,
+};
 
 /// The ExaBGP text API dialect to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -37,22 +40,47 @@ pub enum LogFormat {
 pub struct CommonOptions {
     // ---- what to announce -------------------------------------------------------------------
     /// Prefix to announce (IPv4 or IPv6, `192.0.2.1/32`; a bare address is a host route). Repeat for more.
-    #[arg(long = "prefix", visible_alias = "ip", value_name = "PREFIX", help_heading = "Routes")]
+    #[arg(
+        long = "prefix",
+        visible_alias = "ip",
+        value_name = "PREFIX",
+        help_heading = "Routes"
+    )]
     pub prefixes: Vec<Prefix>,
     /// Next hop for IPv4 prefixes (`self` or an address).
-    #[arg(long, default_value = "self", value_name = "IP|self", help_heading = "Routes")]
+    #[arg(
+        long,
+        default_value = "self",
+        value_name = "IP|self",
+        help_heading = "Routes"
+    )]
     pub next_hop: NextHop,
     /// Next hop for IPv6 prefixes (default: --next-hop when it is `self` or IPv6).
     #[arg(long, value_name = "IPV6|self", help_heading = "Routes")]
     pub next_hop6: Option<NextHop>,
     /// MED of the first prefix when UP.
-    #[arg(long, default_value_t = 100, value_name = "MED", help_heading = "Routes")]
+    #[arg(
+        long,
+        default_value_t = 100,
+        value_name = "MED",
+        help_heading = "Routes"
+    )]
     pub up_metric: u32,
     /// MED of the first prefix when DOWN.
-    #[arg(long, default_value_t = 1000, value_name = "MED", help_heading = "Routes")]
+    #[arg(
+        long,
+        default_value_t = 1000,
+        value_name = "MED",
+        help_heading = "Routes"
+    )]
     pub down_metric: u32,
     /// MED of the first prefix when DISABLED (maintenance).
-    #[arg(long, default_value_t = 500, value_name = "MED", help_heading = "Routes")]
+    #[arg(
+        long,
+        default_value_t = 500,
+        value_name = "MED",
+        help_heading = "Routes"
+    )]
     pub disabled_metric: u32,
     /// MED added per further prefix, in the order given.
     #[arg(long, default_value_t = 1, value_name = "N", help_heading = "Routes")]
@@ -68,16 +96,28 @@ pub struct CommonOptions {
     pub local_preference: Option<u32>,
     /// Standard community (`65000:1`, `no-export`); repeat or separate by spaces.
     #[arg(long = "community", value_name = "COMMUNITY", help_heading = "Routes")]
-    pub communities: Vec<Community>,
+    pub communities: Vec<CommunityList>,
     /// Extended community (`target:65000:5`, `origin:192.0.2.1:7`); repeat or separate by spaces.
-    #[arg(long = "extended-community", value_name = "COMMUNITY", help_heading = "Routes")]
-    pub extended_communities: Vec<ExtendedCommunity>,
+    #[arg(
+        long = "extended-community",
+        value_name = "COMMUNITY",
+        help_heading = "Routes"
+    )]
+    pub extended_communities: Vec<ExtendedCommunityList>,
     /// Large community (`65000:1:2`); repeat or separate by spaces.
-    #[arg(long = "large-community", value_name = "COMMUNITY", help_heading = "Routes")]
-    pub large_communities: Vec<LargeCommunity>,
+    #[arg(
+        long = "large-community",
+        value_name = "COMMUNITY",
+        help_heading = "Routes"
+    )]
+    pub large_communities: Vec<LargeCommunityList>,
     /// Standard community used instead of --community when DOWN or DISABLED.
-    #[arg(long = "disabled-community", value_name = "COMMUNITY", help_heading = "Routes")]
-    pub disabled_communities: Vec<Community>,
+    #[arg(
+        long = "disabled-community",
+        value_name = "COMMUNITY",
+        help_heading = "Routes"
+    )]
+    pub disabled_communities: Vec<CommunityList>,
     /// AS path to attach (`65000 65000`), in every state unless a per-state one is given.
     #[arg(long, value_name = "ASNS", help_heading = "Routes")]
     pub as_path: Option<AsPath>,
@@ -125,16 +165,32 @@ pub struct CommonOptions {
     #[arg(long, value_name = "FILE", help_heading = "Maintenance and hooks")]
     pub disable: Option<PathBuf>,
     /// Command (run by `sh -c`) on every state change, with STATE in its environment. Repeatable.
-    #[arg(long = "execute", value_name = "CMD", help_heading = "Maintenance and hooks")]
+    #[arg(
+        long = "execute",
+        value_name = "CMD",
+        help_heading = "Maintenance and hooks"
+    )]
     pub execute: Vec<String>,
     /// Command run on entering UP. Repeatable.
-    #[arg(long = "up-execute", value_name = "CMD", help_heading = "Maintenance and hooks")]
+    #[arg(
+        long = "up-execute",
+        value_name = "CMD",
+        help_heading = "Maintenance and hooks"
+    )]
     pub up_execute: Vec<String>,
     /// Command run on entering DOWN. Repeatable.
-    #[arg(long = "down-execute", value_name = "CMD", help_heading = "Maintenance and hooks")]
+    #[arg(
+        long = "down-execute",
+        value_name = "CMD",
+        help_heading = "Maintenance and hooks"
+    )]
     pub down_execute: Vec<String>,
     /// Command run on entering DISABLED. Repeatable.
-    #[arg(long = "disabled-execute", value_name = "CMD", help_heading = "Maintenance and hooks")]
+    #[arg(
+        long = "disabled-execute",
+        value_name = "CMD",
+        help_heading = "Maintenance and hooks"
+    )]
     pub disabled_execute: Vec<String>,
     /// Deadline for a hook command; its process group is killed after it.
     #[arg(long, default_value = "30", value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Maintenance and hooks")]
@@ -142,7 +198,13 @@ pub struct CommonOptions {
 
     // ---- ExaBGP pipe ------------------------------------------------------------------------
     /// ExaBGP API dialect: 4 (ExaBGP 4.2 and 5.0) or 6 (`peer * ...`, ExaBGP 6).
-    #[arg(long, value_enum, default_value = "4", value_name = "4|6", help_heading = "ExaBGP")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "4",
+        value_name = "4|6",
+        help_heading = "ExaBGP"
+    )]
     pub exabgp_api: ApiDialect,
     /// Do not wait for `done`/`error` after a command (for ExaBGP run with exabgp.api.ack=false).
     #[arg(long, help_heading = "ExaBGP")]
@@ -168,7 +230,13 @@ pub struct CommonOptions {
     #[arg(long, value_name = "NAME", help_heading = "General")]
     pub name: Option<String>,
     /// Log format on stderr.
-    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT", help_heading = "General")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "text",
+        value_name = "FORMAT",
+        help_heading = "General"
+    )]
     pub log_format: LogFormat,
     /// More log output (-v debug, -vv trace).
     #[arg(short, long, action = ArgAction::Count, help_heading = "General")]

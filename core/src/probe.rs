@@ -28,12 +28,17 @@ pub enum Outcome {
 impl Outcome {
     /// A degraded outcome with the operator's configured penalty.
     pub fn degraded(reason: impl Into<String>) -> Self {
-        Outcome::Degraded { penalty: None, reason: reason.into() }
+        Outcome::Degraded {
+            penalty: None,
+            reason: reason.into(),
+        }
     }
 
     /// An unhealthy outcome.
     pub fn unhealthy(reason: impl Into<String>) -> Self {
-        Outcome::Unhealthy { reason: reason.into() }
+        Outcome::Unhealthy {
+            reason: reason.into(),
+        }
     }
 
     /// True unless the outcome is `Unhealthy`: degraded still counts as serving for hysteresis.

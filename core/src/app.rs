@@ -1,0 +1,135 @@
+//! The `main` every probe binary calls: load options, set up logging, pick the mode (`--once`,
+//! `--check-config`, `--dry-run`, normal) and run. Owns the exit codes.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use crate::loader::{LoadError, load};
+use crate::options::ProbeOptions;
+use crate::probe::Probe;
+use crate::render::Target;
+use crate::settings::{ModeFlags, Settings};
+
+/// sysexits EX_USAGE: bad command line.
+pub const EX_USAGE: u8 = 64;
+/// sysexits EX_SOFTWARE: internal error (cannot start the runtime or signal handlers).
+pub const EX_SOFTWARE: u8 = 70;
+/// sysexits EX_CONFIG: bad value in the environment, the config file, or between options.
+pub const EX_CONFIG: u8 = 78;
+/// Nagios UNKNOWN, for `--once` when the probe cannot even be set up.
+pub const NAGIOS_UNKNOWN: u8 = 3;
+
+/// Run a probe binary: `build` makes the probe from the parsed options.
+pub fn main<O, P, F>(build: F) -> ExitCode
+where
+    O: ProbeOptions + 'static,
+    P: Probe + 'static,
+    F: Fn(&O) -> anyhow::Result<P> + 'static,
+{
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let binary = O::command().get_name().to_string();
+    let options = match load::<O>(&argv) {
+        Ok(options) => options,
+        Err(error) => return report_load_error(&binary, error),
+    };
+    let common = options.common().clone();
+    crate::logging::init(common.log_format, common.verbose, common.quiet);
+    let modes = ModeFlags {
+        dry_run: common.dry_run || crate::output::stdout_is_terminal(),
+        routes_optional: common.once,
+    };
+    let settings = match Settings::resolve(&common, &binary, modes) {
+        Ok(settings) => settings,
+        Err(message) => return config_error(&binary, &message, common.once),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("{binary}: cannot start the runtime: {error}");
+            return ExitCode::from(EX_SOFTWARE);
+        }
+    };
+    let span = tracing::info_span!("probe", name = %settings.name);
+    let _entered = span.enter();
+    let code = runtime.block_on(async move {
+        let probe = match build(&options) {
+            Ok(probe) => probe,
+            Err(error) => return config_error(&binary, &format!("{error:#}"), common.once),
+        };
+        if common.check_config {
+            return check_config(&probe, &settings);
+        }
+        if common.once {
+            return crate::runner::once(probe, &settings).await;
+        }
+        let reload_binary = binary.clone();
+        let reload = Box::new(move || -> Result<(Settings, P), String> {
+            let options = load::<O>(&argv).map_err(|error| match error {
+                LoadError::Usage(error) => error
+                    .render()
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+                LoadError::Config(message) => message,
+            })?;
+            let settings = Settings::resolve(options.common(), &reload_binary, modes)?;
+            let probe = build(&options).map_err(|error| format!("{error:#}"))?;
+            Ok((settings, probe))
+        });
+        crate::runner::run(probe, settings, reload).await
+    });
+    // The stdin reader sits in a blocking read on tokio's blocking pool: do not wait for it.
+    runtime.shutdown_background();
+    code
+}
+
+fn report_load_error(binary: &str, error: LoadError) -> ExitCode {
+    match error {
+        LoadError::Usage(error) => {
+            let _ = error.print();
+            if error.use_stderr() {
+                ExitCode::from(EX_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        LoadError::Config(message) => config_error(binary, &message, false),
+    }
+}
+
+fn config_error(binary: &str, message: &str, once: bool) -> ExitCode {
+    eprintln!("{binary}: configuration error: {message}");
+    ExitCode::from(if once { NAGIOS_UNKNOWN } else { EX_CONFIG })
+}
+
+fn check_config<P: Probe>(probe: &P, settings: &Settings) -> ExitCode {
+    use crate::output::print_line;
+    print_line(&format!("{}: configuration OK", settings.name));
+    print_line(&format!("check: {}", probe.target()));
+    let t = &settings.timing;
+    print_line(&format!(
+        "timing: interval {:?}, fast-interval {:?}, timeout {:?}, rise {}, fall {}",
+        t.interval, t.fast_interval, t.timeout, settings.hysteresis.rise, settings.hysteresis.fall
+    ));
+    for (label, target) in [
+        ("UP", Target::Up { penalty: 0 }),
+        ("DOWN", Target::Down),
+        ("DISABLED", Target::Disabled),
+        ("EXIT", Target::Gone),
+    ] {
+        for line in settings
+            .routes
+            .plan(target)
+            .into_values()
+            .flat_map(|a| a.lines)
+        {
+            print_line(&format!("{label:<8} {line}"));
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,55 @@
+//! Transition hooks (`--execute`, `--up-execute`, ...): commands run through `sh -c` when the
+//! state changes, with `STATE` in their environment, one after another in transition order, each
+//! under `--hook-timeout`, on a task of their own so they never stall the check loop.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::health::State;
+use crate::settings::HookCommands;
+use crate::subprocess::{describe_status, run_detached};
+
+/// Queue of hook runs, executed in order by a background task.
+pub struct Hooks {
+    queue: mpsc::UnboundedSender<(String, &'static str)>,
+}
+
+impl Hooks {
+    /// Start the background task; hooks run with `timeout` each.
+    pub fn start(timeout: Duration) -> Self {
+        let (queue, mut jobs) = mpsc::unbounded_channel::<(String, &'static str)>();
+        tokio::spawn(async move {
+            while let Some((command, state)) = jobs.recv().await {
+                run_one(&command, state, timeout).await;
+            }
+        });
+        Hooks { queue }
+    }
+
+    /// Queue the hooks for a transition into `state`.
+    pub fn transition(&self, commands: &HookCommands, state: State) {
+        let specific: &[String] = match state {
+            State::Up => &commands.up,
+            State::Down => &commands.down,
+            State::Disabled => &commands.disabled,
+            _ => &[],
+        };
+        for command in commands.any.iter().chain(specific) {
+            let _ = self.queue.send((command.clone(), state.name()));
+        }
+    }
+}
+
+async fn run_one(command: &str, state: &'static str, timeout: Duration) {
+    let mut process = tokio::process::Command::new("sh");
+    process.arg("-c").arg(command).env("STATE", state);
+    match tokio::time::timeout(timeout, run_detached(process)).await {
+        Ok(Ok(status)) if status.success() => tracing::debug!(hook = command, state, "hook done"),
+        Ok(Ok(status)) => {
+            tracing::warn!(hook = command, state, result = %describe_status(&status), "hook failed")
+        }
+        Ok(Err(error)) => tracing::warn!(hook = command, state, %error, "hook could not start"),
+        Err(_) => tracing::warn!(hook = command, state, ?timeout, "hook timed out; killed"),
+    }
+}

@@ -1,0 +1,341 @@
+//! Option layering: command line > environment (`EXAPROBE_<LONG_NAME>`) > TOML file (`--config`)
+//! > defaults, resolved in one place.
+//!
+//! The environment is clap's own `env` support, attached to every long option. The file is read
+//! after a first parse and each `long-name = value` key whose option was not given on the command
+//! line or in the environment becomes that option's argument; then clap parses again. So every
+//! value, wherever it comes from, goes through the same parser, and a file value is never masked
+//! by a clap default. Unknown keys are errors.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, Command, FromArgMatches};
+
+/// Keys that make no sense in a config file.
+const COMMAND_LINE_ONLY: &[&str] = &[
+    "config",
+    "check-config",
+    "once",
+    "dry-run",
+    "help",
+    "version",
+];
+
+/// Why options could not be loaded.
+#[derive(Debug)]
+pub enum LoadError {
+    /// Bad command line (or `--help`/`--version`, which clap reports the same way).
+    Usage(clap::Error),
+    /// Bad environment value or config file (sysexits EX_CONFIG).
+    Config(String),
+}
+
+/// Prefix of every option's environment variable.
+pub const ENV_PREFIX: &str = "EXAPROBE_";
+
+/// The environment variable for a long option: `--up-metric` → `EXAPROBE_UP_METRIC`.
+pub fn env_name(long: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        long.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+/// The command with an `EXAPROBE_*` variable on every long option that takes a value or is a
+/// plain flag.
+pub fn with_env(command: Command) -> Command {
+    command.mut_args(|arg| {
+        let takes_env = !matches!(
+            arg.get_action(),
+            ArgAction::Help
+                | ArgAction::HelpShort
+                | ArgAction::HelpLong
+                | ArgAction::Version
+                | ArgAction::Count
+        );
+        match arg.get_long() {
+            Some(long) if takes_env && !arg.is_positional() => {
+                let name = env_name(long);
+                arg.env(name)
+            }
+            _ => arg,
+        }
+    })
+}
+
+/// Parse `argv` into `O`, layering environment and config file.
+pub fn load<O: clap::CommandFactory + FromArgMatches>(argv: &[OsString]) -> Result<O, LoadError> {
+    let command = with_env(O::command());
+    let first = command
+        .clone()
+        .try_get_matches_from(argv)
+        .map_err(|error| classify(error, None))?;
+    let matches = match first.get_one::<std::path::PathBuf>("config") {
+        None => first,
+        Some(path) => {
+            let file_args = file_arguments(&command, &first, path)?;
+            let mut merged: Vec<OsString> = Vec::with_capacity(argv.len() + file_args.named.len());
+            merged.extend(argv.first().cloned());
+            merged.extend(file_args.named);
+            merged.extend(argv.iter().skip(1).cloned());
+            if !file_args.positional.is_empty() {
+                if !argv.iter().any(|a| a == "--") {
+                    merged.push("--".into());
+                }
+                merged.extend(file_args.positional);
+            }
+            command
+                .clone()
+                .try_get_matches_from(&merged)
+                .map_err(|error| classify(error, Some(path)))?
+        }
+    };
+    O::from_arg_matches(&matches).map_err(|error| LoadError::Usage(error.with_cmd(&command)))
+}
+
+fn classify(error: clap::Error, file: Option<&Path>) -> LoadError {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        return LoadError::Usage(error);
+    }
+    let rendered = error.render().to_string();
+    let first_line = rendered
+        .lines()
+        .next()
+        .unwrap_or("invalid value")
+        .trim_start_matches("error: ");
+    match file {
+        Some(path) => LoadError::Config(format!("config file {}: {first_line}", path.display())),
+        None if rendered.contains(ENV_PREFIX) => LoadError::Config(first_line.to_string()),
+        None => LoadError::Usage(error),
+    }
+}
+
+/// Arguments made from a config file.
+#[derive(Debug, Default)]
+struct FileArguments {
+    named: Vec<OsString>,
+    positional: Vec<OsString>,
+}
+
+fn file_arguments(
+    command: &Command,
+    given: &ArgMatches,
+    path: &Path,
+) -> Result<FileArguments, LoadError> {
+    let config_error =
+        |message: String| LoadError::Config(format!("config file {}: {message}", path.display()));
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| config_error(format!("cannot read it: {error}")))?;
+    let table: toml::Table = text.parse().map_err(|error: toml::de::Error| {
+        config_error(format!("not valid TOML: {}", error.to_string().trim()))
+    })?;
+    let mut arguments = FileArguments::default();
+    for (key, value) in &table {
+        if COMMAND_LINE_ONLY.contains(&key.as_str()) {
+            return Err(config_error(format!(
+                "'{key}' can only be given on the command line"
+            )));
+        }
+        let Some(arg) = command.get_arguments().find(|arg| {
+            arg.get_long() == Some(key.as_str())
+                || arg
+                    .get_all_aliases()
+                    .is_some_and(|aliases| aliases.contains(&key.as_str()))
+                || (arg.is_positional() && arg.get_id().as_str() == key)
+        }) else {
+            return Err(config_error(format!(
+                "unknown key '{key}' (keys are the long options of {}, e.g. up-metric = 100)",
+                command.get_name()
+            )));
+        };
+        let id = arg.get_id().as_str();
+        if matches!(
+            given.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        ) {
+            continue;
+        }
+        let values = toml_values(key, value).map_err(config_error)?;
+        if arg.is_positional() {
+            arguments
+                .positional
+                .extend(values.into_iter().map(OsString::from));
+            continue;
+        }
+        let long = arg.get_long().unwrap_or(key);
+        match arg.get_action() {
+            ArgAction::SetTrue | ArgAction::SetFalse => {
+                let [flag] = values.as_slice() else {
+                    return Err(config_error(format!("'{key}' takes true or false")));
+                };
+                match flag.as_str() {
+                    "true" => arguments.named.push(format!("--{long}").into()),
+                    "false" => {}
+                    other => {
+                        return Err(config_error(format!(
+                            "'{key}' takes true or false, not {other}"
+                        )));
+                    }
+                }
+            }
+            ArgAction::Count => {
+                let count: u8 = values
+                    .first()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| config_error(format!("'{key}' takes a small number")))?;
+                arguments
+                    .named
+                    .extend((0..count).map(|_| OsString::from(format!("--{long}"))));
+            }
+            _ => {
+                if values.len() > 1 && !matches!(arg.get_action(), ArgAction::Append) {
+                    return Err(config_error(format!("'{key}' takes one value, not a list")));
+                }
+                arguments.named.extend(
+                    values
+                        .into_iter()
+                        .map(|v| OsString::from(format!("--{long}={v}"))),
+                );
+            }
+        }
+    }
+    Ok(arguments)
+}
+
+/// A TOML value as option argument(s): scalars become one, arrays one per element.
+fn toml_values(key: &str, value: &toml::Value) -> Result<Vec<String>, String> {
+    let scalar = |value: &toml::Value| -> Result<String, String> {
+        match value {
+            toml::Value::String(s) => Ok(s.clone()),
+            toml::Value::Integer(i) => Ok(i.to_string()),
+            toml::Value::Float(f) => Ok(f.to_string()),
+            toml::Value::Boolean(b) => Ok(b.to_string()),
+            _ => Err(format!(
+                "'{key}' must be a string, number, boolean or a list of them"
+            )),
+        }
+    };
+    match value {
+        toml::Value::Array(items) => items.iter().map(scalar).collect(),
+        other => Ok(vec![scalar(other)?]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    /// A stand-in option struct (a pure unit test of the layering rules).
+    #[derive(Debug, Parser)]
+    #[command(name = "exaprobe-test")]
+    struct Options {
+        #[arg(long = "prefix", visible_alias = "ip")]
+        prefixes: Vec<String>,
+        #[arg(long, default_value_t = 3)]
+        rise: u32,
+        #[arg(long, default_value_t = 100)]
+        up_metric: u32,
+        #[arg(long)]
+        withdraw_on_down: bool,
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        #[arg(short, long, action = ArgAction::Count)]
+        verbose: u8,
+        #[arg(last = true)]
+        command: Vec<String>,
+    }
+
+    fn load_with(file: &str, args: &[&str]) -> Result<Options, LoadError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("probe.toml");
+        std::fs::write(&path, file).unwrap();
+        let mut argv: Vec<OsString> = vec!["exaprobe-test".into(), "--config".into(), path.into()];
+        argv.extend(args.iter().map(OsString::from));
+        load::<Options>(&argv)
+    }
+
+    fn config_message(result: Result<Options, LoadError>) -> String {
+        match result {
+            Err(LoadError::Config(message)) => message,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn file_fills_what_the_command_line_leaves() {
+        let o = load_with(
+            "rise = 5\nup-metric = 7\nwithdraw-on-down = true\nip = ['192.0.2.1/32', '192.0.2.2/32']\nverbose = 2\ncommand = ['test', '-f', '/x']\n",
+            &["--up-metric", "9"],
+        )
+        .unwrap();
+        assert_eq!(o.rise, 5, "file beats the default");
+        assert_eq!(o.up_metric, 9, "command line beats the file");
+        assert!(o.withdraw_on_down);
+        assert_eq!(o.prefixes, ["192.0.2.1/32", "192.0.2.2/32"]);
+        assert_eq!(o.verbose, 2);
+        assert_eq!(o.command, ["test", "-f", "/x"]);
+    }
+
+    #[test]
+    fn command_line_list_replaces_file_list() {
+        let o = load_with(
+            "prefix = ['192.0.2.1/32']\n",
+            &["--prefix", "198.51.100.1/32"],
+        )
+        .unwrap();
+        assert_eq!(o.prefixes, ["198.51.100.1/32"]);
+        let o = load_with("command = ['false']\n", &["--", "true"]).unwrap();
+        assert_eq!(o.command, ["true"]);
+    }
+
+    #[test]
+    fn bad_files_name_the_problem() {
+        assert!(config_message(load_with("bogus = 1\n", &[])).contains("unknown key 'bogus'"));
+        assert!(config_message(load_with("rise = 'many'\n", &[])).contains("many"));
+        assert!(config_message(load_with("rise = [1, 2]\n", &[])).contains("one value"));
+        assert!(config_message(load_with("rise = \n", &[])).contains("not valid TOML"));
+        assert!(
+            config_message(load_with("withdraw-on-down = 'yes'\n", &[])).contains("true or false")
+        );
+        assert!(config_message(load_with("config = 'x'\n", &[])).contains("command line"));
+        assert!(
+            config_message(load_with("[section]\nrise = 1\n", &[]))
+                .contains("unknown key 'section'")
+        );
+        let missing = load::<Options>(&[
+            "x".into(),
+            "--config".into(),
+            "/nonexistent/probe.toml".into(),
+        ]);
+        assert!(config_message(missing).contains("cannot read it"));
+    }
+
+    #[test]
+    fn env_names() {
+        assert_eq!(env_name("up-metric"), "EXAPROBE_UP_METRIC");
+        let command = with_env(Options::command());
+        let rise = command
+            .get_arguments()
+            .find(|a| a.get_id() == "rise")
+            .unwrap();
+        assert_eq!(rise.get_env().unwrap(), "EXAPROBE_RISE");
+        let verbose = command
+            .get_arguments()
+            .find(|a| a.get_id() == "verbose")
+            .unwrap();
+        assert!(verbose.get_env().is_none());
+    }
+
+    #[test]
+    fn usage_errors_stay_usage_errors() {
+        let result = load::<Options>(&["x".into(), "--rise".into(), "lots".into()]);
+        assert!(matches!(result, Err(LoadError::Usage(_))));
+    }
+}

@@ -1,0 +1,335 @@
+//! What to announce in each state, rendered as ExaBGP text API commands.
+//!
+//! [`RoutePolicy`] holds the validated route options; [`RoutePolicy::plan`] turns a target state
+//! into one [`RouteAction`] per prefix, with the exact lines to write for the chosen dialect.
+//! Pure: the runner diffs plans to decide what to send.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::options::ApiDialect;
+use crate::route::{AsPath, NeighborSelector, NextHop, PathId, Prefix};
+
+/// What the routes should express, derived from the health state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Serving: announce with the up metric plus a degradation penalty (0 when healthy).
+    Up {
+        /// MED added to the up metric.
+        penalty: u32,
+    },
+    /// Not serving: worse MED, or withdrawn with `--withdraw-on-down`.
+    Down,
+    /// Maintenance: disabled MED/community, or withdrawn with `--withdraw-on-down`.
+    Disabled,
+    /// Shutting down: withdraw everything.
+    Gone,
+}
+
+/// The command(s) for one prefix in one target state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteAction {
+    /// True for an announce, false for a withdraw.
+    pub announce: bool,
+    /// The lines to write (one per neighbor selector group; usually exactly one).
+    pub lines: Vec<String>,
+}
+
+/// Every route option, validated, ready to render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutePolicy {
+    /// Prefixes in the operator's order (the MED grows by `increase` along it).
+    pub prefixes: Vec<Prefix>,
+    /// Next hop for IPv4 prefixes.
+    pub next_hop: NextHop,
+    /// Next hop for IPv6 prefixes.
+    pub next_hop6: NextHop,
+    /// MED of the first prefix when UP.
+    pub up_metric: u32,
+    /// MED of the first prefix when DOWN.
+    pub down_metric: u32,
+    /// MED of the first prefix when DISABLED.
+    pub disabled_metric: u32,
+    /// MED added per further prefix.
+    pub increase: u32,
+    /// Withdraw instead of announcing a worse MED when DOWN or DISABLED.
+    pub withdraw_on_down: bool,
+    /// LOCAL_PREF, if any.
+    pub local_preference: Option<u32>,
+    /// Standard communities when UP.
+    pub communities: Vec<String>,
+    /// Extended communities (every state).
+    pub extended_communities: Vec<String>,
+    /// Large communities (every state).
+    pub large_communities: Vec<String>,
+    /// Standard communities replacing `communities` when DOWN or DISABLED (if not empty).
+    pub disabled_communities: Vec<String>,
+    /// AS path in every state without its own.
+    pub as_path: Option<AsPath>,
+    /// AS path when UP.
+    pub up_as_path: Option<AsPath>,
+    /// AS path when DOWN.
+    pub down_as_path: Option<AsPath>,
+    /// AS path when DISABLED.
+    pub disabled_as_path: Option<AsPath>,
+    /// ADD-PATH identifier.
+    pub path_id: Option<PathId>,
+    /// Neighbor selectors; empty means every neighbor that lists this process.
+    pub neighbors: Vec<NeighborSelector>,
+    /// Command syntax.
+    pub dialect: ApiDialect,
+}
+
+impl RoutePolicy {
+    /// The action for every prefix in `target`, keyed by prefix.
+    pub fn plan(&self, target: Target) -> BTreeMap<Prefix, RouteAction> {
+        self.prefixes
+            .iter()
+            .enumerate()
+            .map(|(index, prefix)| (*prefix, self.action(target, index, prefix)))
+            .collect()
+    }
+
+    /// The MED of the prefix at `index` in `target`, or `None` when it is withdrawn.
+    pub fn med(&self, target: Target, index: usize) -> Option<u32> {
+        let base = match target {
+            Target::Up { penalty } => self.up_metric.saturating_add(penalty),
+            Target::Down if !self.withdraw_on_down => self.down_metric,
+            Target::Disabled if !self.withdraw_on_down => self.disabled_metric,
+            _ => return None,
+        };
+        let step = self
+            .increase
+            .saturating_mul(u32::try_from(index).unwrap_or(u32::MAX));
+        Some(base.saturating_add(step))
+    }
+
+    fn action(&self, target: Target, index: usize, prefix: &Prefix) -> RouteAction {
+        let next_hop = if prefix.is_ipv6() {
+            self.next_hop6
+        } else {
+            self.next_hop
+        };
+        let mut body = format!("route {prefix} next-hop {next_hop}");
+        let announce = match self.med(target, index) {
+            Some(med) => {
+                write!(body, " med {med}").ok();
+                self.write_attributes(&mut body, target);
+                true
+            }
+            None => {
+                if let Some(path_id) = self.path_id {
+                    write!(body, " path-information {path_id}").ok();
+                }
+                false
+            }
+        };
+        let verb = if announce { "announce" } else { "withdraw" };
+        let lines = self
+            .selectors()
+            .into_iter()
+            .map(|selector| format!("{selector}{verb} {body}"))
+            .collect();
+        RouteAction { announce, lines }
+    }
+
+    /// Attributes after the MED, in ExaBGP healthcheck's order.
+    fn write_attributes(&self, body: &mut String, target: Target) {
+        let serving = matches!(target, Target::Up { .. });
+        if let Some(local_preference) = self.local_preference {
+            write!(body, " local-preference {local_preference}").ok();
+        }
+        let communities = if !serving && !self.disabled_communities.is_empty() {
+            &self.disabled_communities
+        } else {
+            &self.communities
+        };
+        write_list(body, "community", communities);
+        write_list(body, "extended-community", &self.extended_communities);
+        write_list(body, "large-community", &self.large_communities);
+        let state_path = match target {
+            Target::Up { .. } => &self.up_as_path,
+            Target::Down => &self.down_as_path,
+            Target::Disabled | Target::Gone => &self.disabled_as_path,
+        };
+        if let Some(path) = state_path.as_ref().or(self.as_path.as_ref()) {
+            write!(body, " as-path [ {path} ]").ok();
+        }
+        if let Some(path_id) = self.path_id {
+            write!(body, " path-information {path_id}").ok();
+        }
+    }
+
+    /// Command prefixes naming the neighbors, one per line to write.
+    fn selectors(&self) -> Vec<String> {
+        match (self.dialect, self.neighbors.as_slice()) {
+            (ApiDialect::V4, []) => vec![String::new()],
+            (ApiDialect::V4, neighbors) => {
+                let joined: Vec<String> =
+                    neighbors.iter().map(|n| format!("neighbor {n}")).collect();
+                vec![format!("{} ", joined.join(" , "))]
+            }
+            (ApiDialect::V6, []) => vec!["peer * ".to_string()],
+            // ExaBGP 6 selects one peer per command; several neighbors get one line each.
+            (ApiDialect::V6, neighbors) => neighbors.iter().map(|n| format!("peer {n} ")).collect(),
+        }
+    }
+}
+
+fn write_list(body: &mut String, keyword: &str, values: &[String]) {
+    if !values.is_empty() {
+        write!(body, " {keyword} [ {} ]", values.join(" ")).ok();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(prefixes: &[&str]) -> RoutePolicy {
+        RoutePolicy {
+            prefixes: prefixes.iter().map(|p| p.parse().unwrap()).collect(),
+            next_hop: NextHop::Local,
+            next_hop6: NextHop::Local,
+            up_metric: 100,
+            down_metric: 1000,
+            disabled_metric: 500,
+            increase: 1,
+            withdraw_on_down: false,
+            local_preference: None,
+            communities: vec![],
+            extended_communities: vec![],
+            large_communities: vec![],
+            disabled_communities: vec![],
+            as_path: None,
+            up_as_path: None,
+            down_as_path: None,
+            disabled_as_path: None,
+            path_id: None,
+            neighbors: vec![],
+            dialect: ApiDialect::V4,
+        }
+    }
+
+    fn lines(policy: &RoutePolicy, target: Target) -> Vec<String> {
+        policy
+            .plan(target)
+            .into_values()
+            .flat_map(|a| a.lines)
+            .collect()
+    }
+
+    #[test]
+    fn exabgp_healthcheck_compatible_lines() {
+        let mut p = policy(&["192.0.2.10/32", "192.0.2.11/32"]);
+        p.communities = vec!["65000:1".into()];
+        p.large_communities = vec!["65000:1:1".into()];
+        p.as_path = Some("65000 65001".parse().unwrap());
+        p.local_preference = Some(200);
+        p.path_id = Some(PathId::Number(7));
+        p.neighbors = vec![NeighborSelector::All];
+        assert_eq!(
+            lines(&p, Target::Up { penalty: 0 }),
+            [
+                "neighbor * announce route 192.0.2.10/32 next-hop self med 100 local-preference 200 community [ 65000:1 ] large-community [ 65000:1:1 ] as-path [ 65000 65001 ] path-information 7",
+                "neighbor * announce route 192.0.2.11/32 next-hop self med 101 local-preference 200 community [ 65000:1 ] large-community [ 65000:1:1 ] as-path [ 65000 65001 ] path-information 7",
+            ]
+        );
+        assert_eq!(
+            lines(&p, Target::Gone),
+            [
+                "neighbor * withdraw route 192.0.2.10/32 next-hop self path-information 7",
+                "neighbor * withdraw route 192.0.2.11/32 next-hop self path-information 7",
+            ]
+        );
+        p.disabled_communities = vec!["65000:666".into()];
+        p.down_as_path = Some("65000 65000 65000".parse().unwrap());
+        assert_eq!(
+            lines(&p, Target::Down)[0],
+            "neighbor * announce route 192.0.2.10/32 next-hop self med 1000 local-preference 200 community [ 65000:666 ] large-community [ 65000:1:1 ] as-path [ 65000 65000 65000 ] path-information 7"
+        );
+        assert!(lines(&p, Target::Disabled)[1].contains(" med 501 "));
+    }
+
+    #[test]
+    fn plain_form_without_neighbors_and_withdraw_on_down() {
+        let mut p = policy(&["192.0.2.10/32"]);
+        assert_eq!(
+            lines(&p, Target::Down),
+            ["announce route 192.0.2.10/32 next-hop self med 1000"]
+        );
+        p.withdraw_on_down = true;
+        p.next_hop = "10.0.0.1".parse().unwrap();
+        assert_eq!(
+            lines(&p, Target::Down),
+            ["withdraw route 192.0.2.10/32 next-hop 10.0.0.1"]
+        );
+        assert_eq!(
+            lines(&p, Target::Disabled),
+            ["withdraw route 192.0.2.10/32 next-hop 10.0.0.1"]
+        );
+        assert_eq!(
+            lines(&p, Target::Up { penalty: 200 }),
+            ["announce route 192.0.2.10/32 next-hop 10.0.0.1 med 300"]
+        );
+    }
+
+    #[test]
+    fn several_neighbors_and_ipv6_next_hop() {
+        let mut p = policy(&["192.0.2.10/32", "2001:db8::10/128"]);
+        p.neighbors = vec!["127.0.0.1".parse().unwrap(), "10.1.1.1".parse().unwrap()];
+        p.next_hop6 = "2001:db8::1".parse().unwrap();
+        p.extended_communities = vec!["target:65000:5".into()];
+        assert_eq!(
+            lines(&p, Target::Up { penalty: 0 }),
+            [
+                "neighbor 127.0.0.1 , neighbor 10.1.1.1 announce route 192.0.2.10/32 next-hop self med 100 extended-community [ target:65000:5 ]",
+                "neighbor 127.0.0.1 , neighbor 10.1.1.1 announce route 2001:db8::10/128 next-hop 2001:db8::1 med 101 extended-community [ target:65000:5 ]",
+            ]
+        );
+    }
+
+    #[test]
+    fn dialect_6() {
+        let mut p = policy(&["192.0.2.10/32"]);
+        p.dialect = ApiDialect::V6;
+        assert_eq!(
+            lines(&p, Target::Up { penalty: 0 }),
+            ["peer * announce route 192.0.2.10/32 next-hop self med 100"]
+        );
+        assert_eq!(
+            lines(&p, Target::Gone),
+            ["peer * withdraw route 192.0.2.10/32 next-hop self"]
+        );
+        p.neighbors = vec!["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()];
+        assert_eq!(
+            lines(&p, Target::Down),
+            [
+                "peer 127.0.0.1 announce route 192.0.2.10/32 next-hop self med 1000",
+                "peer 127.0.0.2 announce route 192.0.2.10/32 next-hop self med 1000",
+            ]
+        );
+    }
+
+    proptest::proptest! {
+        /// Every rendered command is exactly one printable ASCII line, whatever the numbers.
+        #[test]
+        fn commands_are_single_printable_lines(
+            up in proptest::num::u32::ANY, down in proptest::num::u32::ANY,
+            increase in proptest::num::u32::ANY, penalty in proptest::num::u32::ANY,
+            count in 1usize..20, withdraw in proptest::bool::ANY,
+        ) {
+            let prefixes: Vec<String> = (0..count).map(|i| format!("192.0.2.{i}/32")).collect();
+            let refs: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+            let mut p = policy(&refs);
+            p.up_metric = up; p.down_metric = down; p.increase = increase; p.withdraw_on_down = withdraw;
+            for target in [Target::Up { penalty }, Target::Down, Target::Disabled, Target::Gone] {
+                let plan = p.plan(target);
+                proptest::prop_assert_eq!(plan.len(), count);
+                for line in plan.values().flat_map(|a| &a.lines) {
+                    proptest::prop_assert!(line.bytes().all(|b| (0x20..0x7f).contains(&b)), "{:?}", line);
+                }
+            }
+        }
+    }
+}

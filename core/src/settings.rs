@@ -1,0 +1,216 @@
+//! Cross-option validation: turns parsed [`CommonOptions`] into [`Settings`] the runner uses,
+//! with one clear message per rule broken (an IPv6 prefix without an IPv6 next hop, a MED that
+//! would overflow, no prefix at all).
+
+use std::time::Duration;
+
+use crate::exabgp::AckMode;
+use crate::health::Hysteresis;
+use crate::options::{CommonOptions, LogFormat};
+use crate::render::RoutePolicy;
+use crate::route::{NextHop, Prefix};
+
+/// Everything the runner needs, validated as a whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Routes and their attributes per state.
+    pub routes: RoutePolicy,
+    /// Rise and fall.
+    pub hysteresis: Hysteresis,
+    /// Timing.
+    pub timing: Timing,
+    /// How commands are acknowledged.
+    pub ack: AckMode,
+    /// Maintenance file.
+    pub disable_file: Option<std::path::PathBuf>,
+    /// Transition hooks.
+    pub hooks: HookCommands,
+    /// Name in every log line.
+    pub name: String,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+/// Schedule and deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// Between checks in UP, DOWN, DISABLED (and INIT).
+    pub interval: Duration,
+    /// Between checks in RISING and FALLING.
+    pub fast_interval: Duration,
+    /// Per check.
+    pub timeout: Duration,
+    /// Healthy but slower than this is degraded.
+    pub degraded_latency: Option<Duration>,
+    /// MED penalty when degraded and the probe gives none.
+    pub degraded_penalty: u32,
+    /// Re-send the state this often.
+    pub refresh_interval: Option<Duration>,
+    /// Per hook command.
+    pub hook_timeout: Duration,
+}
+
+/// Commands run on transitions (`sh -c`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HookCommands {
+    /// On every state change.
+    pub any: Vec<String>,
+    /// On entering UP.
+    pub up: Vec<String>,
+    /// On entering DOWN.
+    pub down: Vec<String>,
+    /// On entering DISABLED.
+    pub disabled: Vec<String>,
+}
+
+/// How the probe talks to its stdout, decided by the mode flags and whether it is a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModeFlags {
+    /// `--dry-run` given or stdout is a terminal.
+    pub dry_run: bool,
+    /// `--once` or `--check-config`: no routes needed.
+    pub routes_optional: bool,
+}
+
+impl Settings {
+    /// Validate `options` as a whole. `default_name` is the binary's name.
+    pub fn resolve(
+        options: &CommonOptions,
+        default_name: &str,
+        modes: ModeFlags,
+    ) -> Result<Settings, String> {
+        let prefixes: Vec<Prefix> = options.prefixes.clone();
+        if prefixes.is_empty() && !modes.routes_optional {
+            return Err("no prefix to announce: give at least one --prefix (alias --ip)".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for prefix in &prefixes {
+            if !seen.insert(*prefix) {
+                return Err(format!("--prefix {prefix} is given twice"));
+            }
+        }
+        if let NextHop::Address(address) = options.next_hop
+            && address.is_ipv6()
+            && options.next_hop6.is_none()
+            && prefixes.iter().any(|p| !p.is_ipv6())
+        {
+            return Err(format!(
+                "--next-hop {address} is IPv6 but there are IPv4 prefixes: give an IPv4 --next-hop and --next-hop6 {address}"
+            ));
+        }
+        let next_hop6 = match (options.next_hop6, options.next_hop) {
+            (Some(hop), _) => hop,
+            (None, NextHop::Local) => NextHop::Local,
+            (None, NextHop::Address(address)) if address.is_ipv6() => NextHop::Address(address),
+            (None, NextHop::Address(address)) => {
+                if let Some(v6) = prefixes.iter().find(|p| p.is_ipv6()) {
+                    return Err(format!(
+                        "IPv6 prefix {v6} needs an IPv6 next hop: --next-hop {address} is IPv4, give --next-hop6"
+                    ));
+                }
+                NextHop::Local
+            }
+        };
+        if let NextHop::Address(address) = next_hop6
+            && address.is_ipv4()
+        {
+            return Err(format!("--next-hop6 {address} is not an IPv6 address"));
+        }
+        let last_index = u64::try_from(prefixes.len().saturating_sub(1)).unwrap_or(u64::MAX);
+        let highest_base = [
+            u64::from(options.up_metric) + u64::from(options.degraded_penalty),
+            u64::from(options.down_metric),
+            u64::from(options.disabled_metric),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+        if highest_base + last_index * u64::from(options.increase) > u64::from(u32::MAX) {
+            return Err(format!(
+                "the MED would exceed {} with {} prefixes, --increase {} and these metrics",
+                u32::MAX,
+                prefixes.len(),
+                options.increase
+            ));
+        }
+        if options.fast_interval > options.interval {
+            tracing::warn!(
+                fast_interval = ?options.fast_interval,
+                interval = ?options.interval,
+                "--fast-interval is longer than --interval"
+            );
+        }
+        let name = options
+            .name
+            .clone()
+            .unwrap_or_else(|| default_name.to_string());
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(format!("--name {name:?} must be non-empty printable text"));
+        }
+        let ack = if modes.dry_run {
+            AckMode::DryRun
+        } else if options.no_ack {
+            AckMode::Off
+        } else {
+            AckMode::Wait(options.ack_timeout)
+        };
+        let flatten = |lists: &[crate::route::CommunityList]| -> Vec<String> {
+            lists.iter().flat_map(|l| l.0.iter().cloned()).collect()
+        };
+        Ok(Settings {
+            routes: RoutePolicy {
+                prefixes,
+                next_hop: options.next_hop,
+                next_hop6,
+                up_metric: options.up_metric,
+                down_metric: options.down_metric,
+                disabled_metric: options.disabled_metric,
+                increase: options.increase,
+                withdraw_on_down: options.withdraw_on_down,
+                local_preference: options.local_preference,
+                communities: flatten(&options.communities),
+                extended_communities: options
+                    .extended_communities
+                    .iter()
+                    .flat_map(|l| l.0.iter().cloned())
+                    .collect(),
+                large_communities: options
+                    .large_communities
+                    .iter()
+                    .flat_map(|l| l.0.iter().cloned())
+                    .collect(),
+                disabled_communities: flatten(&options.disabled_communities),
+                as_path: options.as_path.clone(),
+                up_as_path: options.up_as_path.clone(),
+                down_as_path: options.down_as_path.clone(),
+                disabled_as_path: options.disabled_as_path.clone(),
+                path_id: options.path_id,
+                neighbors: options.neighbors.clone(),
+                dialect: options.exabgp_api,
+            },
+            hysteresis: Hysteresis {
+                rise: options.rise,
+                fall: options.fall,
+            },
+            timing: Timing {
+                interval: options.interval,
+                fast_interval: options.fast_interval,
+                timeout: options.timeout,
+                degraded_latency: options.degraded_latency,
+                degraded_penalty: options.degraded_penalty,
+                refresh_interval: options.refresh_interval,
+                hook_timeout: options.hook_timeout,
+            },
+            ack,
+            disable_file: options.disable.clone(),
+            hooks: HookCommands {
+                any: options.execute.clone(),
+                up: options.up_execute.clone(),
+                down: options.down_execute.clone(),
+                disabled: options.disabled_execute.clone(),
+            },
+            name,
+            log_format: options.log_format,
+        })
+    }
+}

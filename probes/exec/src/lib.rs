@@ -1,0 +1,107 @@
+//! The exec check: run a program, and its exit status says whether the service is healthy.
+//!
+//! The replacement for ExaBGP healthcheck's `--cmd`. The program runs directly (no shell) unless
+//! `--shell` asks for `sh -c`; it runs in its own process group, so the runner's timeout kills
+//! it and everything it started. Exit 0 is healthy, an exit code listed in
+//! `--degraded-exit-code` is degraded, anything else (or a signal) is unhealthy, with the tail
+//! of the program's output in the reason.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use exaprobe_core::subprocess::{describe_status, run_captured};
+use exaprobe_core::{Outcome, Probe};
+
+/// How much of the program's output goes into a failure reason.
+const OUTPUT_TAIL_BYTES: usize = 300;
+
+/// Options of the exec check.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExecOptions {
+    /// Run this command line through `sh -c` instead of PROGRAM [ARGS...].
+    #[arg(
+        long,
+        value_name = "CMD",
+        conflicts_with = "command",
+        help_heading = "Exec check"
+    )]
+    pub shell: Option<String>,
+    /// Exit code that means degraded (announce with a worse MED) instead of down. Repeatable.
+    #[arg(long = "degraded-exit-code", value_name = "CODE", value_parser = clap::value_parser!(i32).range(1..=255), help_heading = "Exec check")]
+    pub degraded_exit_codes: Vec<i32>,
+    /// The program to run and its arguments (after `--`). Exit 0 means healthy.
+    #[arg(
+        last = true,
+        value_name = "PROGRAM [ARGS]...",
+        required_unless_present = "shell"
+    )]
+    pub command: Vec<OsString>,
+}
+
+/// Runs the configured program once per check.
+#[derive(Debug)]
+pub struct ExecProbe {
+    program: OsString,
+    args: Vec<OsString>,
+    degraded_exit_codes: Vec<i32>,
+}
+
+impl ExecProbe {
+    /// Build the probe. The timeout is enforced by the runner (which kills the process group).
+    pub fn new(options: &ExecOptions, _timeout: Duration) -> anyhow::Result<Self> {
+        let (program, args) = match (&options.shell, options.command.split_first()) {
+            (Some(script), _) => (
+                OsString::from("sh"),
+                vec![OsString::from("-c"), OsString::from(script)],
+            ),
+            (None, Some((program, args))) => (program.clone(), args.to_vec()),
+            (None, None) => {
+                anyhow::bail!("no program to run: give -- PROGRAM [ARGS...] or --shell 'CMD'")
+            }
+        };
+        if program.is_empty() {
+            anyhow::bail!("the program to run is an empty string");
+        }
+        Ok(ExecProbe {
+            program,
+            args,
+            degraded_exit_codes: options.degraded_exit_codes.clone(),
+        })
+    }
+}
+
+impl Probe for ExecProbe {
+    fn target(&self) -> String {
+        std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|part| part.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    async fn check(&mut self) -> Outcome {
+        let mut command = tokio::process::Command::new(&self.program);
+        command.args(&self.args);
+        let finished = match run_captured(command, OUTPUT_TAIL_BYTES).await {
+            Ok(finished) => finished,
+            Err(error) => {
+                return Outcome::unhealthy(format!(
+                    "cannot run {}: {error}",
+                    self.program.to_string_lossy()
+                ));
+            }
+        };
+        if finished.status.success() {
+            return Outcome::Healthy;
+        }
+        let mut reason = describe_status(&finished.status);
+        if !finished.output_tail.is_empty() {
+            reason.push_str(": ");
+            reason.push_str(&finished.output_tail);
+        }
+        match finished.status.code() {
+            Some(code) if self.degraded_exit_codes.contains(&code) => Outcome::degraded(reason),
+            _ => Outcome::unhealthy(reason),
+        }
+    }
+}
