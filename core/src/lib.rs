@@ -15,6 +15,8 @@
 //! - [`hooks`]: commands run on state changes. [`subprocess`]: process-group handling.
 //! - [`app`]: the binaries' `main`, modes and exit codes. [`logging`]: stderr, text or JSON.
 //! - [`duration`], [`secret`]: parsing helpers probes share.
+//!
+//! Binaries call `exaprobe_core::main` (`pub fn main` in [`app`]).
 
 pub mod app;
 pub mod duration;
