@@ -52,7 +52,7 @@ where
             return ExitCode::from(EX_SOFTWARE);
         }
     };
-    let span = tracing::info_span!("probe", name = %settings.name);
+    let span = tracing::info_span!("exaprobe", probe = %settings.name);
     let _entered = span.enter();
     let code = runtime.block_on(async move {
         let probe = match build(&options) {

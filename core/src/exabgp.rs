@@ -233,7 +233,8 @@ pub struct Pipe {
     output: CommandOutput,
     events: mpsc::UnboundedReceiver<PipeEvent>,
     mode: AckMode,
-    /// ACKs still due for commands whose wait timed out: the next ACKs pay these first.
+    /// ACKs due and not yet received (including those whose wait timed out or was cancelled):
+    /// arriving ACKs are matched to the oldest command first.
     owed: usize,
     ended: Option<PipeEnd>,
 }
@@ -300,11 +301,28 @@ impl Pipe {
         lines: &[String],
         deadline: Option<Instant>,
     ) -> Result<BatchReport, PipeEnd> {
+        if !self.write(lines, deadline).await? {
+            return Ok(BatchReport {
+                missing: lines.len(),
+                ..BatchReport::default()
+            });
+        }
+        self.acks(lines, deadline).await
+    }
+
+    /// Write `lines` as one batch. Returns false when the write timed out (ExaBGP not reading).
+    ///
+    /// Not to be cancelled halfway: a half-written line would corrupt the next command.
+    pub async fn write(
+        &mut self,
+        lines: &[String],
+        deadline: Option<Instant>,
+    ) -> Result<bool, PipeEnd> {
         if let Some(end) = self.ended {
             return Err(end);
         }
         if lines.is_empty() {
-            return Ok(BatchReport::default());
+            return Ok(true);
         }
         let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
         for line in lines {
@@ -313,47 +331,38 @@ impl Pipe {
         }
         let write_deadline = deadline.unwrap_or_else(|| Instant::now() + self.write_timeout());
         match timeout_at(write_deadline, self.output.write_lines(&text)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => Ok(true),
             Ok(Err(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => {
-                return Err(self.end(PipeEnd::Broken));
+                Err(self.end(PipeEnd::Broken))
             }
             Ok(Err(error)) => {
                 tracing::error!(%error, "writing to ExaBGP failed");
-                return Err(self.end(PipeEnd::Broken));
+                Err(self.end(PipeEnd::Broken))
             }
             Err(_) => {
                 tracing::error!(
                     commands = lines.len(),
                     "writing to ExaBGP timed out: is it reading?"
                 );
-                return Ok(BatchReport {
-                    missing: lines.len(),
-                    ..BatchReport::default()
-                });
+                Ok(false)
             }
         }
+    }
+
+    /// With ACKs on, wait for one ACK per line just written, in order. Cancel-safe: ACKs that
+    /// were not collected are owed, and matched to these commands when they arrive.
+    pub async fn acks(
+        &mut self,
+        lines: &[String],
+        deadline: Option<Instant>,
+    ) -> Result<BatchReport, PipeEnd> {
         let AckMode::Wait(ack_timeout) = self.mode else {
             return Ok(BatchReport {
                 done: lines.len(),
                 ..BatchReport::default()
             });
         };
-        self.collect_acks(lines, ack_timeout, deadline).await
-    }
-
-    fn write_timeout(&self) -> Duration {
-        match self.mode {
-            AckMode::Wait(ack_timeout) => ack_timeout,
-            AckMode::Off | AckMode::DryRun => Duration::from_secs(10),
-        }
-    }
-
-    async fn collect_acks(
-        &mut self,
-        lines: &[String],
-        ack_timeout: Duration,
-        deadline: Option<Instant>,
-    ) -> Result<BatchReport, PipeEnd> {
+        self.owed += lines.len();
         let mut report = BatchReport::default();
         let mut pending: VecDeque<&String> = lines.iter().collect();
         while let Some(line) = pending.front() {
@@ -363,8 +372,9 @@ impl Pipe {
             }
             match timeout_at(wait_until, self.events.recv()).await {
                 Ok(Some(PipeEvent::Ack(ok))) => {
-                    if self.owed > 0 {
-                        self.owed -= 1;
+                    self.owed -= 1;
+                    if self.owed >= pending.len() {
+                        // Still paying off ACKs of earlier commands that timed out.
                         continue;
                     }
                     if ok {
@@ -379,7 +389,6 @@ impl Pipe {
                 Ok(Some(PipeEvent::Eof) | None) => return Err(self.end(PipeEnd::Eof)),
                 Err(_) => {
                     report.missing = pending.len();
-                    self.owed += pending.len();
                     tracing::warn!(
                         missing = pending.len(),
                         first = %line,
@@ -391,6 +400,13 @@ impl Pipe {
             }
         }
         Ok(report)
+    }
+
+    fn write_timeout(&self) -> Duration {
+        match self.mode {
+            AckMode::Wait(ack_timeout) => ack_timeout,
+            AckMode::Off | AckMode::DryRun => Duration::from_secs(10),
+        }
     }
 }
 

@@ -149,7 +149,9 @@ pub async fn run<P: Probe>(mut probe: P, settings: Settings, mut reload: Reload<
         match core.events.race(sleep_until(next_check)).await {
             Ok(()) => {}
             Err(Interrupt::Reload) => {
-                core.reload(&mut probe, &mut reload).await;
+                if let Some(code) = core.reload(&mut probe, &mut reload).await {
+                    return code;
+                }
                 continue;
             }
             Err(other) => match core.handle(other).await {
@@ -185,8 +187,8 @@ pub async fn run<P: Probe>(mut probe: P, settings: Settings, mut reload: Reload<
         if let Some(code) = core.observe(outcome).await {
             return code;
         }
-        if reload_pending {
-            core.reload(&mut probe, &mut reload).await;
+        if reload_pending && let Some(code) = core.reload(&mut probe, &mut reload).await {
+            return code;
         }
         let interval = if core.state.is_transitional() {
             core.settings.timing.fast_interval
@@ -250,9 +252,7 @@ impl Core {
                         commands = lines.len(),
                         "refresh: re-sending the current state"
                     );
-                    if let Err(end) = self.events.pipe.send(&lines, None).await {
-                        return Box::pin(self.handle(Interrupt::PipeEnded(end))).await;
-                    }
+                    return self.deliver(&lines).await;
                 }
                 None
             }
@@ -347,29 +347,47 @@ impl Core {
             first = %lines[0],
             "sending routes"
         );
-        let result = self.events.pipe.send(&lines, None).await;
         self.sent.extend(changed);
-        match result {
-            Ok(report) => {
-                if report.errors > 0 {
-                    tracing::error!(
-                        errors = report.errors,
-                        "ExaBGP rejected some commands (see above)"
-                    );
+        self.deliver(&lines).await
+    }
+
+    /// Write `lines` and collect their ACKs; SIGTERM/SIGINT during the wait are served at once.
+    async fn deliver(&mut self, lines: &[String]) -> Option<ExitCode> {
+        let interrupt = match self.events.pipe.write(lines, None).await {
+            Err(end) => Interrupt::PipeEnded(end),
+            Ok(false) => return None,
+            Ok(true) => {
+                let events = &mut self.events;
+                tokio::select! {
+                    biased;
+                    _ = events.terminate.recv() => Interrupt::Terminate("SIGTERM"),
+                    _ = events.interrupt.recv() => Interrupt::Terminate("SIGINT"),
+                    result = events.pipe.acks(lines, None) => match result {
+                        Ok(report) => {
+                            if report.errors > 0 {
+                                tracing::error!(errors = report.errors, "ExaBGP rejected some commands (see above)");
+                            }
+                            return None;
+                        }
+                        Err(end) => Interrupt::PipeEnded(end),
+                    },
                 }
-                None
             }
-            Err(end) => Box::pin(self.handle(Interrupt::PipeEnded(end))).await,
-        }
+        };
+        Box::pin(self.handle(interrupt)).await
     }
 
     /// SIGHUP: re-read options; withdraw removed prefixes, (re)announce the rest as the state says.
-    async fn reload<P: Probe>(&mut self, probe: &mut P, reload: &mut Reload<P>) {
+    async fn reload<P: Probe>(
+        &mut self,
+        probe: &mut P,
+        reload: &mut Reload<P>,
+    ) -> Option<ExitCode> {
         let (settings, new_probe) = match reload() {
             Ok(loaded) => loaded,
             Err(message) => {
                 tracing::error!(error = %message, "reload failed; keeping the running configuration");
-                return;
+                return None;
             }
         };
         let old_routes = std::mem::replace(&mut self.settings, settings).routes;
@@ -397,15 +415,15 @@ impl Core {
             withdrawn = lines.len(),
             "configuration reloaded"
         );
-        if let Err(end) = self.events.pipe.send(&lines, None).await {
-            tracing::debug!(?end, "pipe ended during reload");
+        if let Some(code) = self.deliver(&lines).await {
+            return Some(code);
         }
         self.events.refresh_at = self
             .settings
             .timing
             .refresh_interval
             .map(|every| Instant::now() + every);
-        let _ = self.sync().await;
+        self.sync().await
     }
 }
 

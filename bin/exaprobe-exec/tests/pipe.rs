@@ -736,3 +736,43 @@ fn every_option_is_documented_in_configuration_md() {
         );
     }
 }
+
+#[test]
+fn sigterm_while_waiting_for_an_ack_still_withdraws_in_time() {
+    let mut probe = Probe::start(&args(
+        &["--prefix", "192.0.2.40/32", "--ack-timeout", "30"],
+        &["true"],
+    ));
+    assert!(probe.next().starts_with("announce route 192.0.2.40/32"));
+    // No ACK: the probe is waiting (up to 30 s) when SIGTERM arrives.
+    let started = Instant::now();
+    probe.child.signal(Signal::SIGTERM);
+    assert_eq!(probe.next(), "withdraw route 192.0.2.40/32 next-hop self");
+    let status = probe.exits_within(Duration::from_millis(1500));
+    assert!(status.success());
+    assert!(started.elapsed() < Duration::from_millis(1500));
+}
+
+#[test]
+fn json_logs_carry_the_name_on_every_line() {
+    let mut probe = Probe::start(&args(
+        &[
+            "--prefix",
+            "192.0.2.41/32",
+            "--log-format",
+            "json",
+            "--name",
+            "web",
+        ],
+        &["true"],
+    ));
+    probe.next();
+    probe.ack();
+    probe.wait_log("sending routes");
+    let log = probe.log();
+    for line in log.lines() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(value["span"]["probe"], "web", "{line}");
+    }
+}
