@@ -150,6 +150,10 @@ pub struct CommonOptions {
     /// A healthy check slower than this counts as degraded (higher MED), not down.
     #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Timing")]
     pub degraded_latency: Option<Duration>,
+    /// Add a random delay of up to this much to each interval, so probes started together do not
+    /// check in lockstep.
+    #[arg(long, default_value = "0", value_parser = crate::duration::parse_duration, value_name = "DURATION", help_heading = "Timing")]
+    pub splay: Duration,
     /// Consecutive successful checks needed to go UP.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000), value_name = "N", help_heading = "Timing")]
     pub rise: u32,

@@ -4,7 +4,8 @@
 //! One single-threaded tokio runtime. Every wait (the next check, the check itself, an ACK) is
 //! raced against the events that end or change the run: SIGTERM/SIGINT (withdraw everything,
 //! exit within 1.5 s), stdin EOF or ExaBGP's shutdown notice (exit at once, write nothing),
-//! SIGHUP (reload the options and apply the difference) and the refresh timer.
+//! SIGHUP (reload the options and apply the difference), SIGUSR1 (log the current state),
+//! SIGUSR2 (check now) and the refresh timer.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -45,6 +46,16 @@ pub async fn timed_check<P: Probe>(probe: &mut P, timing: &Timing) -> (Outcome, 
     (outcome, elapsed)
 }
 
+/// A random delay in `0..=max` (no extra crate: std's randomly keyed hasher is enough here).
+fn splay(max: Duration) -> Duration {
+    use std::hash::{BuildHasher, RandomState};
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    let random = RandomState::new().hash_one(std::time::SystemTime::now());
+    max.mul_f64((random % 10_000) as f64 / 10_000.0)
+}
+
 /// `1234 ms`, for reasons and logs.
 pub fn millis(duration: Duration) -> String {
     format!("{} ms", duration.as_millis())
@@ -56,6 +67,8 @@ enum Interrupt {
     PipeEnded(PipeEnd),
     Reload,
     Refresh,
+    DumpState,
+    CheckNow,
 }
 
 /// Everything that can interrupt a wait, and the pipe.
@@ -64,6 +77,8 @@ struct Events {
     terminate: Signal,
     interrupt: Signal,
     hangup: Signal,
+    user1: Signal,
+    user2: Signal,
     refresh_at: Option<Instant>,
 }
 
@@ -77,6 +92,8 @@ impl Events {
             _ = self.interrupt.recv() => Err(Interrupt::Terminate("SIGINT")),
             end = self.pipe.idle_event() => Err(Interrupt::PipeEnded(end)),
             _ = self.hangup.recv() => Err(Interrupt::Reload),
+            _ = self.user1.recv() => Err(Interrupt::DumpState),
+            _ = self.user2.recv() => Err(Interrupt::CheckNow),
             _ = sleep_until(refresh_at.unwrap_or_else(Instant::now)), if refresh_at.is_some() => Err(Interrupt::Refresh),
             value = work => Ok(value),
         }
@@ -105,9 +122,11 @@ pub async fn run<P: Probe>(mut probe: P, settings: Settings, mut reload: Reload<
             signal(SignalKind::terminate())?,
             signal(SignalKind::interrupt())?,
             signal(SignalKind::hangup())?,
+            signal(SignalKind::user_defined1())?,
+            signal(SignalKind::user_defined2())?,
         ))
     })();
-    let (terminate, interrupt, hangup) = match signals {
+    let (terminate, interrupt, hangup, user1, user2) = match signals {
         Ok(signals) => signals,
         Err(error) => {
             tracing::error!(%error, "cannot install signal handlers");
@@ -126,6 +145,8 @@ pub async fn run<P: Probe>(mut probe: P, settings: Settings, mut reload: Reload<
             terminate,
             interrupt,
             hangup,
+            user1,
+            user2,
             refresh_at,
         },
         hooks,
@@ -154,6 +175,11 @@ pub async fn run<P: Probe>(mut probe: P, settings: Settings, mut reload: Reload<
                 }
                 continue;
             }
+            Err(Interrupt::CheckNow) => {
+                tracing::info!("SIGUSR2: checking now");
+                next_check = Instant::now();
+                continue;
+            }
             Err(other) => match core.handle(other).await {
                 Some(code) => return code,
                 None => continue,
@@ -176,6 +202,7 @@ pub async fn run<P: Probe>(mut probe: P, settings: Settings, mut reload: Reload<
                 match core.events.race(&mut check).await {
                     Ok(result) => break Some(result),
                     Err(Interrupt::Reload) => reload_pending = true,
+                    Err(Interrupt::CheckNow) => {}
                     Err(other) => {
                         if let Some(code) = core.handle(other).await {
                             return code;
@@ -195,7 +222,7 @@ pub async fn run<P: Probe>(mut probe: P, settings: Settings, mut reload: Reload<
         } else {
             core.settings.timing.interval
         };
-        next_check = (started + interval).max(Instant::now());
+        next_check = (started + interval + splay(core.settings.timing.splay)).max(Instant::now());
     }
 }
 
@@ -256,7 +283,23 @@ impl Core {
                 }
                 None
             }
-            Interrupt::Reload => None,
+            Interrupt::DumpState => {
+                let announced: Vec<String> = self
+                    .sent
+                    .iter()
+                    .filter(|(_, action)| action.announce)
+                    .map(|(prefix, _)| prefix.to_string())
+                    .collect();
+                tracing::info!(
+                    state = %self.state,
+                    last_reason = self.last_reason.as_deref().unwrap_or("none"),
+                    penalty = self.penalty,
+                    announced = %announced.join(" "),
+                    "SIGUSR1: state dump"
+                );
+                None
+            }
+            Interrupt::Reload | Interrupt::CheckNow => None,
         }
     }
 
@@ -283,16 +326,40 @@ impl Core {
             let reason = result
                 .as_ref()
                 .and_then(|(o, _)| o.reason().map(str::to_owned));
+            let reason = reason.or_else(|| result.is_none().then(|| self.disable_reason()));
             tracing::info!(
                 from = %self.state,
                 to = %next,
-                reason = reason.as_deref().unwrap_or(if result.is_none() { "disable file exists" } else { "check passed" }),
+                reason = reason.as_deref().unwrap_or("check passed"),
                 "state change"
             );
             self.hooks.transition(&self.settings.hooks, next);
         }
         self.state = next;
         self.sync().await
+    }
+
+    /// "disable file X exists", with the file's first line when it has one (the operator's note).
+    fn disable_reason(&self) -> String {
+        let Some(file) = self.settings.disable_file.as_deref() else {
+            return "disabled".into();
+        };
+        let note = std::fs::read(file)
+            .map(|bytes| {
+                let text = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();
+                let first = text.lines().next().unwrap_or("").trim().to_string();
+                first
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(200)
+                    .collect::<String>()
+            })
+            .unwrap_or_default();
+        if note.is_empty() {
+            format!("disable file {} exists", file.display())
+        } else {
+            format!("disable file {} exists: {note}", file.display())
+        }
     }
 
     fn log_outcome(&mut self, outcome: &Outcome, elapsed: Duration) {

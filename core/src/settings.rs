@@ -46,6 +46,8 @@ pub struct Timing {
     pub degraded_penalty: u32,
     /// Re-send the state this often.
     pub refresh_interval: Option<Duration>,
+    /// Random extra delay, up to this, added to each interval.
+    pub splay: Duration,
     /// Per hook command.
     pub hook_timeout: Duration,
 }
@@ -199,6 +201,7 @@ impl Settings {
                 degraded_latency: options.degraded_latency,
                 degraded_penalty: options.degraded_penalty,
                 refresh_interval: options.refresh_interval,
+                splay: options.splay,
                 hook_timeout: options.hook_timeout,
             },
             ack,

@@ -776,3 +776,44 @@ fn json_logs_carry_the_name_on_every_line() {
         assert_eq!(value["span"]["probe"], "web", "{line}");
     }
 }
+
+#[test]
+fn sigusr1_dumps_state_and_sigusr2_checks_now_and_disable_note_is_logged() {
+    let dir = temp_dir();
+    let (file, path) = flag_file(dir.path());
+    let disable = dir.path().join("maintenance");
+    std::fs::write(&file, "").unwrap();
+    let mut probe = Probe::start(&args(
+        &[
+            "--prefix",
+            "192.0.2.42/32",
+            "--interval",
+            "60",
+            "--rise",
+            "1",
+            "--fall",
+            "1",
+            "--disable",
+            disable.to_str().unwrap(),
+        ],
+        &["test", "-f", &path],
+    ));
+    assert!(probe.next().contains("med 100"));
+    probe.ack();
+    probe.child.signal(Signal::SIGUSR1);
+    probe.wait_log("SIGUSR1: state dump");
+    assert!(
+        probe.log().contains("announced=192.0.2.42/32"),
+        "{}",
+        probe.log()
+    );
+    // The next check is a minute away; SIGUSR2 runs it now.
+    std::fs::remove_file(&file).unwrap();
+    probe.child.signal(Signal::SIGUSR2);
+    assert!(probe.line(Duration::from_secs(3)).contains("med 1000"));
+    probe.ack();
+    std::fs::write(&disable, "kernel upgrade, ticket OPS-42\nmore text\n").unwrap();
+    probe.child.signal(Signal::SIGUSR2);
+    assert!(probe.line(Duration::from_secs(3)).contains("med 500"));
+    probe.wait_log("kernel upgrade, ticket OPS-42");
+}
