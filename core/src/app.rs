@@ -4,8 +4,10 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use crate::loader::{LoadError, load};
-use crate::options::ProbeOptions;
+use clap::{Args, FromArgMatches};
+
+use crate::loader::{LoadError, load_with};
+use crate::options::{Binary, Cli, CommonOptions};
 use crate::probe::Probe;
 use crate::render::Target;
 use crate::settings::{ModeFlags, Settings};
@@ -19,20 +21,36 @@ pub const EX_CONFIG: u8 = 78;
 /// Nagios UNKNOWN, for `--once` when the probe cannot even be set up.
 pub const NAGIOS_UNKNOWN: u8 = 3;
 
-/// Run a probe binary: `build` makes the probe from the parsed options.
-pub fn main<O, P, F>(build: F) -> ExitCode
+/// Run a probe binary: `build` makes the probe from its check options `T` and the common ones.
+///
+/// ```no_run
+/// # use exaprobe_core::{Binary, CommonOptions};
+/// # #[derive(Debug, Clone, clap::Args)] struct MyOptions {}
+/// # struct MyProbe;
+/// # impl exaprobe_core::Probe for MyProbe {
+/// #     fn target(&self) -> String { String::new() }
+/// #     async fn check(&mut self) -> exaprobe_core::Outcome { exaprobe_core::Outcome::Healthy }
+/// # }
+/// fn main() -> std::process::ExitCode {
+///     let binary = Binary { name: "exaprobe-mine", about: "Announce while mine is healthy" };
+///     exaprobe_core::main(binary, |_mine: &MyOptions, _common: &CommonOptions| Ok(MyProbe))
+/// }
+/// ```
+pub fn main<T, P, F>(binary: Binary, build: F) -> ExitCode
 where
-    O: ProbeOptions + 'static,
+    T: Args + FromArgMatches + 'static,
     P: Probe + 'static,
-    F: Fn(&O) -> anyhow::Result<P> + 'static,
+    F: Fn(&T, &CommonOptions) -> anyhow::Result<P> + 'static,
 {
     let argv: Vec<OsString> = std::env::args_os().collect();
-    let binary = O::command().get_name().to_string();
-    let options = match load::<O>(&argv) {
+    let command = binary.command::<T>();
+    let name = binary.name.to_string();
+    let options: Cli<T> = match load_with(command.clone(), &argv) {
         Ok(options) => options,
-        Err(error) => return report_load_error(&binary, error),
+        Err(error) => return report_load_error(&name, error),
     };
-    let common = options.common().clone();
+    let binary = name;
+    let common = options.common.clone();
     crate::logging::init(common.log_format, common.verbose, common.quiet);
     let modes = ModeFlags {
         dry_run: common.dry_run || crate::output::stdout_is_terminal(),
@@ -55,7 +73,7 @@ where
     let span = tracing::info_span!("exaprobe", probe = %settings.name);
     let _entered = span.enter();
     let code = runtime.block_on(async move {
-        let probe = match build(&options) {
+        let probe = match build(&options.probe, &options.common) {
             Ok(probe) => probe,
             Err(error) => return config_error(&binary, &format!("{error:#}"), common.once),
         };
@@ -67,18 +85,20 @@ where
         }
         let reload_binary = binary.clone();
         let reload = Box::new(move || -> Result<(Settings, P), String> {
-            let options = load::<O>(&argv).map_err(|error| match error {
-                LoadError::Usage(error) => error
-                    .render()
-                    .to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string(),
-                LoadError::Config(message) => message,
-            })?;
-            let settings = Settings::resolve(options.common(), &reload_binary, modes)?;
-            let probe = build(&options).map_err(|error| format!("{error:#}"))?;
+            let options: Cli<T> =
+                load_with(command.clone(), &argv).map_err(|error| match error {
+                    LoadError::Usage(error) => error
+                        .render()
+                        .to_string()
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                    LoadError::Config(message) => message,
+                })?;
+            let settings = Settings::resolve(&options.common, &reload_binary, modes)?;
+            let probe =
+                build(&options.probe, &options.common).map_err(|error| format!("{error:#}"))?;
             Ok((settings, probe))
         });
         crate::runner::run(probe, settings, reload).await

@@ -1,7 +1,8 @@
 //! exaprobe-core: everything a health probe for ExaBGP does that is not the check itself.
 //!
-//! A probe crate implements [`Probe`] (one async `check` returning an [`Outcome`]); its binary
-//! flattens [`CommonOptions`] beside its own options and calls [`main`]. The core does the rest:
+//! A probe crate implements [`Probe`] (one async `check` returning an [`Outcome`]) and a
+//! `clap::Args` struct of its options; its binary is one call to [`main`] with a [`Binary`] and a
+//! closure building the probe. The core does the rest:
 //!
 //! - [`probe`]: the trait and the outcome of a check.
 //! - [`options`]: the options every probe shares; [`loader`] layers them (command line >
@@ -36,5 +37,5 @@ pub mod settings;
 pub mod subprocess;
 
 pub use app::main;
-pub use options::{CommonOptions, ProbeOptions};
+pub use options::{Binary, Cli, CommonOptions};
 pub use probe::{Outcome, Probe};

@@ -67,7 +67,12 @@ pub fn with_env(command: Command) -> Command {
 
 /// Parse `argv` into `O`, layering environment and config file.
 pub fn load<O: clap::CommandFactory + FromArgMatches>(argv: &[OsString]) -> Result<O, LoadError> {
-    let command = with_env(O::command());
+    load_with(O::command(), argv)
+}
+
+/// Parse `argv` with `command` into `O`, layering environment and config file.
+pub fn load_with<O: FromArgMatches>(command: Command, argv: &[OsString]) -> Result<O, LoadError> {
+    let command = with_env(command);
     let first = command
         .clone()
         .try_get_matches_from(argv)

@@ -250,8 +250,37 @@ pub struct CommonOptions {
     pub quiet: u8,
 }
 
-/// Implemented by each binary's option struct so the core can reach the shared part.
-pub trait ProbeOptions: clap::Parser {
+/// A probe binary's whole command line: its check's options, then the options every probe has.
+///
+/// Generic over the check's options, so a binary needs no option struct of its own.
+#[derive(Debug, Clone, clap::Parser)]
+pub struct Cli<T: Args> {
+    /// The check's own options.
+    #[command(flatten)]
+    pub probe: T,
     /// The options every probe shares.
-    fn common(&self) -> &CommonOptions;
+    #[command(flatten)]
+    pub common: CommonOptions,
+}
+
+/// Who a probe binary is: its name and one-line description, for `--help`, `--version`, logs
+/// and man pages.
+#[derive(Debug, Clone, Copy)]
+pub struct Binary {
+    /// The executable's name (`exaprobe-http`).
+    pub name: &'static str,
+    /// One line saying what it announces and when.
+    pub about: &'static str,
+}
+
+impl Binary {
+    /// The clap command of this binary for the check options `T`.
+    pub fn command<T: Args>(&self) -> clap::Command {
+        <Cli<T> as clap::CommandFactory>::command()
+            .name(self.name)
+            .bin_name(self.name)
+            .about(self.about)
+            .long_about(None::<&str>)
+            .version(env!("CARGO_PKG_VERSION"))
+    }
 }
