@@ -1,0 +1,610 @@
+//! The end-to-end harness: exaprobe's release binaries run as `process`es of a real ExaBGP (4.2
+//! or 5.0, from the virtualenvs `scripts/install-test-deps` makes), peered on loopback with a
+//! real GoBGP whose RIB the tests read.
+//!
+//! Each [`Stack`] gets its own temp dir, ports, `gobgp.toml` and `exabgp.conf`; dropping it kills
+//! every process it started (ExaBGP, GoBGP, the route monitor) and the probes ExaBGP spawned.
+//! Waiting is always polling a condition (session Established, a route's MED), never a fixed
+//! sleep. GoBGP ignores loopback next hops, so probes announce `--next-hop 10.0.0.1`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use exaprobe_testkit::{ChildGuard, free_port, require_tool, wait_for};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// The next hop probes announce (GoBGP drops loopback next hops).
+pub const NEXT_HOP: &str = "10.0.0.1";
+/// The IPv6 next hop probes announce for IPv6 prefixes.
+pub const NEXT_HOP6: &str = "2001:db8::1";
+/// Fast timers for tests: rise/fall 2, checks every 0.3 s, 0.1 s while changing.
+pub const FAST_TIMERS: &[&str] = &[
+    "--interval",
+    "0.3",
+    "--fast-interval",
+    "0.1",
+    "--rise",
+    "2",
+    "--fall",
+    "2",
+];
+
+/// Which ExaBGP to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// The 5.0 line (5.0.15).
+    V5,
+    /// The 4.2 line (4.2.25).
+    V4,
+}
+
+impl Version {
+    fn venv(self) -> &'static str {
+        match self {
+            Version::V5 => "exabgp-5.0",
+            Version::V4 => "exabgp-4.2",
+        }
+    }
+}
+
+fn deps_dir() -> PathBuf {
+    std::env::var_os("EXAPROBE_DEPS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/exaprobe-deps"))
+}
+
+/// Path of a release binary of this workspace, found from the test executable's location
+/// (`<target>/<profile>/deps/test-...` → `<target>/release/NAME`), so CARGO_TARGET_DIR works.
+pub fn release_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .expect("test executable lives in <target>/<profile>/deps");
+    let binary = target.join("release").join(name);
+    assert!(
+        binary.is_file(),
+        "{} is missing: build the release binaries first (cargo build --release --bins, as scripts/test does)",
+        binary.display()
+    );
+    binary
+}
+
+/// One `process` block of exabgp.conf.
+#[derive(Debug, Clone)]
+pub struct Process {
+    /// Process name (also used as the probe's `--name`, to find its pid).
+    pub name: String,
+    /// Full argv: the binary and its options.
+    pub argv: Vec<String>,
+    /// ExaBGP's `respawn` setting for it.
+    pub respawn: bool,
+}
+
+impl Process {
+    /// A release probe binary with `args`; `--name` and the next hops are added.
+    pub fn probe(name: &str, binary: &str, args: &[&str]) -> Process {
+        let mut argv = vec![release_binary(binary).display().to_string()];
+        argv.extend(
+            [
+                "--name",
+                name,
+                "--next-hop",
+                NEXT_HOP,
+                "--next-hop6",
+                NEXT_HOP6,
+            ]
+            .map(String::from),
+        );
+        argv.extend(args.iter().map(|a| a.to_string()));
+        Process {
+            name: name.to_string(),
+            argv,
+            respawn: true,
+        }
+    }
+
+    /// The same with ExaBGP's `respawn false;`.
+    pub fn without_respawn(mut self) -> Process {
+        self.respawn = false;
+        self
+    }
+}
+
+/// A route as the peer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// MED, if any.
+    pub med: Option<u32>,
+    /// Standard communities as `A:B`.
+    pub communities: Vec<String>,
+    /// Large communities as `A:B:C`.
+    pub large_communities: Vec<String>,
+    /// AS path.
+    pub as_path: Vec<u32>,
+    /// Next hop.
+    pub next_hop: String,
+}
+
+/// GoBGP + ExaBGP + probes on loopback.
+pub struct Stack {
+    dir: tempfile::TempDir,
+    api_port: u16,
+    gobgp: Option<ChildGuard>,
+    exabgp: Option<ChildGuard>,
+    monitor: Option<ChildGuard>,
+    events: Arc<Mutex<Vec<String>>>,
+    processes: Vec<Process>,
+    gobgp_cli: PathBuf,
+}
+
+/// How to start a [`Stack`].
+pub struct StackOptions {
+    /// ExaBGP version.
+    pub version: Version,
+    /// Probe processes, all attached to the one neighbor.
+    pub processes: Vec<Process>,
+    /// `exabgp.api.ack`.
+    pub ack: bool,
+}
+
+impl Stack {
+    /// Start GoBGP and ExaBGP with the processes and wait for the session to be Established.
+    /// Returns `None` (after printing why) when a tool is missing outside CI.
+    pub fn start(options: StackOptions) -> Option<Stack> {
+        let install = "run scripts/install-test-deps";
+        let gobgpd = require_tool("gobgpd", "Debian package gobgpd", &[])?;
+        let gobgp_cli = require_tool("gobgp", "Debian package gobgpd", &[])?;
+        let venv_bin = deps_dir().join(options.version.venv()).join("bin");
+        let exabgp = require_tool("exabgp", install, &[&venv_bin])?;
+        let dir = exaprobe_testkit::temp_dir();
+        let (bgp_port, api_port) = (free_port(), free_port());
+        std::fs::write(dir.path().join("gobgp.toml"), gobgp_config(bgp_port))
+            .expect("write gobgp.toml");
+        std::fs::write(
+            dir.path().join("exabgp.conf"),
+            exabgp_config(bgp_port, &options.processes),
+        )
+        .expect("write exabgp.conf");
+        let mut stack = Stack {
+            gobgp: None,
+            exabgp: None,
+            monitor: None,
+            events: Arc::new(Mutex::new(Vec::new())),
+            processes: options.processes,
+            api_port,
+            gobgp_cli,
+            dir,
+        };
+        let gobgp_log = stack.log_file("gobgpd.log");
+        stack.gobgp = Some(ChildGuard::spawn(
+            Command::new(gobgpd)
+                .arg("-f")
+                .arg(stack.dir.path().join("gobgp.toml"))
+                .arg("--api-hosts")
+                .arg(format!("127.0.0.1:{api_port}"))
+                .stdout(gobgp_log.try_clone().expect("log file"))
+                .stderr(gobgp_log),
+        ));
+        wait_for("GoBGP's API", Duration::from_secs(20), || {
+            stack.gobgp(&["neighbor"]).ok().map(|_| ())
+        });
+        stack.start_monitor();
+        let exabgp_log = stack.log_file("exabgp.log");
+        stack.exabgp = Some(ChildGuard::spawn(
+            Command::new(exabgp)
+                .arg(stack.dir.path().join("exabgp.conf"))
+                .env("exabgp_api_cli", "false")
+                .env("exabgp_log_destination", "stderr")
+                .env("exabgp_daemon_drop", "false")
+                .env("exabgp_api_ack", if options.ack { "true" } else { "false" })
+                .stdin(Stdio::null())
+                .stdout(exabgp_log.try_clone().expect("log file"))
+                .stderr(exabgp_log),
+        ));
+        stack.wait_established();
+        Some(stack)
+    }
+
+    fn log_file(&self, name: &str) -> std::fs::File {
+        std::fs::File::create(self.dir.path().join(name)).expect("create log file")
+    }
+
+    /// Run the gobgp CLI against this stack's daemon.
+    pub fn gobgp(&self, args: &[&str]) -> Result<String, String> {
+        let output = Command::new(&self.gobgp_cli)
+            .arg("-p")
+            .arg(self.api_port.to_string())
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
+    }
+
+    fn start_monitor(&mut self) {
+        let mut command = Command::new(&self.gobgp_cli);
+        command
+            .args([
+                "-p",
+                &self.api_port.to_string(),
+                "monitor",
+                "global",
+                "rib",
+                "-j",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut monitor = ChildGuard::spawn(&mut command);
+        let stdout = monitor.child().stdout.take().expect("monitor stdout");
+        let events = self.events.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                events.lock().expect("events lock").push(line);
+            }
+        });
+        self.monitor = Some(monitor);
+    }
+
+    /// Poll until the BGP session is Established (30 s at most).
+    pub fn wait_established(&self) {
+        let what = format!("the BGP session to be Established\n{}", self.logs());
+        wait_for(&what, Duration::from_secs(30), || {
+            self.established().then_some(())
+        });
+    }
+
+    /// True while the session is Established.
+    pub fn established(&self) -> bool {
+        self.gobgp(&["neighbor", "-j"])
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|v| v.get(0)?.get("state")?.get("session_state")?.as_u64())
+            == Some(6)
+    }
+
+    /// The peer's IPv4 and IPv6 unicast RIB.
+    pub fn rib(&self) -> BTreeMap<String, Route> {
+        let mut routes = BTreeMap::new();
+        for family in ["ipv4", "ipv6"] {
+            let Ok(text) = self.gobgp(&["global", "rib", "-a", family, "-j"]) else {
+                continue;
+            };
+            let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&text) else {
+                continue;
+            };
+            for (prefix, paths) in map {
+                if let Some(path) = paths.get(0) {
+                    routes.insert(prefix, parse_route(path));
+                }
+            }
+        }
+        routes
+    }
+
+    /// Poll until `prefix` is present and `accept` holds; returns the route and how long it took.
+    pub fn wait_route(
+        &self,
+        prefix: &str,
+        timeout: Duration,
+        accept: impl Fn(&Route) -> bool,
+    ) -> (Route, Duration) {
+        let started = Instant::now();
+        let what = format!("route {prefix} in the expected state");
+        let route = self.wait_or_dump(&what, timeout, || {
+            self.rib().get(prefix).filter(|r| accept(r)).cloned()
+        });
+        (route, started.elapsed())
+    }
+
+    /// Poll until `prefix` has the MED `med`.
+    pub fn wait_med(&self, prefix: &str, med: u32, timeout: Duration) -> Duration {
+        self.wait_route(prefix, timeout, |route| route.med == Some(med))
+            .1
+    }
+
+    /// Poll until `prefix` is gone from the peer.
+    pub fn wait_absent(&self, prefix: &str, timeout: Duration) -> Duration {
+        let started = Instant::now();
+        self.wait_or_dump(&format!("route {prefix} to be withdrawn"), timeout, || {
+            (!self.rib().contains_key(prefix)).then_some(())
+        });
+        started.elapsed()
+    }
+
+    /// Poll until the route monitor saw a withdraw of `prefix` (catches a withdraw even when a
+    /// respawned probe announces the prefix again right after).
+    pub fn wait_withdraw_event(&self, prefix: &str, timeout: Duration) {
+        let needle = format!("\"prefix\":\"{prefix}\"");
+        self.wait_or_dump(
+            &format!("a withdraw of {prefix} at the peer"),
+            timeout,
+            || {
+                let events = self.events.lock().expect("events lock");
+                events
+                    .iter()
+                    .any(|line| line.contains(&needle) && line.contains("\"withdrawal\":true"))
+                    .then_some(())
+            },
+        );
+    }
+
+    fn wait_or_dump<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut condition: impl FnMut() -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(value) = condition() {
+                return value;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\nRIB: {:?}\n{}",
+                    self.rib(),
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// ExaBGP's and GoBGP's logs (ExaBGP's include the probes' stderr).
+    pub fn logs(&self) -> String {
+        let read =
+            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        format!(
+            "--- exabgp.log ---\n{}\n--- gobgpd.log (tail) ---\n{}",
+            read("exabgp.log"),
+            tail(&read("gobgpd.log"), 2000)
+        )
+    }
+
+    /// The temp dir (for flag files).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// ExaBGP's pid.
+    pub fn exabgp_pid(&self) -> u32 {
+        self.exabgp.as_ref().expect("exabgp running").pid()
+    }
+
+    /// Pids of the running probe named `name` (ExaBGP's children with `--name name`).
+    pub fn probe_pids(&self, name: &str) -> Vec<u32> {
+        let marker = format!("--name\0{name}\0");
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'));
+            if !zombie
+                && String::from_utf8_lossy(&cmdline).contains(&marker)
+                && cmdline.windows(8).any(|w| w == b"exaprobe")
+            {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Wait for exactly one running probe named `name` and return its pid.
+    pub fn probe_pid(&self, name: &str) -> u32 {
+        self.wait_or_dump(
+            &format!("probe {name} to run"),
+            Duration::from_secs(10),
+            || match self.probe_pids(name).as_slice() {
+                [pid] => Some(*pid),
+                _ => None,
+            },
+        )
+    }
+
+    /// Send `signal` to ExaBGP.
+    pub fn signal_exabgp(&self, signal: Signal) {
+        let _ = kill(Pid::from_raw(self.exabgp_pid() as i32), signal);
+    }
+
+    /// Wait for ExaBGP to exit (after a signal).
+    pub fn wait_exabgp_exit(&mut self, timeout: Duration) -> bool {
+        self.exabgp
+            .as_mut()
+            .expect("exabgp running")
+            .wait_timeout(timeout)
+            .is_some()
+    }
+
+    /// The processes this stack runs.
+    pub fn processes(&self) -> &[Process] {
+        &self.processes
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let names: Vec<String> = self.processes.iter().map(|p| p.name.clone()).collect();
+        drop(self.exabgp.take());
+        for name in names {
+            for pid in self.probe_pids(&name) {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
+        }
+        drop(self.monitor.take());
+        drop(self.gobgp.take());
+    }
+}
+
+/// Send `signal` to a process.
+pub fn signal(pid: u32, signal: Signal) {
+    let _ = kill(Pid::from_raw(pid as i32), signal);
+}
+
+/// True while `pid` exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    !stat.is_empty()
+        && !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+}
+
+fn tail(text: &str, max: usize) -> &str {
+    let start = text.len().saturating_sub(max);
+    let start = (start..text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
+    &text[start..]
+}
+
+fn parse_route(path: &serde_json::Value) -> Route {
+    let mut route = Route {
+        med: None,
+        communities: vec![],
+        large_communities: vec![],
+        as_path: vec![],
+        next_hop: String::new(),
+    };
+    for attribute in path
+        .get("attrs")
+        .and_then(|a| a.as_array())
+        .into_iter()
+        .flatten()
+    {
+        match attribute.get("type").and_then(|t| t.as_u64()) {
+            Some(2) => {
+                for segment in attribute
+                    .get("as_paths")
+                    .and_then(|s| s.as_array())
+                    .into_iter()
+                    .flatten()
+                {
+                    for asn in segment
+                        .get("asns")
+                        .and_then(|a| a.as_array())
+                        .into_iter()
+                        .flatten()
+                    {
+                        route
+                            .as_path
+                            .extend(asn.as_u64().and_then(|a| u32::try_from(a).ok()));
+                    }
+                }
+            }
+            Some(3) | Some(14) => {
+                if let Some(hop) = attribute.get("nexthop").and_then(|n| n.as_str()) {
+                    route.next_hop = hop.to_string();
+                }
+            }
+            Some(4) => {
+                route.med = attribute
+                    .get("metric")
+                    .and_then(|m| m.as_u64())
+                    .and_then(|m| u32::try_from(m).ok())
+            }
+            Some(8) => {
+                for value in attribute
+                    .get("communities")
+                    .and_then(|c| c.as_array())
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(v) = value.as_u64() {
+                        route
+                            .communities
+                            .push(format!("{}:{}", v >> 16, v & 0xffff));
+                    }
+                }
+            }
+            Some(32) => {
+                for value in attribute
+                    .get("value")
+                    .and_then(|c| c.as_array())
+                    .into_iter()
+                    .flatten()
+                {
+                    let field = |name: &str| value.get(name).and_then(|v| v.as_u64()).unwrap_or(0);
+                    route.large_communities.push(format!(
+                        "{}:{}:{}",
+                        field("ASN"),
+                        field("LocalData1"),
+                        field("LocalData2")
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    route
+}
+
+fn gobgp_config(bgp_port: u16) -> String {
+    format!(
+        r#"[global.config]
+  as = 65001
+  router-id = "10.0.0.2"
+  port = {bgp_port}
+  local-address-list = ["127.0.0.1"]
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "127.0.0.2"
+    peer-as = 65000
+  [neighbors.transport.config]
+    passive-mode = true
+  [neighbors.timers.config]
+    hold-time = 9
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv6-unicast"
+"#
+    )
+}
+
+fn exabgp_config(bgp_port: u16, processes: &[Process]) -> String {
+    let mut config = String::new();
+    for process in processes {
+        let run: Vec<String> = process.argv.iter().map(|a| quote(a)).collect();
+        config.push_str(&format!(
+            "process {} {{\n    run {};\n    encoder text;\n    respawn {};\n}}\n",
+            process.name,
+            run.join(" "),
+            process.respawn
+        ));
+    }
+    let names: Vec<&str> = processes.iter().map(|p| p.name.as_str()).collect();
+    config.push_str(&format!(
+        "neighbor 127.0.0.1 {{\n    router-id 10.0.0.1;\n    local-address 127.0.0.2;\n    local-as 65000;\n    peer-as 65001;\n    connect {bgp_port};\n    hold-time 9;\n    family {{ ipv4 unicast; ipv6 unicast; }}\n    api {{ processes [ {} ]; }}\n}}\n",
+        names.join(" ")
+    ));
+    config
+}
+
+/// Quote an argument for ExaBGP's `run` line when it has spaces.
+fn quote(arg: &str) -> String {
+    if arg.is_empty()
+        || arg.contains(|c: char| c.is_whitespace() || c == ';' || c == '{' || c == '}')
+    {
+        format!("\"{arg}\"")
+    } else {
+        arg.to_string()
+    }
+}
