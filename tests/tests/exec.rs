@@ -143,7 +143,7 @@ fn failing_service_gets_down_med_and_recovers(version: Version) {
     let fall = stack.wait_med("192.0.2.11/32", 1000, WAIT);
     up(&file);
     stack.wait_med("192.0.2.11/32", 100, WAIT);
-    println!(
+    eprintln!(
         "{version:?}: service up -> UP MED at peer in {} ms; service down -> DOWN MED at peer in {} ms \
          (timers: interval 0.3 s, fast-interval 0.1 s, rise 2, fall 2: expected 0.1-0.4 s + BGP)",
         rise.as_millis(),
@@ -166,7 +166,7 @@ fn withdraw_on_down_removes_and_restores_the_route(version: Version) {
     let gone = stack.wait_absent("192.0.2.12/32", WAIT);
     up(&file);
     stack.wait_med("192.0.2.12/32", 100, WAIT);
-    println!(
+    eprintln!(
         "{version:?}: service down -> withdrawn at peer in {} ms",
         gone.as_millis()
     );
@@ -233,7 +233,7 @@ fn sigkill_to_the_probe_then_respawn_asserts_the_right_state(version: Version) {
         || stack.probe_pids("web").into_iter().find(|&p| p != pid),
     );
     let took = stack.wait_med("192.0.2.15/32", 1000, Duration::from_secs(40));
-    println!(
+    eprintln!(
         "{version:?}: SIGKILLed probe respawned as pid {respawned}; DOWN MED at the peer {} ms after the kill; \
          session established now: {}",
         killed.elapsed().as_millis().max(took.as_millis()),
@@ -273,7 +273,7 @@ fn sigkill_without_respawn_observed(version: Version) {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    println!(
+    eprintln!(
         "{version:?} observation: SIGKILLed probe without respawn: route still at the peer after 14 s: {}; \
          session {}",
         stack.rib().contains_key("192.0.2.17/32"),
@@ -311,7 +311,7 @@ fn exabgp_signal_ends_the_probe(version: Version, sig: Signal) {
         Duration::from_millis(1500),
         || (!alive(pid)).then_some(()),
     );
-    println!(
+    eprintln!(
         "{version:?}: ExaBGP {sig:?} -> probe gone in {} ms",
         started.elapsed().as_millis()
     );
@@ -451,7 +451,7 @@ fn a_thousand_prefixes_announced_and_withdrawn(version: Version) {
         Duration::from_secs(60),
         || (count(&stack) == 0).then_some(()),
     );
-    println!(
+    eprintln!(
         "{version:?}: 1,000 prefixes at the peer {} ms after ExaBGP started; all withdrawn {} ms after SIGTERM",
         announced.as_millis(),
         term.elapsed().as_millis()
