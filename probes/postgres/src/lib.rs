@@ -18,7 +18,9 @@ use exaprobe_core::{Outcome, Probe};
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::tls::{MakeRustls, TlsFiles, Verification};
+use exaprobe_tls::{TlsFiles, Verification};
+
+use crate::tls::MakeRustls;
 
 /// A libpq connection string (URL or `key=value`), kept redacted in debug output.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -698,9 +700,15 @@ fn resolve(
             ca_file: ca_file.as_deref(),
             client_cert: client_cert.as_deref(),
             client_key: client_key.as_deref(),
+            // libpq never falls back to the system's CAs: verify-ca/full need sslrootcert.
+            system_roots: false,
+            server_name: None,
         }
     };
-    let tls = MakeRustls::new(tls::client_config(verification, &files)?);
+    let tls = MakeRustls::new(std::sync::Arc::new(exaprobe_tls::client_config(
+        verification,
+        &files,
+    )?));
     Ok(Resolved { config, tls, mode })
 }
 
