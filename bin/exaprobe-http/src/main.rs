@@ -1,0 +1,15 @@
+//! exaprobe-http: announce anycast prefixes to ExaBGP while an HTTP(S) endpoint is healthy.
+use std::process::ExitCode;
+
+use exaprobe_core::{Binary, CommonOptions};
+use exaprobe_http::{HttpOptions, HttpProbe};
+
+fn main() -> ExitCode {
+    let binary = Binary {
+        name: "exaprobe-http",
+        about: "Announce anycast prefixes to ExaBGP while an HTTP(S) endpoint answers as expected",
+    };
+    exaprobe_core::main(binary, |http: &HttpOptions, common: &CommonOptions| {
+        HttpProbe::new(http, common.timeout)
+    })
+}

@@ -1,0 +1,227 @@
+//! The HTTP(S) check: one request, then status, body and headers are compared with what the
+//! operator expects; TLS is verified (and a certificate close to expiry reports degraded).
+//!
+//! Built on reqwest with rustls (no OpenSSL). The client is built once and its connection pool
+//! reused across checks, unless `--fresh-connection` asks for a new TCP (and TLS) handshake per
+//! check. Redirects are not followed and proxy variables are ignored unless asked for: a health
+//! check tests the service, not a proxy. Failure reasons name the phase that failed.
+
+mod options;
+mod reason;
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use exaprobe_core::{Outcome, Probe};
+use exaprobe_tls::{TlsFiles, Verification};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, Url};
+
+pub use options::{ConnectTo, HeaderExpectation, HttpOptions, StatusRanges};
+
+/// Checks one URL per check.
+#[derive(Debug)]
+pub struct HttpProbe {
+    client: reqwest::Client,
+    method: Method,
+    url: Url,
+    headers: HeaderMap,
+    body: Option<Vec<u8>>,
+    expect_status: StatusRanges,
+    expect_body: Option<regex::bytes::Regex>,
+    reject_body: Option<regex::bytes::Regex>,
+    expect_headers: Vec<HeaderExpectation>,
+    max_body_bytes: usize,
+    cert_expiry_warn: Option<u32>,
+}
+
+impl HttpProbe {
+    /// Build the client. `timeout` is the check deadline: the client's own deadlines sit just
+    /// inside it, so a slow phase is reported by name before the runner gives up.
+    pub fn new(options: &HttpOptions, timeout: Duration) -> Result<Self> {
+        let url = options.url.clone();
+        if !matches!(url.scheme(), "http" | "https") {
+            anyhow::bail!("--url {url}: only http:// and https:// are supported");
+        }
+        let host = url.host_str().context("--url has no host")?.to_string();
+        let mut headers = HeaderMap::new();
+        for (name, value) in &options.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        let body = match (&options.body, &options.body_file) {
+            (Some(body), _) => Some(body.as_bytes().to_vec()),
+            (None, Some(path)) => Some(
+                std::fs::read(path).with_context(|| format!("--body-file {}", path.display()))?,
+            ),
+            (None, None) => None,
+        };
+        if options.insecure {
+            tracing::warn!(url = %url, "--insecure: the server's certificate is NOT verified");
+        }
+        let verification = if options.insecure {
+            Verification::None
+        } else {
+            Verification::Full
+        };
+        let mut tls = exaprobe_tls::client_config(
+            verification,
+            &TlsFiles {
+                ca_file: options.ca_file.as_deref(),
+                system_roots: true,
+                client_cert: options.client_cert.as_deref(),
+                client_key: options.client_key.as_deref(),
+                server_name: options.tls_server_name.as_deref(),
+            },
+        )?;
+        tls.alpn_protocols = if options.http1_only {
+            vec![b"http/1.1".to_vec()]
+        } else {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        };
+        let mut builder = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .tls_info(true)
+            .user_agent(concat!("exaprobe-http/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(timeout.mul_f64(0.9))
+            .timeout(timeout.mul_f64(0.95))
+            .redirect(if options.follow_redirects {
+                reqwest::redirect::Policy::limited(10)
+            } else {
+                reqwest::redirect::Policy::none()
+            });
+        if !options.use_env_proxy {
+            builder = builder.no_proxy();
+        }
+        if options.fresh_connection {
+            builder = builder.pool_max_idle_per_host(0);
+        }
+        if options.http2_prior_knowledge {
+            builder = builder.http2_prior_knowledge();
+        } else if options.http1_only {
+            builder = builder.http1_only();
+        }
+        if let Some(connect_to) = &options.connect_to {
+            let port = url.port_or_known_default().unwrap_or(80);
+            let (name, address) = connect_to.resolve(&host, port)?;
+            if host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
+                anyhow::bail!("--connect-to needs a host name in --url, not the address {host}");
+            }
+            builder = builder.resolve(&name, address);
+        }
+        let client = builder.build().context("building the HTTP client")?;
+        Ok(HttpProbe {
+            client,
+            method: options.method.clone(),
+            url,
+            headers,
+            body,
+            expect_status: options.expect_status.clone(),
+            expect_body: options.expect_body.clone(),
+            reject_body: options.reject_body.clone(),
+            expect_headers: options.expect_headers.clone(),
+            max_body_bytes: options.max_body_bytes,
+            cert_expiry_warn: options.cert_expiry_warn,
+        })
+    }
+
+    async fn read_body(&self, response: &mut reqwest::Response) -> Result<Vec<u8>, String> {
+        let mut body = Vec::new();
+        while body.len() < self.max_body_bytes {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(error) => return Err(reason::describe(&error, "reading the body")),
+            }
+        }
+        body.truncate(self.max_body_bytes);
+        Ok(body)
+    }
+
+    /// Days until the server certificate expires, when the connection was TLS.
+    fn certificate_days_left(response: &reqwest::Response) -> Option<(i64, String)> {
+        let info = response.extensions().get::<reqwest::tls::TlsInfo>()?;
+        let der = info.peer_certificate()?;
+        let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
+        let not_after = certificate.validity().not_after;
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .ok()?
+            .as_secs();
+        let left = (not_after.timestamp() - i64::try_from(now).ok()?).div_euclid(86_400);
+        Some((left, not_after.to_string()))
+    }
+}
+
+impl Probe for HttpProbe {
+    fn target(&self) -> String {
+        format!("{} {}", self.method, self.url)
+    }
+
+    async fn check(&mut self) -> Outcome {
+        let mut request = self
+            .client
+            .request(self.method.clone(), self.url.clone())
+            .headers(self.headers.clone());
+        if let Some(body) = &self.body {
+            request = request.body(body.clone());
+        }
+        let mut response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                return Outcome::unhealthy(reason::describe(&error, "waiting for the response"));
+            }
+        };
+        let status = response.status().as_u16();
+        if !self.expect_status.contains(status) {
+            return Outcome::unhealthy(format!("status {status}, expected {}", self.expect_status));
+        }
+        for expectation in &self.expect_headers {
+            if let Err(why) = expectation.check(response.headers()) {
+                return Outcome::unhealthy(why);
+            }
+        }
+        if self.expect_body.is_some() || self.reject_body.is_some() {
+            let body = match self.read_body(&mut response).await {
+                Ok(body) => body,
+                Err(why) => return Outcome::unhealthy(why),
+            };
+            if let Some(pattern) = &self.expect_body
+                && !pattern.is_match(&body)
+            {
+                return Outcome::unhealthy(format!(
+                    "body does not match --expect-body '{pattern}' (first bytes: '{}')",
+                    reason::preview(&body)
+                ));
+            }
+            if let Some(pattern) = &self.reject_body
+                && pattern.is_match(&body)
+            {
+                return Outcome::unhealthy(format!("body matches --reject-body '{pattern}'"));
+            }
+        }
+        if let (Some(warn_days), Some((left, date))) = (
+            self.cert_expiry_warn,
+            Self::certificate_days_left(&response),
+        ) && left < i64::from(warn_days)
+        {
+            return Outcome::degraded(format!(
+                "certificate expires in {left} days ({date}), under --cert-expiry-warn {warn_days}"
+            ));
+        }
+        Outcome::Healthy
+    }
+}
+
+/// A header from `--header 'Name: value'`.
+pub fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("'{text}' is not a header (expected 'Name: value')"))?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| format!("'{}' is not a valid header name", name.trim()))?;
+    let value = HeaderValue::from_str(value.trim()).map_err(|_| {
+        format!("the value of header '{name}' has characters not allowed in a header")
+    })?;
+    Ok((name, value))
+}

@@ -1,0 +1,401 @@
+//! The HTTP check's options, each validated when parsed (status lists, regexes, headers).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, Url};
+
+use crate::parse_header;
+
+/// Options of the HTTP check.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HttpOptions {
+    /// URL to request (http:// or https://; IPv6 literals as http://[::1]:8080/).
+    #[arg(long, value_name = "URL", value_parser = parse_url, help_heading = "HTTP check")]
+    pub url: Url,
+    /// Request method.
+    #[arg(long, default_value = "GET", value_parser = parse_method, value_name = "METHOD", help_heading = "HTTP check")]
+    pub method: Method,
+    /// Request header 'Name: value'. Repeatable.
+    #[arg(long = "header", value_name = "'NAME: VALUE'", value_parser = parse_header, help_heading = "HTTP check")]
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Request body.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        conflicts_with = "body_file",
+        help_heading = "HTTP check"
+    )]
+    pub body: Option<String>,
+    /// Request body read from a file (once, at start).
+    #[arg(long, value_name = "FILE", help_heading = "HTTP check")]
+    pub body_file: Option<PathBuf>,
+    /// Acceptable status codes: a list of codes and ranges, e.g. 200-299,301.
+    #[arg(
+        long,
+        default_value = "200-299",
+        value_name = "LIST",
+        help_heading = "HTTP check"
+    )]
+    pub expect_status: StatusRanges,
+    /// The body must match this regular expression.
+    #[arg(long, value_name = "REGEX", value_parser = parse_regex, help_heading = "HTTP check")]
+    pub expect_body: Option<regex::bytes::Regex>,
+    /// The body must NOT match this regular expression (e.g. a maintenance page).
+    #[arg(long, value_name = "REGEX", value_parser = parse_regex, help_heading = "HTTP check")]
+    pub reject_body: Option<regex::bytes::Regex>,
+    /// A response header must exist and match: 'Name: REGEX'. Repeatable.
+    #[arg(
+        long = "expect-header",
+        value_name = "'NAME: REGEX'",
+        help_heading = "HTTP check"
+    )]
+    pub expect_headers: Vec<HeaderExpectation>,
+    /// Read at most this many bytes of the body for the body checks.
+    #[arg(
+        long,
+        default_value_t = 65536,
+        value_name = "BYTES",
+        help_heading = "HTTP check"
+    )]
+    pub max_body_bytes: usize,
+    /// Connect to this address instead of resolving the URL's host, keeping the host for the
+    /// Host header and TLS: IP, IP:PORT, [IPV6]:PORT, or HOST:PORT:IP.
+    #[arg(long, value_name = "ADDRESS", help_heading = "HTTP check")]
+    pub connect_to: Option<ConnectTo>,
+    /// PEM file of CA certificates to trust instead of the system's.
+    #[arg(long, value_name = "FILE", help_heading = "HTTP check")]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) for mutual TLS.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "client_key",
+        help_heading = "HTTP check"
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "client_cert",
+        help_heading = "HTTP check"
+    )]
+    pub client_key: Option<PathBuf>,
+    /// Do not verify the server's certificate (logged as a warning at start).
+    #[arg(long, help_heading = "HTTP check")]
+    pub insecure: bool,
+    /// Verify the certificate against this name instead of the URL's host.
+    #[arg(long, value_name = "NAME", help_heading = "HTTP check")]
+    pub tls_server_name: Option<String>,
+    /// Degraded when the server certificate expires in fewer than this many days.
+    #[arg(long, value_name = "DAYS", help_heading = "HTTP check")]
+    pub cert_expiry_warn: Option<u32>,
+    /// Follow redirects (up to 10) instead of judging the 3xx answer.
+    #[arg(long, help_heading = "HTTP check")]
+    pub follow_redirects: bool,
+    /// Use HTTP_PROXY/HTTPS_PROXY/NO_PROXY from the environment (ignored by default).
+    #[arg(long, help_heading = "HTTP check")]
+    pub use_env_proxy: bool,
+    /// Speak HTTP/2 without negotiation (h2c on plain http://).
+    #[arg(long, conflicts_with = "http1_only", help_heading = "HTTP check")]
+    pub http2_prior_knowledge: bool,
+    /// Only HTTP/1.1 (no h2 via ALPN).
+    #[arg(long, help_heading = "HTTP check")]
+    pub http1_only: bool,
+    /// A new connection (TCP and TLS handshake) for every check instead of reusing one.
+    #[arg(long, help_heading = "HTTP check")]
+    pub fresh_connection: bool,
+}
+
+fn parse_url(text: &str) -> Result<Url, String> {
+    Url::parse(text).map_err(|error| format!("'{text}' is not a URL: {error}"))
+}
+
+fn parse_method(text: &str) -> Result<Method, String> {
+    Method::from_bytes(text.trim().to_ascii_uppercase().as_bytes())
+        .map_err(|_| format!("'{text}' is not an HTTP method"))
+}
+
+fn parse_regex(text: &str) -> Result<regex::bytes::Regex, String> {
+    regex::bytes::Regex::new(text)
+        .map_err(|error| format!("'{text}' is not a valid regex: {error}"))
+}
+
+/// Acceptable status codes: codes and inclusive ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusRanges(Vec<(u16, u16)>);
+
+impl StatusRanges {
+    /// True when `status` is acceptable.
+    pub fn contains(&self, status: u16) -> bool {
+        self.0
+            .iter()
+            .any(|(low, high)| (*low..=*high).contains(&status))
+    }
+}
+
+impl FromStr for StatusRanges {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = |part: &str| {
+            format!("'{part}' in '{text}' is not a status code or range (e.g. 200-299,301)")
+        };
+        let code = |part: &str, whole: &str| -> Result<u16, String> {
+            part.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|c| (100..=599).contains(c))
+                .ok_or_else(|| bad(whole))
+        };
+        let mut ranges = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let range = match part.split_once('-') {
+                Some((low, high)) => (code(low, part)?, code(high, part)?),
+                None => (code(part, part)?, code(part, part)?),
+            };
+            if range.0 > range.1 {
+                return Err(bad(part));
+            }
+            ranges.push(range);
+        }
+        if ranges.is_empty() {
+            return Err("empty status list".into());
+        }
+        Ok(StatusRanges(ranges))
+    }
+}
+
+impl fmt::Display for StatusRanges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(low, high)| {
+                if low == high {
+                    low.to_string()
+                } else {
+                    format!("{low}-{high}")
+                }
+            })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// `--expect-header 'Name: REGEX'`.
+#[derive(Debug, Clone)]
+pub struct HeaderExpectation {
+    name: HeaderName,
+    pattern: regex::Regex,
+}
+
+impl HeaderExpectation {
+    /// Ok when the header exists and one of its values matches.
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), String> {
+        let values: Vec<&HeaderValue> = headers.get_all(&self.name).iter().collect();
+        if values.is_empty() {
+            return Err(format!("header {} missing", self.name));
+        }
+        if values
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| self.pattern.is_match(v)))
+        {
+            return Ok(());
+        }
+        let shown = values
+            .first()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("(not text)");
+        Err(format!(
+            "header {} '{}' does not match '{}'",
+            self.name,
+            crate::reason::preview(shown.as_bytes()),
+            self.pattern
+        ))
+    }
+}
+
+impl FromStr for HeaderExpectation {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (name, pattern) = text
+            .split_once(':')
+            .ok_or_else(|| format!("'{text}' is not 'Name: REGEX'"))?;
+        let name = HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| format!("'{}' is not a valid header name", name.trim()))?;
+        let pattern = regex::Regex::new(pattern.trim())
+            .map_err(|error| format!("'{}' is not a valid regex: {error}", pattern.trim()))?;
+        Ok(HeaderExpectation { name, pattern })
+    }
+}
+
+/// `--connect-to`: where to connect instead of resolving the URL's host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectTo {
+    /// This address, the URL's port.
+    Address(IpAddr),
+    /// This address and port.
+    Socket(std::net::SocketAddr),
+    /// Requests to HOST:PORT go to IP (same port).
+    Mapping {
+        /// Host the mapping applies to.
+        host: String,
+        /// Port the mapping applies to.
+        port: u16,
+        /// Address to connect to.
+        address: IpAddr,
+    },
+}
+
+impl ConnectTo {
+    /// The name to override and the address to use, for a URL with `host` and `port`.
+    pub fn resolve(&self, host: &str, port: u16) -> anyhow::Result<(String, std::net::SocketAddr)> {
+        match self {
+            ConnectTo::Address(ip) => Ok((host.to_string(), std::net::SocketAddr::new(*ip, port))),
+            ConnectTo::Socket(address) => Ok((host.to_string(), *address)),
+            ConnectTo::Mapping {
+                host: from,
+                port: from_port,
+                address,
+            } => {
+                if !from.eq_ignore_ascii_case(host) || *from_port != port {
+                    anyhow::bail!(
+                        "--connect-to {from}:{from_port}:{address} does not match the URL's {host}:{port}"
+                    );
+                }
+                Ok((host.to_string(), std::net::SocketAddr::new(*address, port)))
+            }
+        }
+    }
+}
+
+impl FromStr for ConnectTo {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if let Ok(ip) = text
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<IpAddr>()
+        {
+            return Ok(ConnectTo::Address(ip));
+        }
+        if let Ok(address) = text.parse::<std::net::SocketAddr>() {
+            return Ok(ConnectTo::Socket(address));
+        }
+        let bad = || format!("'{text}' is not IP, IP:PORT, [IPV6]:PORT or HOST:PORT:IP");
+        let mut parts = text.splitn(3, ':');
+        let (Some(host), Some(port), Some(address)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let port = port.parse::<u16>().map_err(|_| bad())?;
+        let address = address
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<IpAddr>()
+            .map_err(|_| bad())?;
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(ConnectTo::Mapping {
+            host: host.to_string(),
+            port,
+            address,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_ranges() {
+        let ranges: StatusRanges = "200-299, 301,418".parse().unwrap();
+        assert!(
+            ranges.contains(200)
+                && ranges.contains(299)
+                && ranges.contains(301)
+                && ranges.contains(418)
+        );
+        assert!(!ranges.contains(300) && !ranges.contains(503));
+        assert_eq!(ranges.to_string(), "200-299,301,418");
+        for bad in ["", "abc", "299-200", "99", "600", "200-", "2OO"] {
+            assert!(bad.parse::<StatusRanges>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn connect_to_forms() {
+        assert_eq!(
+            "127.0.0.1".parse(),
+            Ok(ConnectTo::Address("127.0.0.1".parse().unwrap()))
+        );
+        assert_eq!(
+            "::1".parse(),
+            Ok(ConnectTo::Address("::1".parse().unwrap()))
+        );
+        assert_eq!(
+            "[::1]:8443".parse(),
+            Ok(ConnectTo::Socket("[::1]:8443".parse().unwrap()))
+        );
+        assert_eq!(
+            "www.example.com:443:192.0.2.7".parse(),
+            Ok(ConnectTo::Mapping {
+                host: "www.example.com".into(),
+                port: 443,
+                address: "192.0.2.7".parse().unwrap()
+            })
+        );
+        assert_eq!(
+            "www.example.com:443:2001:db8::7"
+                .parse::<ConnectTo>()
+                .unwrap()
+                .resolve("www.example.com", 443)
+                .unwrap()
+                .1,
+            "[2001:db8::7]:443".parse().unwrap()
+        );
+        assert!(
+            "www.example.com:443:192.0.2.7"
+                .parse::<ConnectTo>()
+                .unwrap()
+                .resolve("other.example", 443)
+                .is_err()
+        );
+        for bad in ["", "example.com", "host:port:ip", ":443:192.0.2.1"] {
+            assert!(bad.parse::<ConnectTo>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn headers_and_expectations() {
+        let (name, value) = parse_header("X-Token: abc def").unwrap();
+        assert_eq!(
+            (name.as_str(), value.to_str().unwrap()),
+            ("x-token", "abc def")
+        );
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header("Bad Name: x").is_err());
+        assert!(parse_header("X: a\nb").is_err());
+        let expectation: HeaderExpectation = "X-Ready: ^yes$".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            expectation.check(&headers).unwrap_err(),
+            "header x-ready missing"
+        );
+        headers.insert("x-ready", HeaderValue::from_static("no"));
+        assert!(
+            expectation
+                .check(&headers)
+                .unwrap_err()
+                .contains("'no' does not match '^yes$'")
+        );
+        headers.insert("x-ready", HeaderValue::from_static("yes"));
+        assert!(expectation.check(&headers).is_ok());
+        assert!("X: (".parse::<HeaderExpectation>().is_err());
+    }
+}

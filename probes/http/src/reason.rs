@@ -1,0 +1,91 @@
+//! Failure reasons that say which phase failed: DNS, connect, TLS (and why), timeout, ...
+//!
+//! reqwest wraps hyper, which wraps io and rustls errors; the useful part is deep in the source
+//! chain, so the chain is walked and the most specific cause named.
+
+use std::error::Error as _;
+
+/// One line describing a request error. `phase` names what was being waited for.
+pub fn describe(error: &reqwest::Error, phase: &str) -> String {
+    let chain = chain_text(error);
+    if error.is_timeout() {
+        let phase = if error.is_connect() {
+            "connecting"
+        } else {
+            phase
+        };
+        return format!("timeout {phase}");
+    }
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return format!("TLS handshake failed: {tls}");
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if let Some(tls) = io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                return format!("TLS handshake failed: {tls}");
+            }
+            let what = match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => Some("connection refused"),
+                std::io::ErrorKind::ConnectionReset => Some("connection reset"),
+                std::io::ErrorKind::UnexpectedEof => Some("connection closed early"),
+                std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable => {
+                    Some("unreachable")
+                }
+                _ => None,
+            };
+            if let Some(what) = what {
+                let stage = if error.is_connect() { "connect" } else { phase };
+                return format!("{stage}: {what}");
+            }
+        }
+        source = cause.source();
+    }
+    // rustls errors wrapped in io errors hide from the walk above (io::Error::source skips its
+    // payload): recognise their messages.
+    const TLS_MARKERS: [&str; 5] = [
+        "invalid peer certificate",
+        "corrupt message",
+        "received fatal alert",
+        "handshake",
+        "certificate",
+    ];
+    if TLS_MARKERS.iter().any(|marker| chain.contains(marker)) {
+        let last = chain.rsplit(": ").next().unwrap_or(&chain);
+        return format!("TLS handshake failed: {last}");
+    }
+    if chain.contains("dns error") || chain.contains("failed to lookup address") {
+        return format!("DNS: {chain}");
+    }
+    if error.is_connect() {
+        return format!("connect: {chain}");
+    }
+    chain
+}
+
+/// The error and its causes, joined, without repeats.
+fn chain_text(error: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
+/// The first bytes of a body or header, printable, for a reason.
+pub fn preview(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(80)]);
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
