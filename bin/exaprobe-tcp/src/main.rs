@@ -1,0 +1,15 @@
+//! exaprobe-tcp: announce anycast prefixes to ExaBGP while a TCP service is healthy.
+use std::process::ExitCode;
+
+use exaprobe_core::{Binary, CommonOptions};
+use exaprobe_tcp::{TcpOptions, TcpProbe};
+
+fn main() -> ExitCode {
+    let binary = Binary {
+        name: "exaprobe-tcp",
+        about: "Announce anycast prefixes to ExaBGP while a TCP service accepts connections (and answers as expected)",
+    };
+    exaprobe_core::main(binary, |tcp: &TcpOptions, common: &CommonOptions| {
+        TcpProbe::new(tcp, common.timeout)
+    })
+}
