@@ -150,3 +150,4 @@ pub fn temp_dir() -> tempfile::TempDir {
         .tempdir()
         .expect("create a temporary directory")
 }
+pub mod postgres;

@@ -711,33 +711,6 @@ fn check_config_prints_every_state() {
 }
 
 #[test]
-fn every_option_is_documented_in_configuration_md() {
-    let reference = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../CONFIGURATION.md"
-    ))
-    .unwrap();
-    let (_, help, _) = run(&["--help"]);
-    let longs: Vec<&str> = help
-        .split_whitespace()
-        .filter(|word| word.starts_with("--") && word.len() > 2)
-        .map(|word| word.trim_end_matches([',', '.', ')', '`']))
-        .filter(|word| {
-            word.chars()
-                .skip(2)
-                .all(|c| c.is_ascii_lowercase() || c == '-' || c.is_ascii_digit())
-        })
-        .collect();
-    assert!(longs.len() > 40, "{longs:?}");
-    for long in longs {
-        assert!(
-            reference.contains(&format!("`{long}")) || reference.contains(&format!(" {long}")),
-            "{long} is not in CONFIGURATION.md"
-        );
-    }
-}
-
-#[test]
 fn sigterm_while_waiting_for_an_ack_still_withdraws_in_time() {
     let mut probe = Probe::start(&args(
         &["--prefix", "192.0.2.40/32", "--ack-timeout", "30"],
