@@ -1,0 +1,164 @@
+//! One end-to-end scenario per service probe under a real ExaBGP 5.0 and GoBGP: the route
+//! follows a real service (Python's http.server for HTTP and TCP, a PostgreSQL primary and
+//! streaming replica for the database VIP across a failover).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use exaprobe_e2e::{FAST_TIMERS, Process, Stack, StackOptions, Version};
+use exaprobe_testkit::{ChildGuard, free_port, require_tool, tcp_port_open, wait_for};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A real HTTP server (Python's http.server) serving `dir` on 127.0.0.1:`port`.
+fn http_server(dir: &Path, port: u16) -> Option<ChildGuard> {
+    let python = require_tool("python3", "Debian package python3", &[])?;
+    let server = ChildGuard::spawn(
+        Command::new(python)
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    wait_for("the HTTP server to listen", Duration::from_secs(10), || {
+        tcp_port_open(port).then_some(())
+    });
+    Some(server)
+}
+
+fn probe(name: &str, binary: &str, args: &[&str]) -> Process {
+    let mut all: Vec<&str> = FAST_TIMERS.to_vec();
+    all.extend_from_slice(args);
+    Process::probe(name, binary, &all)
+}
+
+#[test]
+fn http_and_tcp_routes_follow_the_server() {
+    let site = exaprobe_testkit::temp_dir();
+    std::fs::write(site.path().join("health"), "ok\n").unwrap();
+    let port = free_port();
+    let Some(server) = http_server(site.path(), port) else {
+        return;
+    };
+    let url = format!("http://127.0.0.1:{port}/health");
+    let address = format!("127.0.0.1:{port}");
+    let processes = vec![
+        probe(
+            "web",
+            "exaprobe-http",
+            &[
+                "--prefix",
+                "192.0.2.40/32",
+                "--url",
+                &url,
+                "--expect-body",
+                "^ok",
+            ],
+        ),
+        probe(
+            "port",
+            "exaprobe-tcp",
+            &[
+                "--prefix",
+                "192.0.2.41/32",
+                "--address",
+                &address,
+                "--withdraw-on-down",
+            ],
+        ),
+    ];
+    let Some(stack) = Stack::start(StackOptions {
+        version: Version::V5,
+        processes,
+        ack: true,
+    }) else {
+        return;
+    };
+    stack.wait_med("192.0.2.40/32", 100, WAIT);
+    stack.wait_med("192.0.2.41/32", 100, WAIT);
+    // The page goes away (404): HTTP down, TCP still fine.
+    std::fs::remove_file(site.path().join("health")).unwrap();
+    stack.wait_med("192.0.2.40/32", 1000, WAIT);
+    assert_eq!(stack.rib()["192.0.2.41/32"].med, Some(100));
+    // The server stops: TCP withdraws.
+    drop(server);
+    stack.wait_absent("192.0.2.41/32", WAIT);
+    // Back, with the page.
+    std::fs::write(site.path().join("health"), "ok\n").unwrap();
+    let Some(_server) = http_server(site.path(), port) else {
+        return;
+    };
+    stack.wait_med("192.0.2.40/32", 100, WAIT);
+    stack.wait_med("192.0.2.41/32", 100, WAIT);
+}
+
+#[test]
+fn primary_vip_follows_a_postgres_failover() {
+    let Some(postgres) = exaprobe_testkit::postgres::Installation::find() else {
+        return;
+    };
+    let dir = postgres.directory();
+    let mut primary = postgres.primary(dir.path(), "primary", &[]);
+    let replica = postgres.replica(dir.path(), "replica", &primary);
+    // Each database node's probe announces the read-write VIP only while its node is primary.
+    // (One ExaBGP here, so node A's and node B's announcements are two prefixes.)
+    let node_a = primary.socket_dsn();
+    let node_b = replica.socket_dsn();
+    let processes = vec![
+        probe(
+            "db-a",
+            "exaprobe-postgres",
+            &[
+                "--prefix",
+                "192.0.2.50/32",
+                "--dsn",
+                &node_a,
+                "--role",
+                "primary",
+                "--withdraw-on-down",
+            ],
+        ),
+        probe(
+            "db-b",
+            "exaprobe-postgres",
+            &[
+                "--prefix",
+                "192.0.2.51/32",
+                "--dsn",
+                &node_b,
+                "--role",
+                "primary",
+                "--withdraw-on-down",
+            ],
+        ),
+    ];
+    let Some(stack) = Stack::start(StackOptions {
+        version: Version::V5,
+        processes,
+        ack: true,
+    }) else {
+        return;
+    };
+    stack.wait_med("192.0.2.50/32", 100, WAIT);
+    assert!(
+        !stack.rib().contains_key("192.0.2.51/32"),
+        "the replica must not announce the primary VIP"
+    );
+    // Failover: the primary dies, the replica is promoted.
+    primary.stop();
+    stack.wait_absent("192.0.2.50/32", WAIT);
+    replica.execute_local("SELECT pg_promote()");
+    let took = stack.wait_med("192.0.2.51/32", 100, WAIT);
+    eprintln!(
+        "promotion -> primary VIP announced from node B in {} ms",
+        took.as_millis()
+    );
+}
