@@ -3,7 +3,6 @@
 //! loopback ports, run as an unprivileged user (created when the tests run as root, since
 //! PostgreSQL refuses to run as root).
 
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -351,4 +350,3 @@ fn family(root: u32) -> Vec<Pid> {
     }
     pids
 }
-
