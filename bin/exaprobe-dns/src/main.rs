@@ -1,0 +1,15 @@
+//! exaprobe-dns: announce anycast prefixes to ExaBGP while a DNS server is healthy.
+use std::process::ExitCode;
+
+use exaprobe_core::{Binary, CommonOptions};
+use exaprobe_dns::{DnsOptions, DnsProbe};
+
+fn main() -> ExitCode {
+    let binary = Binary {
+        name: "exaprobe-dns",
+        about: "Announce anycast prefixes to ExaBGP while a DNS server answers as expected",
+    };
+    exaprobe_core::main(binary, |dns: &DnsOptions, common: &CommonOptions| {
+        DnsProbe::new(dns, common.timeout)
+    })
+}

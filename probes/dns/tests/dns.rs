@@ -1,0 +1,436 @@
+//! The DNS probe against real servers started by the test on loopback ports: Unbound (local
+//! data, an authoritative zone, a refusing zone, CHAOS version.bind, a large TXT set, and a
+//! second Unbound resolving through the first); plus a UDP socket that never answers.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use exaprobe_core::{Outcome, Probe};
+use exaprobe_dns::{DnsOptions, DnsProbe};
+use exaprobe_testkit::{ChildGuard, free_port, require_tool, tcp_port_open, temp_dir, wait_for};
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+struct Server {
+    port: u16,
+    _child: ChildGuard,
+    _dir: tempfile::TempDir,
+}
+
+fn zone(serial: u32) -> String {
+    format!(
+        "$ORIGIN example.test.\n$TTL 300\n@ IN SOA ns1.example.test. hostmaster.example.test. ( {serial} 3600 600 86400 300 )\n\
+         @ IN NS ns1.example.test.\nns1 IN A 192.0.2.53\nwww IN A 192.0.2.80\nwww IN AAAA 2001:db8::80\n"
+    )
+}
+
+/// Unbound on a free port with local data (local.test.), a refusing zone, and example.test.:
+/// served authoritatively with SOA serial `serial`, or (`stub` = a port) resolved from another
+/// server, as a resolver does. Recursion for anything else goes to a closed loopback port, so
+/// no query ever leaves the machine.
+fn unbound(serial: Option<u32>, stub: Option<u16>) -> Option<Server> {
+    let unbound = require_tool(
+        "unbound",
+        "Debian package unbound",
+        &[Path::new("/usr/sbin")],
+    )?;
+    let dir = temp_dir();
+    let port = free_port();
+    let mut lines = vec![
+        "server:".to_string(),
+        format!("interface: 127.0.0.1@{port}"),
+        format!("port: {port}"),
+        "do-daemonize: no".into(),
+        "username: \"\"".into(),
+        "chroot: \"\"".into(),
+        format!("directory: \"{}\"", dir.path().display()),
+        format!("pidfile: \"{}/unbound.pid\"", dir.path().display()),
+        "use-syslog: no".into(),
+        "logfile: \"\"".into(),
+        "do-ip6: no".into(),
+        "access-control: 127.0.0.0/8 allow".into(),
+        "hide-version: no".into(),
+        "module-config: \"iterator\"".into(),
+        "do-not-query-localhost: no".into(),
+        "local-zone: \"test.\" nodefault".into(),
+        "local-zone: \"local.test.\" static".into(),
+        "local-data: \"www.local.test. IN A 192.0.2.1\"".into(),
+        "local-zone: \"refused.test.\" refuse".into(),
+    ];
+    lines.extend((0..20).map(|i| {
+        format!("local-data: 'big.local.test. IN TXT \"record {i:02} padding padding padding padding padding padding\"'")
+    }));
+    lines.extend([
+        "forward-zone:".into(),
+        "name: \".\"".into(),
+        "forward-addr: 127.0.0.1@1".into(),
+    ]);
+    if let Some(serial) = serial {
+        std::fs::write(dir.path().join("example.test.zone"), zone(serial)).unwrap();
+        lines.extend([
+            "auth-zone:".to_string(),
+            "name: \"example.test.\"".into(),
+            format!("zonefile: \"{}/example.test.zone\"", dir.path().display()),
+            "for-downstream: yes".into(),
+            "for-upstream: no".into(),
+        ]);
+    }
+    if let Some(stub) = stub {
+        lines.extend([
+            "stub-zone:".to_string(),
+            "name: \"example.test.\"".into(),
+            format!("stub-addr: 127.0.0.1@{stub}"),
+        ]);
+    }
+    let config_file = dir.path().join("unbound.conf");
+    std::fs::write(&config_file, lines.join("\n") + "\n").unwrap();
+    let child = ChildGuard::spawn(
+        Command::new(unbound)
+            .arg("-d")
+            .arg("-c")
+            .arg(&config_file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_for("unbound to listen", Duration::from_secs(10), || {
+        tcp_port_open(port).then_some(())
+    });
+    Some(Server {
+        port,
+        _child: child,
+        _dir: dir,
+    })
+}
+
+fn probe(args: &[String]) -> DnsProbe {
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        dns: DnsOptions,
+    }
+    let argv = std::iter::once("exaprobe-dns".to_string()).chain(args.iter().cloned());
+    let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{e}"));
+    DnsProbe::new(&cli.dns, TIMEOUT).unwrap()
+}
+
+async fn check(server: u16, args: &[&str]) -> Outcome {
+    let mut all = vec!["--server".to_string(), format!("127.0.0.1:{server}")];
+    all.extend(args.iter().map(|a| a.to_string()));
+    probe(&all).check().await
+}
+
+fn reason(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::Unhealthy { reason } => reason,
+        other => panic!("expected unhealthy, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn answers_rcodes_and_flags() {
+    let Some(server) = unbound(Some(2026112404), None) else {
+        return;
+    };
+    let port = server.port;
+    assert_eq!(
+        check(
+            port,
+            &["--query", "www.local.test", "--expect-answer", "192.0.2.1"]
+        )
+        .await,
+        Outcome::Healthy
+    );
+    let why = reason(
+        check(
+            port,
+            &["--query", "www.local.test", "--expect-answer", "192.0.2.99"],
+        )
+        .await,
+    );
+    assert_eq!(why, "expected answer '192.0.2.99' missing (got 192.0.2.1)");
+    assert_eq!(
+        check(
+            port,
+            &[
+                "--query",
+                "WWW.Example.Test.",
+                "--type",
+                "aaaa",
+                "--expect-answer",
+                "2001:DB8:0::80"
+            ]
+        )
+        .await,
+        Outcome::Healthy
+    );
+    assert_eq!(
+        reason(check(port, &["--query", "nx.local.test"]).await),
+        "rcode NXDOMAIN, expected NOERROR"
+    );
+    assert_eq!(
+        check(
+            port,
+            &[
+                "--query",
+                "nx.local.test",
+                "--expect-rcode",
+                "NXDOMAIN",
+                "--expect-no-answer"
+            ]
+        )
+        .await,
+        Outcome::Healthy
+    );
+    assert_eq!(
+        reason(check(port, &["--query", "www.refused.test"]).await),
+        "rcode REFUSED, expected NOERROR"
+    );
+    let why = reason(
+        check(
+            port,
+            &[
+                "--query",
+                "www.local.test",
+                "--expect-answer-regex",
+                r"^198\.",
+            ],
+        )
+        .await,
+    );
+    assert!(why.contains("no answer matches"), "{why}");
+    assert_eq!(
+        reason(check(port, &["--query", "www.local.test", "--min-answers", "2"]).await),
+        "1 A answers, expected at least 2"
+    );
+    let why = reason(check(port, &["--query", "www.local.test", "--expect-no-answer"]).await);
+    assert_eq!(why, "expected no answer, got 192.0.2.1");
+    // Authoritative zone: AA set, also over TCP, and without RD as for an authoritative server.
+    assert_eq!(
+        check(
+            port,
+            &[
+                "--query",
+                "www.example.test",
+                "--require-authoritative",
+                "--recursion-desired",
+                "off",
+                "--transport",
+                "tcp"
+            ]
+        )
+        .await,
+        Outcome::Healthy
+    );
+    assert_eq!(
+        check(
+            port,
+            &[
+                "--query",
+                "example.test",
+                "--type",
+                "SOA",
+                "--expect-answer-regex",
+                "2026112404"
+            ]
+        )
+        .await,
+        Outcome::Healthy
+    );
+    // CHAOS class.
+    assert_eq!(
+        check(
+            port,
+            &[
+                "--query",
+                "version.bind",
+                "--class",
+                "CH",
+                "--type",
+                "TXT",
+                "--expect-answer-regex",
+                "(?i)unbound"
+            ]
+        )
+        .await,
+        Outcome::Healthy
+    );
+}
+
+#[tokio::test]
+async fn truncated_udp_answer_is_retried_over_tcp() {
+    let Some(server) = unbound(None, None) else {
+        return;
+    };
+    // 20 TXT records do not fit the 512 bytes of a plain UDP answer: all 20 arrive via TCP.
+    assert_eq!(
+        check(
+            server.port,
+            &[
+                "--query",
+                "big.local.test",
+                "--type",
+                "TXT",
+                "--min-answers",
+                "20"
+            ]
+        )
+        .await,
+        Outcome::Healthy
+    );
+}
+
+#[tokio::test]
+async fn resolver_answers_are_not_authoritative() {
+    let Some(authoritative) = unbound(Some(7), None) else {
+        return;
+    };
+    let Some(resolver) = unbound(None, Some(authoritative.port)) else {
+        return;
+    };
+    assert_eq!(
+        check(
+            resolver.port,
+            &[
+                "--query",
+                "www.example.test",
+                "--expect-answer",
+                "192.0.2.80"
+            ]
+        )
+        .await,
+        Outcome::Healthy
+    );
+    let why = reason(
+        check(
+            resolver.port,
+            &["--query", "www.example.test", "--require-authoritative"],
+        )
+        .await,
+    );
+    assert!(why.starts_with("AA flag not set"), "{why}");
+    assert_eq!(
+        check(
+            authoritative.port,
+            &["--query", "www.example.test", "--require-authoritative"]
+        )
+        .await,
+        Outcome::Healthy
+    );
+}
+
+#[tokio::test]
+async fn stopped_and_silent_servers() {
+    let closed = free_port();
+    let why = reason(check(closed, &["--query", "www.local.test"]).await);
+    assert_eq!(
+        why,
+        format!("refused: nothing listening on 127.0.0.1:{closed} (UDP)")
+    );
+    let why = reason(check(closed, &["--query", "www.local.test", "--transport", "tcp"]).await);
+    assert_eq!(
+        why,
+        format!("refused: nothing listening on 127.0.0.1:{closed} (TCP)")
+    );
+    // A server that reads queries and never answers.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let started = Instant::now();
+    let why = reason(check(port, &["--query", "www.local.test"]).await);
+    assert_eq!(
+        why,
+        format!("timeout: no answer from 127.0.0.1:{port} over UDP")
+    );
+    assert!(started.elapsed() < TIMEOUT);
+    drop(silent);
+}
+
+#[tokio::test]
+async fn soa_serial_behind_the_reference() {
+    let Some(secondary) = unbound(Some(2026112401), None) else {
+        return;
+    };
+    let Some(primary) = unbound(Some(2026112404), None) else {
+        return;
+    };
+    let reference = format!("127.0.0.1:{}", primary.port);
+    let base = [
+        "--query",
+        "example.test",
+        "--type",
+        "SOA",
+        "--serial-reference",
+        &reference,
+    ];
+    let with = |extra: &[&'static str]| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        args
+    };
+    assert_eq!(
+        check(secondary.port, &with(&["--max-serial-lag", "5"])).await,
+        Outcome::Healthy
+    );
+    let why = reason(check(secondary.port, &with(&["--max-serial-lag", "1"])).await);
+    assert_eq!(
+        why,
+        "SOA serial 2026112401 is 3 behind the reference's 2026112404 (max 1)"
+    );
+    match check(
+        secondary.port,
+        &with(&["--degraded-serial-lag", "2", "--max-serial-lag", "10"]),
+    )
+    .await
+    {
+        Outcome::Degraded { reason, .. } => assert!(
+            reason.contains("3 behind") && reason.contains("degraded over 2"),
+            "{reason}"
+        ),
+        other => panic!("expected degraded, got {other:?}"),
+    }
+    // The primary itself is never behind.
+    assert_eq!(
+        check(primary.port, &with(&["--max-serial-lag", "0"])).await,
+        Outcome::Healthy
+    );
+}
+
+#[test]
+fn bad_options_are_rejected() {
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        dns: DnsOptions,
+    }
+    for (args, needle) in [
+        (vec!["--query", "x.test", "--type", "BOGUS"], "record type"),
+        (
+            vec!["--query", "x.test", "--server", "dns.example"],
+            "not IP",
+        ),
+        (
+            vec!["--query", "x.test", "--expect-rcode", "FINE"],
+            "response code",
+        ),
+        (
+            vec!["--query", "x.test", "--max-serial-lag", "3"],
+            "--serial-reference",
+        ),
+        (
+            vec![
+                "--query",
+                "x.test",
+                "--expect-no-answer",
+                "--expect-answer",
+                "1.2.3.4",
+            ],
+            "cannot be used",
+        ),
+    ] {
+        let mut argv = vec!["exaprobe-dns"];
+        argv.extend(args);
+        let error = Cli::try_parse_from(argv).unwrap_err().to_string();
+        assert!(error.contains(needle), "{error}");
+    }
+}
