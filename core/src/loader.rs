@@ -73,30 +73,47 @@ pub fn load<O: clap::CommandFactory + FromArgMatches>(argv: &[OsString]) -> Resu
 /// Parse `argv` with `command` into `O`, layering environment and config file.
 pub fn load_with<O: FromArgMatches>(command: Command, argv: &[OsString]) -> Result<O, LoadError> {
     let command = with_env(command);
-    let first = command
+    // First pass, lenient: find --config and what the command line and environment set. A
+    // required option may still be missing here: the file can provide it.
+    let lenient = command
         .clone()
-        .try_get_matches_from(argv)
-        .map_err(|error| classify(error, None))?;
-    let matches = match first.get_one::<std::path::PathBuf>("config") {
-        None => first,
-        Some(path) => {
-            let file_args = file_arguments(&command, &first, path)?;
-            let mut merged: Vec<OsString> = Vec::with_capacity(argv.len() + file_args.named.len());
-            merged.extend(argv.first().cloned());
-            merged.extend(file_args.named);
-            merged.extend(argv.iter().skip(1).cloned());
-            if !file_args.positional.is_empty() {
-                if !argv.iter().any(|a| a == "--") {
-                    merged.push("--".into());
-                }
-                merged.extend(file_args.positional);
-            }
-            command
-                .clone()
-                .try_get_matches_from(&merged)
-                .map_err(|error| classify(error, Some(path)))?
-        }
+        .ignore_errors(true)
+        .try_get_matches_from(argv);
+    let config = lenient
+        .as_ref()
+        .ok()
+        .and_then(|first| first.get_one::<std::path::PathBuf>("config").cloned());
+    let (Some(path), Ok(first)) = (config, lenient) else {
+        let matches = command
+            .clone()
+            .try_get_matches_from(argv)
+            .map_err(|error| classify(error, None))?;
+        return O::from_arg_matches(&matches)
+            .map_err(|error| LoadError::Usage(error.with_cmd(&command)));
     };
+    let file_args = file_arguments(&command, &first, &path)?;
+    let mut merged: Vec<OsString> = Vec::with_capacity(argv.len() + file_args.named.len());
+    merged.extend(argv.first().cloned());
+    merged.extend(file_args.named);
+    merged.extend(argv.iter().skip(1).cloned());
+    if !file_args.positional.is_empty() {
+        if !argv.iter().any(|a| a == "--") {
+            merged.push("--".into());
+        }
+        merged.extend(file_args.positional);
+    }
+    let matches = command
+        .clone()
+        .try_get_matches_from(&merged)
+        .map_err(|error| {
+            // Blame the command line when it is wrong on its own (beyond what the file supplies).
+            match command.clone().try_get_matches_from(argv) {
+                Err(own) if own.kind() != clap::error::ErrorKind::MissingRequiredArgument => {
+                    classify(own, None)
+                }
+                _ => classify(error, Some(&path)),
+            }
+        })?;
     O::from_arg_matches(&matches).map_err(|error| LoadError::Usage(error.with_cmd(&command)))
 }
 
@@ -109,11 +126,16 @@ fn classify(error: clap::Error, file: Option<&Path>) -> LoadError {
         return LoadError::Usage(error);
     }
     let rendered = error.render().to_string();
+    // The message without clap's usage and help footer (a missing-argument error lists the
+    // arguments on the lines after the first).
     let first_line = rendered
         .lines()
-        .next()
-        .unwrap_or("invalid value")
-        .trim_start_matches("error: ");
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let first_line = first_line.trim_start_matches("error: ");
     match file {
         Some(path) => LoadError::Config(format!("config file {}: {first_line}", path.display())),
         None if rendered.contains(ENV_PREFIX) => LoadError::Config(first_line.to_string()),
@@ -286,6 +308,38 @@ mod tests {
         assert_eq!(o.prefixes, ["192.0.2.1/32", "192.0.2.2/32"]);
         assert_eq!(o.verbose, 2);
         assert_eq!(o.command, ["test", "-f", "/x"]);
+    }
+
+    #[test]
+    fn required_options_can_come_from_the_file_alone() {
+        /// A stand-in with a required option and a required positional.
+        #[derive(Debug, Parser)]
+        struct Strict {
+            #[arg(long)]
+            url: String,
+            #[arg(long)]
+            config: Option<std::path::PathBuf>,
+            #[arg(last = true, required = true)]
+            command: Vec<String>,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strict.toml");
+        std::fs::write(&path, "url = 'http://x/'\ncommand = ['true']\n").unwrap();
+        let argv: Vec<OsString> = vec!["x".into(), "--config".into(), path.clone().into()];
+        let strict = load::<Strict>(&argv).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            (strict.url.as_str(), strict.command.as_slice()),
+            ("http://x/", ["true".to_string()].as_slice())
+        );
+        std::fs::write(&path, "command = ['true']\n").unwrap();
+        match load::<Strict>(&argv) {
+            Err(LoadError::Config(message)) => assert!(message.contains("--url"), "{message}"),
+            other => panic!("expected a config error naming --url, got {other:?}"),
+        }
+        // A bad command-line value is a usage error even with a config file.
+        let mut bad = argv.clone();
+        bad.extend(["--bogus".into()]);
+        assert!(matches!(load::<Strict>(&bad), Err(LoadError::Usage(_))));
     }
 
     #[test]
