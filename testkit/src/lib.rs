@@ -151,3 +151,4 @@ pub fn temp_dir() -> tempfile::TempDir {
         .expect("create a temporary directory")
 }
 pub mod postgres;
+pub mod unbound;

@@ -1,6 +1,6 @@
 //! One end-to-end scenario per service probe under a real ExaBGP 5.0 and GoBGP: the route
-//! follows a real service (Python's http.server for HTTP and TCP, a PostgreSQL primary and
-//! streaming replica for the database VIP across a failover).
+//! follows a real service (Python's http.server for HTTP and TCP, Unbound for DNS, a PostgreSQL
+//! primary and streaming replica for the database VIP across a failover).
 
 use std::path::Path;
 use std::process::Command;
@@ -161,4 +161,45 @@ fn primary_vip_follows_a_postgres_failover() {
         "promotion -> primary VIP announced from node B in {} ms",
         took.as_millis()
     );
+}
+
+#[test]
+fn dns_route_follows_the_server() {
+    let port = free_port();
+    let Some(server) = exaprobe_testkit::unbound::unbound_on(port, Some(2026112501), None) else {
+        return;
+    };
+    let address = format!("127.0.0.1:{port}");
+    let processes = vec![probe(
+        "dns",
+        "exaprobe-dns",
+        &[
+            "--prefix",
+            "192.0.2.53/32",
+            "--withdraw-on-down",
+            "--server",
+            &address,
+            "--query",
+            "www.example.test",
+            "--expect-answer",
+            "192.0.2.80",
+            "--require-authoritative",
+            "--recursion-desired",
+            "off",
+        ],
+    )];
+    let Some(stack) = Stack::start(StackOptions {
+        version: Version::V5,
+        processes,
+        ack: true,
+    }) else {
+        return;
+    };
+    stack.wait_med("192.0.2.53/32", 100, WAIT);
+    drop(server);
+    stack.wait_absent("192.0.2.53/32", WAIT);
+    let Some(_server) = exaprobe_testkit::unbound::unbound_on(port, Some(2026112501), None) else {
+        return;
+    };
+    stack.wait_med("192.0.2.53/32", 100, WAIT);
 }
