@@ -44,6 +44,11 @@ where
 {
     let argv: Vec<OsString> = std::env::args_os().collect();
     let command = binary.command::<T>();
+    if let Some(code) =
+        crate::docs::generate_if_asked(&crate::loader::with_env(command.clone()), &argv)
+    {
+        return code;
+    }
     let name = binary.name.to_string();
     let options: Cli<T> = match load_with(command.clone(), &argv) {
         Ok(options) => options,

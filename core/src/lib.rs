@@ -15,11 +15,13 @@
 //! - [`runner`]: schedule, timeouts, signals, disable file, reload, shutdown; `--once`.
 //! - [`hooks`]: commands run on state changes. [`subprocess`]: process-group handling.
 //! - [`app`]: the binaries' `main`, modes and exit codes. [`logging`]: stderr, text or JSON.
+//! - [`docs`]: man pages and completions from the clap definitions, for packaging.
 //! - [`duration`], [`secret`]: parsing helpers probes share.
 //!
 //! Binaries call `exaprobe_core::main` (`pub fn main` in [`app`]).
 
 pub mod app;
+pub mod docs;
 pub mod duration;
 pub mod exabgp;
 pub mod health;
