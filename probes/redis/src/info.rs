@@ -1,0 +1,57 @@
+//! Parsing Redis `INFO` text (`key:value` lines under `# Section` headers) and the fields the
+//! probe reads from it.
+
+use std::collections::HashMap;
+
+/// The fields of one or more INFO sections.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Info(HashMap<String, String>);
+
+impl Info {
+    /// Parse INFO output; unknown and malformed lines are skipped.
+    pub fn parse(text: &str) -> Info {
+        Info(
+            text.lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                .filter_map(|line| line.split_once(':'))
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
+        )
+    }
+
+    /// A field as text.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// A numeric field.
+    pub fn number(&self, key: &str) -> Option<i64> {
+        self.get(key)?.parse().ok()
+    }
+
+    /// `role:master` → true.
+    pub fn is_master(&self) -> bool {
+        self.get("role") == Some("master")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sections() {
+        let info = Info::parse(
+            "# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:6379\r\nmaster_link_status:up\r\n\
+             master_last_io_seconds_ago:1\r\nmaster_sync_in_progress:0\r\nslave_repl_offset:1234\r\n\r\n\
+             # Persistence\r\nloading:0\r\ngarbage line\r\n",
+        );
+        assert!(!info.is_master());
+        assert_eq!(info.get("master_link_status"), Some("up"));
+        assert_eq!(info.number("slave_repl_offset"), Some(1234));
+        assert_eq!(info.number("loading"), Some(0));
+        assert_eq!(info.get("garbage line"), None);
+        assert_eq!(info.number("master_host"), None);
+    }
+}
