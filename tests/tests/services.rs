@@ -203,3 +203,90 @@ fn dns_route_follows_the_server() {
     };
     stack.wait_med("192.0.2.53/32", 100, WAIT);
 }
+
+#[test]
+fn redis_write_vip_follows_the_master_role() {
+    let Some(redis) = require_tool("redis-server", "Debian package redis-server", &[]) else {
+        return;
+    };
+    let (master_port, replica_port) = (free_port(), free_port());
+    let dir = exaprobe_testkit::temp_dir();
+    let start = |port: u16, extra: &[&str]| {
+        let server = ChildGuard::spawn(
+            Command::new(&redis)
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .arg("--dir")
+                .arg(dir.path())
+                .args(extra)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null()),
+        );
+        wait_for("redis-server to listen", Duration::from_secs(10), || {
+            tcp_port_open(port).then_some(())
+        });
+        server
+    };
+    let master = start(master_port, &[]);
+    let _replica = start(
+        replica_port,
+        &["--replicaof", "127.0.0.1", &master_port.to_string()],
+    );
+    let processes = vec![
+        probe(
+            "cache-a",
+            "exaprobe-redis",
+            &[
+                "--prefix",
+                "192.0.2.63/32",
+                "--url",
+                &format!("redis://127.0.0.1:{master_port}"),
+                "--role",
+                "master",
+                "--withdraw-on-down",
+            ],
+        ),
+        probe(
+            "cache-b",
+            "exaprobe-redis",
+            &[
+                "--prefix",
+                "192.0.2.64/32",
+                "--url",
+                &format!("redis://127.0.0.1:{replica_port}"),
+                "--role",
+                "master",
+                "--withdraw-on-down",
+            ],
+        ),
+    ];
+    let Some(stack) = Stack::start(StackOptions {
+        version: Version::V5,
+        processes,
+        ack: true,
+    }) else {
+        return;
+    };
+    stack.wait_med("192.0.2.63/32", 100, WAIT);
+    assert!(
+        !stack.rib().contains_key("192.0.2.64/32"),
+        "the replica must not announce the write VIP"
+    );
+    // Failover: the master dies, the replica is promoted.
+    master.signal(nix::sys::signal::Signal::SIGKILL);
+    stack.wait_absent("192.0.2.63/32", WAIT);
+    let promoted = Command::new("redis-cli")
+        .args(["-p", &replica_port.to_string(), "REPLICAOF", "NO", "ONE"])
+        .status()
+        .unwrap();
+    assert!(promoted.success());
+    stack.wait_med("192.0.2.64/32", 100, WAIT);
+}
