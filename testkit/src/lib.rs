@@ -151,4 +151,5 @@ pub fn temp_dir() -> tempfile::TempDir {
         .expect("create a temporary directory")
 }
 pub mod postgres;
+pub mod redis;
 pub mod unbound;

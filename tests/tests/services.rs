@@ -206,40 +206,11 @@ fn dns_route_follows_the_server() {
 
 #[test]
 fn redis_write_vip_follows_the_master_role() {
-    let Some(redis) = require_tool("redis-server", "Debian package redis-server", &[]) else {
+    use exaprobe_testkit::redis::{cli, replica_of, start};
+    let Some(master) = start(&[]) else { return };
+    let Some(replica) = replica_of(&master) else {
         return;
     };
-    let (master_port, replica_port) = (free_port(), free_port());
-    let dir = exaprobe_testkit::temp_dir();
-    let start = |port: u16, extra: &[&str]| {
-        let server = ChildGuard::spawn(
-            Command::new(&redis)
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .arg("--dir")
-                .arg(dir.path())
-                .args(extra)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null()),
-        );
-        wait_for("redis-server to listen", Duration::from_secs(10), || {
-            tcp_port_open(port).then_some(())
-        });
-        server
-    };
-    let master = start(master_port, &[]);
-    let _replica = start(
-        replica_port,
-        &["--replicaof", "127.0.0.1", &master_port.to_string()],
-    );
     let processes = vec![
         probe(
             "cache-a",
@@ -248,7 +219,7 @@ fn redis_write_vip_follows_the_master_role() {
                 "--prefix",
                 "192.0.2.63/32",
                 "--url",
-                &format!("redis://127.0.0.1:{master_port}"),
+                &format!("redis://127.0.0.1:{}", master.port),
                 "--role",
                 "master",
                 "--withdraw-on-down",
@@ -261,7 +232,7 @@ fn redis_write_vip_follows_the_master_role() {
                 "--prefix",
                 "192.0.2.64/32",
                 "--url",
-                &format!("redis://127.0.0.1:{replica_port}"),
+                &format!("redis://127.0.0.1:{}", replica.port),
                 "--role",
                 "master",
                 "--withdraw-on-down",
@@ -281,12 +252,8 @@ fn redis_write_vip_follows_the_master_role() {
         "the replica must not announce the write VIP"
     );
     // Failover: the master dies, the replica is promoted.
-    master.signal(nix::sys::signal::Signal::SIGKILL);
+    master.child.signal(nix::sys::signal::Signal::SIGKILL);
     stack.wait_absent("192.0.2.63/32", WAIT);
-    let promoted = Command::new("redis-cli")
-        .args(["-p", &replica_port.to_string(), "REPLICAOF", "NO", "ONE"])
-        .status()
-        .unwrap();
-    assert!(promoted.success());
+    assert_eq!(cli(replica.port, &["REPLICAOF", "NO", "ONE"]), "OK");
     stack.wait_med("192.0.2.64/32", 100, WAIT);
 }

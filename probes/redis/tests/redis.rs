@@ -2,70 +2,17 @@
 //! a master and a replica, password and ACL authentication, a frozen server (SIGSTOP), a slow
 //! one (DEBUG SLEEP), TLS with test-made certificates, a Sentinel, and a Unix socket.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use exaprobe_core::{Outcome, Probe};
 use exaprobe_redis::{RedisOptions, RedisProbe};
+use exaprobe_testkit::redis::{cli, replica_of, start};
 use exaprobe_testkit::{ChildGuard, free_port, require_tool, tcp_port_open, temp_dir, wait_for};
 use nix::sys::signal::Signal;
 
 const TIMEOUT: Duration = Duration::from_secs(1);
-
-struct Redis {
-    port: u16,
-    child: ChildGuard,
-    dir: tempfile::TempDir,
-}
-
-fn redis_server() -> Option<PathBuf> {
-    require_tool(
-        "redis-server",
-        "Debian package redis-server",
-        &[Path::new("/usr/bin")],
-    )
-}
-
-/// redis-server on a free port with `extra` arguments.
-fn start(extra: &[&str]) -> Option<Redis> {
-    let server = redis_server()?;
-    let dir = temp_dir();
-    let port = free_port();
-    let child = ChildGuard::spawn(
-        Command::new(server)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(dir.path())
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    wait_for("redis-server to listen", Duration::from_secs(10), || {
-        tcp_port_open(port).then_some(())
-    });
-    Some(Redis { port, child, dir })
-}
-
-/// redis-cli against `port` (with `auth` as the password when given); returns stdout.
-fn cli(port: u16, args: &[&str]) -> String {
-    let output = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
-        .args(args)
-        .output()
-        .expect("redis-cli");
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
 
 fn probe(args: &[String]) -> RedisProbe {
     #[derive(Parser)]
@@ -98,18 +45,9 @@ fn url(port: u16) -> String {
 #[tokio::test]
 async fn master_replica_roles_link_lag_and_promotion() {
     let Some(mut master) = start(&[]) else { return };
-    let Some(replica) = start(&["--replicaof", "127.0.0.1", &master.port.to_string()]) else {
+    let Some(replica) = replica_of(&master) else {
         return;
     };
-    wait_for(
-        "the replica's link to come up",
-        Duration::from_secs(15),
-        || {
-            cli(replica.port, &["INFO", "replication"])
-                .contains("master_link_status:up")
-                .then_some(())
-        },
-    );
     assert_eq!(
         check(&url(master.port), &["--role", "master"]).await,
         Outcome::Healthy
@@ -365,19 +303,12 @@ async fn tls_and_unix_socket() {
 #[tokio::test]
 async fn sentinel_decides_who_is_master() {
     let Some(master) = start(&[]) else { return };
-    let Some(replica) = start(&["--replicaof", "127.0.0.1", &master.port.to_string()]) else {
+    let Some(replica) = replica_of(&master) else {
         return;
     };
-    wait_for(
-        "the replica's link to come up",
-        Duration::from_secs(15),
-        || {
-            cli(replica.port, &["INFO", "replication"])
-                .contains("master_link_status:up")
-                .then_some(())
-        },
-    );
-    let Some(server) = redis_server() else { return };
+    let Some(server) = require_tool("redis-server", "Debian package redis-server", &[]) else {
+        return;
+    };
     let dir = temp_dir();
     let sentinel_port = free_port();
     let config = dir.path().join("sentinel.conf");
@@ -431,4 +362,26 @@ async fn nothing_listening() {
         reason(check("unix:///nonexistent/redis.sock", &[]).await),
         "connect /nonexistent/redis.sock: no such socket"
     );
+}
+
+#[tokio::test]
+async fn busy_script_is_reported() {
+    let Some(server) = start(&["--busy-reply-threshold", "100"]) else {
+        return;
+    };
+    let port = server.port;
+    // A Lua script that never ends: after 100 ms Redis answers every other client -BUSY.
+    let script = std::thread::spawn(move || cli(port, &["EVAL", "while true do end", "0"]));
+    let mut p = probe(&["--url".into(), url(port), "--fresh-connection".into()]);
+    let why = loop {
+        match p.check().await {
+            Outcome::Unhealthy { reason } if reason.contains("BUSY") => break reason,
+            Outcome::Healthy => tokio::time::sleep(Duration::from_millis(20)).await,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(why, "Redis is busy running a script (BUSY)");
+    cli(port, &["SCRIPT", "KILL"]);
+    script.join().unwrap();
+    assert_eq!(p.check().await, Outcome::Healthy);
 }
