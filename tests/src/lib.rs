@@ -78,8 +78,11 @@ pub fn release_binary(name: &str) -> PathBuf {
 /// One `process` block of exabgp.conf.
 #[derive(Debug, Clone)]
 pub struct Process {
-    /// Process name (also used as the probe's `--name`, to find its pid).
+    /// Process name in exabgp.conf.
     pub name: String,
+    /// The probe's `--name`, unique across everything running on the machine (tests run in
+    /// parallel), by which its pid is found.
+    pub unique_name: String,
     /// Full argv: the binary and its options.
     pub argv: Vec<String>,
     /// ExaBGP's `respawn` setting for it.
@@ -89,11 +92,14 @@ pub struct Process {
 impl Process {
     /// A release probe binary with `args`; `--name` and the next hops are added.
     pub fn probe(name: &str, binary: &str, args: &[&str]) -> Process {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let unique_name = format!("{name}-{}-{serial}", std::process::id());
         let mut argv = vec![release_binary(binary).display().to_string()];
         argv.extend(
             [
                 "--name",
-                name,
+                &unique_name,
                 "--next-hop",
                 NEXT_HOP,
                 "--next-hop6",
@@ -104,6 +110,7 @@ impl Process {
         argv.extend(args.iter().map(|a| a.to_string()));
         Process {
             name: name.to_string(),
+            unique_name,
             argv,
             respawn: true,
         }
@@ -188,6 +195,7 @@ impl Stack {
                 .arg(stack.dir.path().join("gobgp.toml"))
                 .arg("--api-hosts")
                 .arg(format!("127.0.0.1:{api_port}"))
+                .arg("--pprof-disable")
                 .stdout(gobgp_log.try_clone().expect("log file"))
                 .stderr(gobgp_log),
         ));
@@ -380,9 +388,14 @@ impl Stack {
         self.exabgp.as_ref().expect("exabgp running").pid()
     }
 
-    /// Pids of the running probe named `name` (ExaBGP's children with `--name name`).
+    /// Pids of the running probe whose process is named `name` in exabgp.conf.
     pub fn probe_pids(&self, name: &str) -> Vec<u32> {
-        let marker = format!("--name\0{name}\0");
+        let unique = self
+            .processes
+            .iter()
+            .find(|p| p.name == name)
+            .map_or(name, |p| p.unique_name.as_str());
+        let marker = format!("--name\0{unique}\0");
         let mut pids = Vec::new();
         for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
