@@ -168,10 +168,10 @@ pub(crate) fn redact(dsn: &str) -> String {
         let prefix = url_prefix_len(trimmed);
         let mut text = trimmed.to_string();
         // Password in the credentials: user:password@host.
-        if let Some(at) = trimmed.find('@') {
-            if let Some(colon) = trimmed[prefix..at].find(':') {
-                text.replace_range(prefix + colon + 1..at, "***");
-            }
+        if let Some(at) = trimmed.find('@')
+            && let Some(colon) = trimmed[prefix..at].find(':')
+        {
+            text.replace_range(prefix + colon + 1..at, "***");
         }
         // Password as a query parameter.
         if let Some(query_at) = url_query_start(&text) {

@@ -594,15 +594,15 @@ fn resolve(
             }
         }
     }
-    if config.get_ports().is_empty() {
-        if let Some(ports) = env("PGPORT").filter(|p| !p.is_empty()) {
-            for port in ports.split(',') {
-                let port: u16 = port
-                    .trim()
-                    .parse()
-                    .map_err(|_| anyhow::anyhow!("PGPORT: invalid port '{port}'"))?;
-                config.port(port);
-            }
+    if config.get_ports().is_empty()
+        && let Some(ports) = env("PGPORT").filter(|p| !p.is_empty())
+    {
+        for port in ports.split(',') {
+            let port: u16 = port
+                .trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("PGPORT: invalid port '{port}'"))?;
+            config.port(port);
         }
     }
     if config.get_user().is_none() {
@@ -612,10 +612,10 @@ fn resolve(
             .unwrap_or_else(|| "postgres".to_string());
         config.user(user);
     }
-    if config.get_dbname().is_none() {
-        if let Some(db) = env("PGDATABASE").filter(|d| !d.is_empty()) {
-            config.dbname(db);
-        }
+    if config.get_dbname().is_none()
+        && let Some(db) = env("PGDATABASE").filter(|d| !d.is_empty())
+    {
+        config.dbname(db);
     }
     if config.get_application_name().is_none() {
         config.application_name(env("PGAPPNAME").unwrap_or_else(|| "exaprobe".to_string()));
@@ -799,21 +799,19 @@ impl PostgresProbe {
         timeout: Duration,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self> {
-        if let (Some(soft), Some(hard)) = (options.degraded_lag, options.max_lag) {
-            if soft >= hard {
-                anyhow::bail!(
-                    "--degraded-lag ({}) must be below --max-lag ({})",
-                    seconds(soft),
-                    seconds(hard)
-                );
-            }
+        if let (Some(soft), Some(hard)) = (options.degraded_lag, options.max_lag)
+            && soft >= hard
+        {
+            anyhow::bail!(
+                "--degraded-lag ({}) must be below --max-lag ({})",
+                seconds(soft),
+                seconds(hard)
+            );
         }
-        if let (Some(soft), Some(hard)) = (options.degraded_lag_bytes, options.max_lag_bytes) {
-            if soft >= hard {
-                anyhow::bail!(
-                    "--degraded-lag-bytes ({soft}) must be below --max-lag-bytes ({hard})"
-                );
-            }
+        if let (Some(soft), Some(hard)) = (options.degraded_lag_bytes, options.max_lag_bytes)
+            && soft >= hard
+        {
+            anyhow::bail!("--degraded-lag-bytes ({soft}) must be below --max-lag-bytes ({hard})");
         }
         let resolved = resolve(options, timeout, env)?;
         let endpoint = endpoints(&resolved.config);
@@ -946,10 +944,8 @@ impl PostgresProbe {
             self.session = None;
         }
         let reused = self.session.is_some();
-        if !reused {
-            if let Err(reason) = self.connect().await {
-                return Outcome::unhealthy(reason);
-            }
+        if !reused && let Err(reason) = self.connect().await {
+            return Outcome::unhealthy(reason);
         }
         for attempt in 0..2 {
             let Some(session) = self.session.as_ref() else {
@@ -1005,10 +1001,10 @@ impl Probe for PostgresProbe {
         self.in_flight = true;
         let outcome = self.run().await;
         self.in_flight = false;
-        if self.fresh_connection {
-            if let Some(session) = self.session.take() {
-                session.close().await;
-            }
+        if self.fresh_connection
+            && let Some(session) = self.session.take()
+        {
+            session.close().await;
         }
         outcome
     }
