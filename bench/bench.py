@@ -398,7 +398,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer runs, shorter windows (a smoke run)")
     parser.add_argument("--markdown", metavar="FILE", help="also write the tables as Markdown to FILE")
     args = parser.parse_args()
-    runs, window, idle, prefixes_n, real_runs = (2, 3, 5, 200, 1) if args.quick else (5, 20, 30, 1000, 3)
+    runs, window, idle, prefixes_n, real_runs = (2, 3, 12, 200, 1) if args.quick else (5, 20, 30, 1000, 3)
     for tool in [BIN / "exaprobe-exec", BIN / "exaprobe-http", EXABGP]:
         if not tool.exists():
             sys.exit(f"missing {tool}: run cargo build --release --bins and scripts/install-test-deps")
