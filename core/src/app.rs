@@ -39,8 +39,8 @@ pub const NAGIOS_UNKNOWN: u8 = 3;
 pub fn main<T, P, F>(binary: Binary, build: F) -> ExitCode
 where
     T: Args + FromArgMatches + 'static,
-    P: Probe + 'static,
-    F: Fn(&T, &CommonOptions) -> anyhow::Result<P> + 'static,
+    P: Probe + Send + 'static,
+    F: Fn(&T, &CommonOptions) -> anyhow::Result<P> + Send + 'static,
 {
     let argv: Vec<OsString> = std::env::args_os().collect();
     let command = binary.command::<T>();
@@ -89,7 +89,7 @@ where
             return crate::runner::once(probe, &settings).await;
         }
         let reload_binary = binary.clone();
-        let reload = Box::new(move || -> Result<(Settings, P), String> {
+        let reload: crate::runner::Reload<P> = Box::new(move || -> Result<(Settings, P), String> {
             let options: Cli<T> =
                 load_with(command.clone(), &argv).map_err(|error| match error {
                     LoadError::Usage(error) => error

@@ -1,22 +1,16 @@
-//! The ExaBGP pipe: what comes in on stdin and how commands go out on stdout.
+//! What ExaBGP writes to the probe's stdin, and what it means.
 //!
 //! A reader task ALWAYS drains stdin, whatever the ACK mode: ExaBGP writes ACKs and events with
 //! blocking writes, and a child that stops reading stalls ExaBGP's whole reactor (its issues
-//! #867, #932, #1034). Lines are bounded in length, invalid UTF-8 is tolerated, and only three
-//! things matter: ACKs (`done`/`error`), the shutdown notice and EOF. Everything else is logged
-//! at debug level and dropped.
-//!
-//! [`Pipe::send`] writes a batch of commands at once and, with ACKs on, collects one ACK per
-//! command in order, with a deadline that restarts whenever ExaBGP makes progress.
+//! #867, #932, #1034). Lines are bounded in length, invalid UTF-8 is tolerated, and only a few
+//! things matter: ACKs (`done`/`error`, and the `error: <message>` line ExaBGP 6 sends before
+//! `error`), the shutdown notice and EOF. Everything else is logged at trace level and dropped.
+//! The deliverer (`runner::deliverer`) consumes what the reader reports.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, timeout_at};
-
-use crate::output::CommandOutput;
 
 /// Lines longer than this are discarded (ExaBGP's ACKs and shutdown notices are a few bytes).
 pub const MAX_LINE: usize = 256 * 1024;
@@ -28,6 +22,8 @@ pub enum Message {
     Done,
     /// `error`: the last unanswered command was rejected.
     Error,
+    /// `error: <message>`: why the next `error` will come (ExaBGP 6 explains a parse failure).
+    ErrorDetail(String),
     /// ExaBGP is shutting down (text `shutdown <pid> <ppid>` or the JSON notification).
     Shutdown,
     /// Anything else: events, command output, blank lines.
@@ -45,6 +41,9 @@ pub fn classify(line: &str) -> Message {
     }
     if line.starts_with("shutdown ") {
         return Message::Shutdown;
+    }
+    if let Some(detail) = line.strip_prefix("error:") {
+        return Message::ErrorDetail(truncate(detail.trim(), 300).to_string());
     }
     if line.starts_with('{')
         && let Ok(value) = serde_json::from_str::<serde_json::Value>(line)
@@ -135,10 +134,27 @@ impl LineSplitter {
 pub enum PipeEvent {
     /// An ACK: true for `done`, false for `error`.
     Ack(bool),
+    /// The explanation ExaBGP 6 gives on the line before an `error`.
+    ErrorDetail(String),
     /// ExaBGP announced its shutdown.
     Shutdown,
     /// stdin closed (or failed): ExaBGP is gone.
     Eof,
+}
+
+/// The process's stdin as an async reader: a non-blocking pipe reader on the runtime's own
+/// event loop when it is a pipe (ExaBGP's case: no thread hand-off per read), tokio's
+/// blocking-pool reader otherwise.
+pub(crate) fn stdin_reader() -> Box<dyn AsyncRead + Unpin + Send> {
+    use std::os::fd::AsFd;
+    let pipe = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(tokio::net::unix::pipe::Receiver::from_owned_fd);
+    match pipe {
+        Ok(receiver) => Box::new(receiver),
+        Err(_) => Box::new(tokio::io::stdin()),
+    }
 }
 
 /// Start the task that drains `input` forever, reporting ACKs, the shutdown notice and EOF.
@@ -170,6 +186,7 @@ where
                 let event = match classify(&line) {
                     Message::Done => PipeEvent::Ack(true),
                     Message::Error => PipeEvent::Ack(false),
+                    Message::ErrorDetail(detail) => PipeEvent::ErrorDetail(detail),
                     Message::Shutdown => PipeEvent::Shutdown,
                     Message::Other => {
                         if !line.is_empty() {
@@ -215,199 +232,6 @@ pub enum PipeEnd {
     Eof,
     /// stdout is closed (EPIPE).
     Broken,
-}
-
-/// Counts of one batch's ACKs, for the runner's log.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct BatchReport {
-    /// Commands ExaBGP answered `done`.
-    pub done: usize,
-    /// Commands ExaBGP answered `error`.
-    pub errors: usize,
-    /// Commands whose ACK did not come in time.
-    pub missing: usize,
-}
-
-/// The two ends of the pipe to ExaBGP, owned by the runner.
-pub struct Pipe {
-    output: CommandOutput,
-    events: mpsc::UnboundedReceiver<PipeEvent>,
-    mode: AckMode,
-    /// ACKs due and not yet received (including those whose wait timed out or was cancelled):
-    /// arriving ACKs are matched to the oldest command first.
-    owed: usize,
-    ended: Option<PipeEnd>,
-}
-
-impl Pipe {
-    /// A pipe writing to stdout and reading events from `events`.
-    pub fn new(events: mpsc::UnboundedReceiver<PipeEvent>, mode: AckMode) -> Self {
-        Pipe {
-            output: CommandOutput::new(),
-            events,
-            mode,
-            owed: 0,
-            ended: None,
-        }
-    }
-
-    /// Change the ACK mode (after a reload).
-    pub fn set_ack_mode(&mut self, mode: AckMode) {
-        self.mode = mode;
-    }
-
-    /// Why the pipe ended, once it has.
-    pub fn ended(&self) -> Option<PipeEnd> {
-        self.ended
-    }
-
-    /// Wait for the next event while idle (no command outstanding). Returns the end reason when
-    /// the pipe ends; stray ACKs are absorbed.
-    pub async fn idle_event(&mut self) -> PipeEnd {
-        loop {
-            match self.events.recv().await {
-                Some(PipeEvent::Ack(ok)) => self.absorb_stray_ack(ok),
-                Some(PipeEvent::Shutdown) => return self.end(PipeEnd::Shutdown),
-                Some(PipeEvent::Eof) | None => {
-                    if self.mode == AckMode::DryRun {
-                        // A person ran us with stdin closed: keep going until a signal.
-                        std::future::pending::<()>().await;
-                    }
-                    return self.end(PipeEnd::Eof);
-                }
-            }
-        }
-    }
-
-    fn end(&mut self, end: PipeEnd) -> PipeEnd {
-        *self.ended.get_or_insert(end)
-    }
-
-    fn absorb_stray_ack(&mut self, ok: bool) {
-        if self.owed > 0 {
-            self.owed -= 1;
-            tracing::debug!(ok, "late ACK for an earlier command");
-        } else if self.mode != AckMode::Off {
-            tracing::debug!(ok, "ACK without a command outstanding");
-        }
-    }
-
-    /// Write `lines` as one batch and, with ACKs on, wait for one ACK per line.
-    ///
-    /// `deadline` bounds the whole call (used on shutdown); the per-ACK wait is the ACK timeout.
-    /// Returns the pipe's end when it ended during the call.
-    pub async fn send(
-        &mut self,
-        lines: &[String],
-        deadline: Option<Instant>,
-    ) -> Result<BatchReport, PipeEnd> {
-        if !self.write(lines, deadline).await? {
-            return Ok(BatchReport {
-                missing: lines.len(),
-                ..BatchReport::default()
-            });
-        }
-        self.acks(lines, deadline).await
-    }
-
-    /// Write `lines` as one batch. Returns false when the write timed out (ExaBGP not reading).
-    ///
-    /// Not to be cancelled halfway: a half-written line would corrupt the next command.
-    pub async fn write(
-        &mut self,
-        lines: &[String],
-        deadline: Option<Instant>,
-    ) -> Result<bool, PipeEnd> {
-        if let Some(end) = self.ended {
-            return Err(end);
-        }
-        if lines.is_empty() {
-            return Ok(true);
-        }
-        let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
-        for line in lines {
-            text.push_str(line);
-            text.push('\n');
-        }
-        let write_deadline = deadline.unwrap_or_else(|| Instant::now() + self.write_timeout());
-        match timeout_at(write_deadline, self.output.write_lines(&text)).await {
-            Ok(Ok(())) => Ok(true),
-            Ok(Err(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => {
-                Err(self.end(PipeEnd::Broken))
-            }
-            Ok(Err(error)) => {
-                tracing::error!(%error, "writing to ExaBGP failed");
-                Err(self.end(PipeEnd::Broken))
-            }
-            Err(_) => {
-                tracing::error!(
-                    commands = lines.len(),
-                    "writing to ExaBGP timed out: is it reading?"
-                );
-                Ok(false)
-            }
-        }
-    }
-
-    /// With ACKs on, wait for one ACK per line just written, in order. Cancel-safe: ACKs that
-    /// were not collected are owed, and matched to these commands when they arrive.
-    pub async fn acks(
-        &mut self,
-        lines: &[String],
-        deadline: Option<Instant>,
-    ) -> Result<BatchReport, PipeEnd> {
-        let AckMode::Wait(ack_timeout) = self.mode else {
-            return Ok(BatchReport {
-                done: lines.len(),
-                ..BatchReport::default()
-            });
-        };
-        self.owed += lines.len();
-        let mut report = BatchReport::default();
-        let mut pending: VecDeque<&String> = lines.iter().collect();
-        while let Some(line) = pending.front() {
-            let mut wait_until = Instant::now() + ack_timeout;
-            if let Some(deadline) = deadline {
-                wait_until = wait_until.min(deadline);
-            }
-            match timeout_at(wait_until, self.events.recv()).await {
-                Ok(Some(PipeEvent::Ack(ok))) => {
-                    self.owed -= 1;
-                    if self.owed >= pending.len() {
-                        // Still paying off ACKs of earlier commands that timed out.
-                        continue;
-                    }
-                    if ok {
-                        report.done += 1;
-                    } else {
-                        report.errors += 1;
-                        tracing::error!(command = %line, "ExaBGP rejected a command");
-                    }
-                    pending.pop_front();
-                }
-                Ok(Some(PipeEvent::Shutdown)) => return Err(self.end(PipeEnd::Shutdown)),
-                Ok(Some(PipeEvent::Eof) | None) => return Err(self.end(PipeEnd::Eof)),
-                Err(_) => {
-                    report.missing = pending.len();
-                    tracing::warn!(
-                        missing = pending.len(),
-                        first = %line,
-                        timeout = ?ack_timeout,
-                        "no ACK from ExaBGP in time (is exabgp.api.ack=false? then use --no-ack)"
-                    );
-                    break;
-                }
-            }
-        }
-        Ok(report)
-    }
-
-    fn write_timeout(&self) -> Duration {
-        match self.mode {
-            AckMode::Wait(ack_timeout) => ack_timeout,
-            AckMode::Off | AckMode::DryRun => Duration::from_secs(10),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,36 +1,71 @@
 //! The only module that writes to stdout: stdout is ExaBGP's command pipe, and a stray byte on
 //! it is a malformed command. A workspace lint (clippy.toml `disallowed-methods`, `print_stdout`)
 //! rejects stdout writes anywhere else.
+//!
+//! Under ExaBGP, stdout is a pipe. [`CommandSink`] switches it to non-blocking mode and writes
+//! chunks of at most `PIPE_BUF` bytes, each made of whole lines: POSIX makes such a write
+//! all-or-nothing, so a command is never cut in half, whatever happens next (a stall, SIGTERM,
+//! SIGKILL), and waiting for room can be abandoned at any moment without leaving a partial line.
 
 #![allow(clippy::disallowed_methods, clippy::print_stdout)]
 
-use std::io::Write as _;
+use std::io::{ErrorKind, Write as _};
+use std::os::fd::AsFd;
 
 use tokio::io::AsyncWriteExt;
+use tokio::net::unix::pipe;
 
-/// Async writer of ExaBGP commands to stdout.
-pub struct CommandOutput {
-    stdout: tokio::io::Stdout,
+/// The size up to which a write to a pipe is atomic (Linux `PIPE_BUF`).
+pub(crate) const PIPE_BUF: usize = libc::PIPE_BUF;
+
+/// Where ExaBGP commands are written.
+pub(crate) enum CommandSink {
+    /// A pipe (ExaBGP's case): non-blocking, each chunk written whole or not at all.
+    Pipe(pipe::Sender),
+    /// Anything else (a terminal under `--dry-run`, a file): ordinary writes.
+    Other(tokio::io::Stdout),
 }
 
-impl CommandOutput {
-    /// The process's stdout.
-    pub fn new() -> Self {
-        CommandOutput {
-            stdout: tokio::io::stdout(),
+impl CommandSink {
+    /// The process's stdout: a non-blocking pipe writer when it is a pipe.
+    ///
+    /// The descriptor is duplicated (close-on-exec), so no check or hook inherits it.
+    pub(crate) fn stdout() -> Self {
+        let pipe = std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .and_then(pipe::Sender::from_owned_fd);
+        match pipe {
+            Ok(sender) => CommandSink::Pipe(sender),
+            Err(_) => CommandSink::Other(tokio::io::stdout()),
         }
     }
 
-    /// Write `text` (whole lines, each ending in `\n`) and flush.
-    pub async fn write_lines(&mut self, text: &str) -> std::io::Result<()> {
-        self.stdout.write_all(text.as_bytes()).await?;
-        self.stdout.flush().await
-    }
-}
-
-impl Default for CommandOutput {
-    fn default() -> Self {
-        Self::new()
+    /// Write `chunk` (whole lines, at most [`PIPE_BUF`] bytes) entirely, or nothing at all.
+    ///
+    /// Cancel-safe for a pipe: dropping the future while it waits for room writes nothing.
+    pub(crate) async fn write_chunk(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        debug_assert!(chunk.ends_with(b"\n"));
+        match self {
+            CommandSink::Pipe(sender) => {
+                let mut rest = chunk;
+                loop {
+                    sender.writable().await?;
+                    match sender.try_write(rest) {
+                        Ok(written) if written == rest.len() => return Ok(()),
+                        // Only possible for a single line longer than PIPE_BUF (refused by the
+                        // settings): finish it before anything else.
+                        Ok(written) => rest = &rest[written..],
+                        Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+            }
+            CommandSink::Other(stdout) => {
+                stdout.write_all(chunk).await?;
+                stdout.flush().await
+            }
+        }
     }
 }
 

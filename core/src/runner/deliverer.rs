@@ -1,0 +1,582 @@
+//! The deliverer: converges what ExaBGP holds to what the checker wants, whatever ExaBGP does.
+//!
+//! It keeps, per prefix, what ExaBGP last accepted, and sends only the latest desired command
+//! of a prefix that differs from it: no backlog builds up while ExaBGP is slow (a change that is
+//! superseded before it could be written is never written), so memory stays bounded.
+//!
+//! - Whole lines only: commands go out in chunks of at most `PIPE_BUF` bytes made of whole lines,
+//!   each written all-or-nothing by [`CommandSink::write_chunk`], so waiting for a stalled pipe
+//!   can be abandoned at any moment (a newer command, SIGTERM) without cutting a line.
+//! - A command counts as sent once its whole line is written and as accepted once ExaBGP
+//!   answers `done` (or at once with `--no-ack`). ACKs come in order, so the in-flight queue
+//!   maps each answer to its command; at most [`MAX_IN_FLIGHT`] lines wait for an answer.
+//! - `error`: logged with the command (and ExaBGP 6's `error: <message>`), then retried with
+//!   a backoff of 1 s doubling to 60 s until accepted or superseded.
+//! - No ACK within `--ack-timeout`: the commands count as written but unconfirmed, their late
+//!   ACKs are absorbed as they come, and delivery goes on.
+//! - SIGTERM: a withdraw for every prefix, written as far as the pipe takes them before the
+//!   deadline, then the ACKs awaited until the deadline.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+
+use crate::exabgp::{AckMode, PipeEnd, PipeEvent};
+use crate::output::{CommandSink, PIPE_BUF};
+use crate::render::RouteAction;
+use crate::route::Prefix;
+use crate::runner::shared::{Delivered, Desired, Status};
+
+/// Lines written and not yet answered, at most: bounds memory when ExaBGP stops answering.
+pub(crate) const MAX_IN_FLIGHT: usize = 1024;
+/// First wait before re-sending a rejected command.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// Longest wait between re-sends of a rejected command.
+const MAX_RETRY: Duration = Duration::from_secs(60);
+
+/// What the supervisor can ask of the deliverer.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// Withdraw everything, as far as possible before `deadline`, then finish.
+    Terminate {
+        /// When to give up and exit.
+        deadline: Instant,
+    },
+}
+
+/// Why the deliverer finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Finish {
+    /// ExaBGP is gone or going: exit without writing.
+    PipeEnded(PipeEnd),
+    /// The withdraws of a SIGTERM/SIGINT were delivered (or the deadline passed).
+    Terminated,
+}
+
+/// One line written and awaiting its ACK.
+#[derive(Debug)]
+struct InFlight {
+    prefix: Prefix,
+    action: RouteAction,
+    line: String,
+    /// The last line of its action: the action is settled when this one is answered.
+    last: bool,
+}
+
+/// A rejected command waiting to be sent again.
+#[derive(Debug)]
+struct Retry {
+    action: RouteAction,
+    at: Instant,
+    backoff: Duration,
+}
+
+/// Lines to write in one all-or-nothing write, and which commands they carry.
+struct Chunk {
+    bytes: Vec<u8>,
+    lines: Vec<(Prefix, RouteAction, String, bool)>,
+    /// An action whose remaining lines did not fit: (prefix, action, lines already included).
+    rest: Option<(Prefix, RouteAction, usize)>,
+}
+
+/// Converges ExaBGP to the [`Desired`] routes.
+pub(crate) struct Deliverer {
+    sink: CommandSink,
+    events: mpsc::UnboundedReceiver<PipeEvent>,
+    desired: watch::Receiver<Desired>,
+    desired_open: bool,
+    status: Rc<RefCell<Status>>,
+    /// Per prefix, the last action written and not yet answered (ACK mode).
+    written: BTreeMap<Prefix, RouteAction>,
+    in_flight: VecDeque<InFlight>,
+    /// Prefixes with a line answered `error` in the action being settled.
+    failing: BTreeSet<Prefix>,
+    /// ACKs of lines that timed out, still to come: absorbed before any newer ACK.
+    owed: u64,
+    ack_deadline: Option<Instant>,
+    retries: BTreeMap<Prefix, Retry>,
+    /// An action longer than one chunk, partly written: its remaining lines go next.
+    partial: Option<(Prefix, RouteAction, usize)>,
+    refresh_every: Option<Duration>,
+    refresh_at: Option<Instant>,
+    /// Accepted prefixes to re-send (the refresh timer fired).
+    stale: BTreeSet<Prefix>,
+    /// ExaBGP 6's explanation of the `error` that comes next.
+    error_detail: Option<String>,
+    /// Whether ExaBGP has answered anything yet (the first answer can reveal a wrong dialect).
+    answered: bool,
+    stdin_open: bool,
+}
+
+impl Deliverer {
+    /// A deliverer writing to `sink`, reading ExaBGP's answers from `events`.
+    pub(crate) fn new(
+        sink: CommandSink,
+        events: mpsc::UnboundedReceiver<PipeEvent>,
+        desired: watch::Receiver<Desired>,
+        status: Rc<RefCell<Status>>,
+    ) -> Self {
+        let refresh_every = desired.borrow().refresh;
+        Deliverer {
+            sink,
+            events,
+            desired,
+            desired_open: true,
+            status,
+            written: BTreeMap::new(),
+            in_flight: VecDeque::new(),
+            failing: BTreeSet::new(),
+            owed: 0,
+            ack_deadline: None,
+            retries: BTreeMap::new(),
+            partial: None,
+            refresh_every,
+            refresh_at: refresh_every.map(|every| Instant::now() + every),
+            stale: BTreeSet::new(),
+            error_detail: None,
+            answered: false,
+            stdin_open: true,
+        }
+    }
+
+    /// Converge until ExaBGP goes away or the supervisor asks to terminate.
+    pub(crate) async fn run(mut self, mut control: mpsc::UnboundedReceiver<Control>) -> Finish {
+        loop {
+            let now = Instant::now();
+            self.status.borrow_mut().out_of_sync = self.pending(now).len() + self.written.len();
+            let chunk = self.next_chunk(now);
+            let retry_at = self.next_retry(now);
+            let ack_deadline = self.ack_deadline;
+            let refresh_at = self.refresh_at;
+            tokio::select! {
+                biased;
+                Some(Control::Terminate { deadline }) = control.recv() => {
+                    return self.terminate(deadline).await;
+                }
+                event = self.events.recv(), if self.stdin_open => {
+                    if let Some(end) = self.on_event(event) {
+                        return Finish::PipeEnded(end);
+                    }
+                }
+                changed = self.desired.changed(), if self.desired_open => match changed {
+                    Ok(()) => self.on_desired_changed(),
+                    Err(_) => self.desired_open = false,
+                },
+                _ = sleep_until(ack_deadline.unwrap_or(now)), if ack_deadline.is_some() => {
+                    self.on_ack_timeout();
+                }
+                written = self.sink.write_chunk(chunk.as_ref().map_or(&[][..], |c| &c.bytes)), if chunk.is_some() => {
+                    match written {
+                        Ok(()) => self.record(chunk.expect("guarded by the branch condition")),
+                        Err(error) => return Finish::PipeEnded(broken(&error)),
+                    }
+                }
+                _ = sleep_until(retry_at.unwrap_or(now)), if retry_at.is_some() => {}
+                _ = sleep_until(refresh_at.unwrap_or(now)), if refresh_at.is_some() => {
+                    self.on_refresh();
+                }
+            }
+        }
+    }
+
+    fn ack_mode(&self) -> AckMode {
+        self.desired.borrow().ack
+    }
+
+    /// Commands whose latest desired form ExaBGP does not hold and that are due now.
+    fn pending(&self, now: Instant) -> Vec<(Prefix, RouteAction)> {
+        let desired = self.desired.borrow();
+        let mut due = Vec::new();
+        if let Some(routes) = &desired.routes {
+            for (prefix, action) in routes {
+                if self.needs(prefix, action, now) {
+                    due.push((*prefix, action.clone()));
+                }
+            }
+        }
+        for (prefix, action) in &desired.retired {
+            let configured = desired
+                .routes
+                .as_ref()
+                .is_some_and(|routes| routes.contains_key(prefix));
+            if !configured && self.may_hold(prefix) && self.needs(prefix, action, now) {
+                due.push((*prefix, action.clone()));
+            }
+        }
+        due
+    }
+
+    /// Whether `action` must be written for `prefix` now.
+    fn needs(&self, prefix: &Prefix, action: &RouteAction, now: Instant) -> bool {
+        match self.written.get(prefix) {
+            Some(written) if written == action => return false,
+            Some(_) => return true,
+            None => {}
+        }
+        if self.partial.as_ref().is_some_and(|(p, a, _)| p == prefix && a == action) {
+            return true;
+        }
+        let accepted = self.status.borrow().accepted.get(prefix).cloned();
+        if accepted.is_some_and(|delivered| &delivered.action == action) {
+            return self.stale.contains(prefix);
+        }
+        !self
+            .retries
+            .get(prefix)
+            .is_some_and(|retry| &retry.action == action && now < retry.at)
+    }
+
+    /// Whether ExaBGP may hold an announce for `prefix` (so a retired prefix needs a withdraw).
+    fn may_hold(&self, prefix: &Prefix) -> bool {
+        let accepted = self
+            .status
+            .borrow()
+            .accepted
+            .get(prefix)
+            .is_some_and(|delivered| delivered.action.announce);
+        accepted
+            || self.written.get(prefix).is_some_and(|a| a.announce)
+            || self.retries.get(prefix).is_some_and(|r| r.action.announce)
+    }
+
+    /// The next chunk to write, if anything is due and the in-flight window has room.
+    fn next_chunk(&self, now: Instant) -> Option<Chunk> {
+        let acks = matches!(self.ack_mode(), AckMode::Wait(_));
+        let room = if acks {
+            MAX_IN_FLIGHT.saturating_sub(self.in_flight.len())
+        } else {
+            usize::MAX
+        };
+        if room == 0 {
+            return None;
+        }
+        let mut chunk = Chunk {
+            bytes: Vec::new(),
+            lines: Vec::new(),
+            rest: None,
+        };
+        let mut queue: Vec<(Prefix, RouteAction, usize)> = Vec::new();
+        if let Some((prefix, action, done)) = &self.partial
+            && self.still_wanted(prefix, action)
+        {
+            queue.push((*prefix, action.clone(), *done));
+        }
+        for (prefix, action) in self.pending(now) {
+            if !queue.iter().any(|(p, _, _)| *p == prefix) {
+                queue.push((prefix, action, 0));
+            }
+        }
+        'actions: for (prefix, action, done) in queue {
+            for (index, line) in action.lines.iter().enumerate().skip(done) {
+                let full = chunk.bytes.len() + line.len() + 1 > PIPE_BUF || chunk.lines.len() >= room;
+                if full && !chunk.lines.is_empty() {
+                    if index > done || chunk.lines.iter().any(|(p, ..)| *p == prefix) {
+                        chunk.rest = Some((prefix, action.clone(), index));
+                    }
+                    break 'actions;
+                }
+                chunk.bytes.extend_from_slice(line.as_bytes());
+                chunk.bytes.push(b'\n');
+                let last = index + 1 == action.lines.len();
+                chunk.lines.push((prefix, action.clone(), line.clone(), last));
+            }
+        }
+        (!chunk.lines.is_empty()).then_some(chunk)
+    }
+
+    /// Whether `action` is still what the checker wants for `prefix`.
+    fn still_wanted(&self, prefix: &Prefix, action: &RouteAction) -> bool {
+        let desired = self.desired.borrow();
+        desired
+            .routes
+            .as_ref()
+            .and_then(|routes| routes.get(prefix))
+            .or_else(|| desired.retired.get(prefix))
+            == Some(action)
+    }
+
+    /// The next time a rejected command becomes due again.
+    fn next_retry(&self, now: Instant) -> Option<Instant> {
+        self.retries
+            .iter()
+            .filter(|(prefix, retry)| retry.at > now && self.still_wanted(prefix, &retry.action))
+            .map(|(_, retry)| retry.at)
+            .min()
+    }
+
+    /// A chunk was written whole: account for its lines.
+    fn record(&mut self, chunk: Chunk) {
+        let now = Instant::now();
+        let first = chunk.lines.first().map(|(_, _, line, _)| line.clone());
+        tracing::info!(
+            state = %self.status.borrow().state,
+            commands = chunk.lines.len(),
+            first = first.as_deref().unwrap_or(""),
+            "sending routes"
+        );
+        self.partial = chunk.rest;
+        let ack_timeout = match self.ack_mode() {
+            AckMode::Wait(timeout) => Some(timeout),
+            AckMode::Off | AckMode::DryRun => None,
+        };
+        for (prefix, action, line, last) in chunk.lines {
+            if last {
+                self.stale.remove(&prefix);
+                if self.partial.as_ref().is_some_and(|(p, ..)| *p == prefix) {
+                    self.partial = None;
+                }
+            }
+            match ack_timeout {
+                Some(_) => {
+                    if last {
+                        self.written.insert(prefix, action.clone());
+                    }
+                    self.in_flight.push_back(InFlight {
+                        prefix,
+                        action,
+                        line,
+                        last,
+                    });
+                }
+                None if last => self.settle(prefix, action, false),
+                None => {}
+            }
+        }
+        if let Some(timeout) = ack_timeout
+            && self.ack_deadline.is_none()
+            && !self.in_flight.is_empty()
+        {
+            self.ack_deadline = Some(now + timeout);
+        }
+    }
+
+    /// ExaBGP took `action` for `prefix` (answered `done`, or no answer is expected).
+    fn settle(&mut self, prefix: Prefix, action: RouteAction, confirmed: bool) {
+        if self.retries.get(&prefix).is_some_and(|r| r.action == action) {
+            self.retries.remove(&prefix);
+        }
+        self.status
+            .borrow_mut()
+            .accepted
+            .insert(prefix, Delivered { action, confirmed });
+    }
+
+    /// Handle one report of the stdin reader. Returns the end of the pipe, if it ended.
+    fn on_event(&mut self, event: Option<PipeEvent>) -> Option<PipeEnd> {
+        match event {
+            Some(PipeEvent::Ack(ok)) => {
+                self.on_ack(ok);
+                None
+            }
+            Some(PipeEvent::ErrorDetail(detail)) => {
+                self.error_detail = Some(detail);
+                None
+            }
+            Some(PipeEvent::Shutdown) => Some(PipeEnd::Shutdown),
+            Some(PipeEvent::Eof) | None => {
+                if self.ack_mode() == AckMode::DryRun {
+                    // A person ran us with stdin closed: keep going until a signal.
+                    self.stdin_open = false;
+                    None
+                } else {
+                    Some(PipeEnd::Eof)
+                }
+            }
+        }
+    }
+
+    fn on_ack(&mut self, ok: bool) {
+        let detail = self.error_detail.take();
+        if self.owed > 0 {
+            self.owed -= 1;
+            tracing::debug!(ok, "late ACK for an earlier command");
+            return;
+        }
+        let Some(flight) = self.in_flight.pop_front() else {
+            if self.ack_mode() != AckMode::Off {
+                tracing::debug!(ok, "ACK without a command outstanding");
+            }
+            return;
+        };
+        let now = Instant::now();
+        self.ack_deadline = match self.ack_mode() {
+            AckMode::Wait(timeout) if !self.in_flight.is_empty() => Some(now + timeout),
+            _ => None,
+        };
+        let first_answer = !std::mem::replace(&mut self.answered, true);
+        if !ok {
+            tracing::error!(
+                command = %flight.line,
+                detail = detail.as_deref().unwrap_or("none given"),
+                "ExaBGP rejected a command"
+            );
+            if first_answer {
+                hint_dialect(&flight.line);
+            }
+            self.failing.insert(flight.prefix);
+        }
+        if !flight.last {
+            return;
+        }
+        if self.written.get(&flight.prefix) == Some(&flight.action) {
+            self.written.remove(&flight.prefix);
+        }
+        if self.failing.remove(&flight.prefix) {
+            self.schedule_retry(flight.prefix, flight.action, now);
+        } else {
+            self.settle(flight.prefix, flight.action, true);
+        }
+    }
+
+    fn schedule_retry(&mut self, prefix: Prefix, action: RouteAction, now: Instant) {
+        let backoff = match self.retries.get(&prefix) {
+            Some(retry) if retry.action == action => (retry.backoff * 2).min(MAX_RETRY),
+            _ => FIRST_RETRY,
+        };
+        tracing::warn!(
+            %prefix,
+            retry_in = ?backoff,
+            "ExaBGP does not hold the desired route; sending the command again later"
+        );
+        self.retries.insert(
+            prefix,
+            Retry {
+                action,
+                at: now + backoff,
+                backoff,
+            },
+        );
+    }
+
+    fn on_ack_timeout(&mut self) {
+        self.ack_deadline = None;
+        let Some(first) = self.in_flight.front() else {
+            return;
+        };
+        let timeout = match self.ack_mode() {
+            AckMode::Wait(timeout) => timeout,
+            AckMode::Off | AckMode::DryRun => Duration::ZERO,
+        };
+        tracing::warn!(
+            missing = self.in_flight.len(),
+            first = %first.line,
+            ?timeout,
+            "no ACK from ExaBGP in time (is exabgp.api.ack=false? then use --no-ack); going on"
+        );
+        self.owed += self.in_flight.len() as u64;
+        self.failing.clear();
+        for flight in std::mem::take(&mut self.in_flight) {
+            if flight.last {
+                if self.written.get(&flight.prefix) == Some(&flight.action) {
+                    self.written.remove(&flight.prefix);
+                }
+                self.settle(flight.prefix, flight.action, false);
+            }
+        }
+    }
+
+    fn on_desired_changed(&mut self) {
+        let refresh = self.desired.borrow_and_update().refresh;
+        if refresh != self.refresh_every {
+            self.refresh_every = refresh;
+            self.refresh_at = refresh.map(|every| Instant::now() + every);
+        }
+    }
+
+    fn on_refresh(&mut self) {
+        self.refresh_at = self.refresh_every.map(|every| Instant::now() + every);
+        let status = self.status.borrow();
+        self.stale = status.accepted.keys().copied().collect();
+        tracing::debug!(
+            commands = self.stale.len(),
+            "refresh: re-sending the current state"
+        );
+    }
+
+    /// SIGTERM/SIGINT: withdraw every prefix, as far as ExaBGP takes it before `deadline`.
+    async fn terminate(mut self, deadline: Instant) -> Finish {
+        let mut queue: VecDeque<String> = {
+            let desired = self.desired.borrow();
+            let retired = desired
+                .retired
+                .iter()
+                .filter(|(prefix, _)| !desired.farewell.contains_key(prefix))
+                .filter(|(prefix, _)| self.may_hold(prefix));
+            desired
+                .farewell
+                .iter()
+                .chain(retired)
+                .flat_map(|(_, action)| action.lines.iter().cloned())
+                .collect()
+        };
+        tracing::info!(
+            withdraws = queue.len(),
+            "terminating: withdrawing every prefix"
+        );
+        let acks = matches!(self.ack_mode(), AckMode::Wait(_));
+        // Answers still due for earlier commands come before ours.
+        let mut earlier = self.owed + self.in_flight.len() as u64;
+        let mut ours: u64 = 0;
+        loop {
+            if queue.is_empty() && (!acks || ours == 0) {
+                return Finish::Terminated;
+            }
+            let mut chunk = Vec::new();
+            let mut count = 0;
+            for line in &queue {
+                if !chunk.is_empty() && chunk.len() + line.len() + 1 > PIPE_BUF {
+                    break;
+                }
+                chunk.extend_from_slice(line.as_bytes());
+                chunk.push(b'\n');
+                count += 1;
+            }
+            tokio::select! {
+                biased;
+                _ = sleep_until(deadline) => {
+                    if queue.is_empty() {
+                        tracing::warn!(missing = ours, "exiting before every withdraw was acknowledged");
+                    } else {
+                        tracing::warn!(unsent = queue.len(), "exiting before every withdraw was written: ExaBGP is not reading");
+                    }
+                    return Finish::Terminated;
+                }
+                event = self.events.recv(), if self.stdin_open => match event {
+                    Some(PipeEvent::Ack(_)) if earlier > 0 => earlier -= 1,
+                    Some(PipeEvent::Ack(_)) => ours = ours.saturating_sub(1),
+                    Some(PipeEvent::ErrorDetail(_)) => {}
+                    Some(PipeEvent::Shutdown | PipeEvent::Eof) | None => return Finish::Terminated,
+                },
+                written = self.sink.write_chunk(&chunk), if !chunk.is_empty() => match written {
+                    Ok(()) => {
+                        queue.drain(..count);
+                        ours += count as u64;
+                    }
+                    Err(_) => return Finish::Terminated,
+                },
+            }
+        }
+    }
+}
+
+/// The pipe's end after a failed write.
+fn broken(error: &std::io::Error) -> PipeEnd {
+    if error.kind() != std::io::ErrorKind::BrokenPipe {
+        tracing::error!(%error, "writing to ExaBGP failed");
+    }
+    PipeEnd::Broken
+}
+
+/// The first answer was `error`: if the command's dialect looks wrong, say so.
+fn hint_dialect(command: &str) {
+    let hint = if command.starts_with("peer ") {
+        "if this ExaBGP is 4.x or 5.x, use --exabgp-api 4"
+    } else {
+        "if this ExaBGP is 6.x, use --exabgp-api 6 (it wants `peer * announce ...`)"
+    };
+    tracing::error!(command, hint, "ExaBGP rejected the first command");
+}

@@ -1,0 +1,104 @@
+//! What the checker and the deliverer share, and nothing more: the routes the checker wants
+//! ([`Desired`], written by the checker only, through a `watch` channel) and the [`Status`] both
+//! report into for the SIGUSR1 dump.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::exabgp::AckMode;
+use crate::health::State;
+use crate::render::{RouteAction, Target};
+use crate::route::Prefix;
+use crate::settings::Settings;
+
+/// The routes ExaBGP should hold, as the checker last decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Desired {
+    /// One action per configured prefix; `None` until the first decisive state (INIT and the
+    /// first RISING/FALLING announce nothing, as ExaBGP's healthcheck).
+    pub(crate) routes: Option<BTreeMap<Prefix, RouteAction>>,
+    /// Withdraws for prefixes a reload removed, sent only if ExaBGP may still hold them.
+    pub(crate) retired: BTreeMap<Prefix, RouteAction>,
+    /// What to send on SIGTERM: a withdraw for every configured prefix.
+    pub(crate) farewell: BTreeMap<Prefix, RouteAction>,
+    /// How ExaBGP acknowledges commands.
+    pub(crate) ack: AckMode,
+    /// Re-send the accepted state this often (`--refresh-interval`).
+    pub(crate) refresh: Option<Duration>,
+}
+
+impl Desired {
+    /// Nothing decided yet, under `settings`.
+    pub(crate) fn undecided(settings: &Settings) -> Self {
+        Desired {
+            routes: None,
+            retired: BTreeMap::new(),
+            farewell: settings.routes.plan(Target::Gone),
+            ack: settings.ack,
+            refresh: settings.timing.refresh_interval,
+        }
+    }
+}
+
+/// What ExaBGP did with the last command for a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Delivered {
+    /// The command ExaBGP took.
+    pub(crate) action: RouteAction,
+    /// True when ExaBGP answered `done`; false when it was written but no ACK was expected or
+    /// none came in time.
+    pub(crate) confirmed: bool,
+}
+
+/// The run as both loops see it, for the state dump (and later, metrics).
+#[derive(Debug, Clone)]
+pub(crate) struct Status {
+    /// The hysteresis state.
+    pub(crate) state: State,
+    /// The last check's reason (none when healthy).
+    pub(crate) last_reason: Option<String>,
+    /// MED penalty while degraded.
+    pub(crate) penalty: u32,
+    /// Per prefix, what ExaBGP last accepted.
+    pub(crate) accepted: BTreeMap<Prefix, Delivered>,
+    /// Prefixes whose desired command ExaBGP has not accepted yet.
+    pub(crate) out_of_sync: usize,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Status {
+            state: State::Init,
+            last_reason: None,
+            penalty: 0,
+            accepted: BTreeMap::new(),
+            out_of_sync: 0,
+        }
+    }
+}
+
+impl Status {
+    /// Log the state dump (SIGUSR1) as one line.
+    pub(crate) fn log_dump(&self) {
+        let announced: Vec<String> = self
+            .accepted
+            .iter()
+            .filter(|(_, delivered)| delivered.action.announce)
+            .map(|(prefix, delivered)| {
+                if delivered.confirmed {
+                    prefix.to_string()
+                } else {
+                    format!("{prefix}(unconfirmed)")
+                }
+            })
+            .collect();
+        tracing::info!(
+            state = %self.state,
+            last_reason = self.last_reason.as_deref().unwrap_or("none"),
+            penalty = self.penalty,
+            announced = %announced.join(" "),
+            out_of_sync = self.out_of_sync,
+            "SIGUSR1: state dump"
+        );
+    }
+}
