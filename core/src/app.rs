@@ -89,27 +89,29 @@ where
             return crate::runner::once(probe, &settings).await;
         }
         let reload_binary = binary.clone();
-        let reload: crate::runner::Reload<P> = Box::new(move || -> Result<(Settings, P), String> {
-            let options: Cli<T> =
-                load_with(command.clone(), &argv).map_err(|error| match error {
-                    LoadError::Usage(error) => error
-                        .render()
-                        .to_string()
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .to_string(),
-                    LoadError::Config(message) => message,
-                })?;
-            let settings = Settings::resolve(&options.common, &reload_binary, modes)?;
-            let probe =
-                build(&options.probe, &options.common).map_err(|error| format!("{error:#}"))?;
-            Ok((settings, probe))
-        });
+        let reload: crate::runner::Reload<P> =
+            Box::new(move || -> Result<(Settings, P), String> {
+                let options: Cli<T> =
+                    load_with(command.clone(), &argv).map_err(|error| match error {
+                        LoadError::Usage(error) => error
+                            .render()
+                            .to_string()
+                            .lines()
+                            .next()
+                            .unwrap_or("")
+                            .to_string(),
+                        LoadError::Config(message) => message,
+                    })?;
+                let settings = Settings::resolve(&options.common, &reload_binary, modes)?;
+                let probe =
+                    build(&options.probe, &options.common).map_err(|error| format!("{error:#}"))?;
+                Ok((settings, probe))
+            });
         crate::runner::run(probe, settings, reload).await
     });
     // The stdin reader sits in a blocking read on tokio's blocking pool: do not wait for it.
     runtime.shutdown_background();
+    crate::logging::flush(std::time::Duration::from_millis(100));
     code
 }
 

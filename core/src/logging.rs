@@ -1,9 +1,32 @@
 //! Logging to stderr only (ExaBGP forwards a child's stderr to its own log), one line per event,
 //! text or JSON, at a level set by `-v`/`-q` (or `EXAPROBE_LOG` as a tracing filter).
+//!
+//! Logging never blocks the probe: ExaBGP forwards stderr and can stall, so events go through a
+//! bounded queue to a writer thread ([`LogQueue`]). When the queue is full, lines are dropped and
+//! counted; once stderr drains, the count is logged (`dropped N log lines`). (tracing-appender's
+//! non-blocking writer was not used: its guard prints to stdout, ExaBGP's command pipe, when its
+//! queue is full, and blocks exit for up to 1.1 s.)
+//!
+//! Every line is escaped on its way out: a newline, another control character or a bidi
+//! override inside an event (from a config value, a server's answer) cannot forge a log line or
+//! reorder what an operator reads.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 use crate::options::LogFormat;
+
+/// Lines waiting for stderr, at most.
+const QUEUE_LINES: usize = 1024;
+
+/// The process's log queue, once [`init`] ran.
+static QUEUE: OnceLock<LogQueue> = OnceLock::new();
 
 /// Install the global subscriber. Safe to call once; later calls are ignored.
 pub fn init(format: LogFormat, verbose: u8, quiet: u8) {
@@ -16,9 +39,12 @@ pub fn init(format: LogFormat, verbose: u8, quiet: u8) {
     };
     let filter = EnvFilter::try_from_env("EXAPROBE_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let queue = QUEUE
+        .get_or_init(|| LogQueue::spawn(std::io::stderr(), !ansi))
+        .clone();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(queue)
         .with_target(false);
     let _ = match format {
         LogFormat::Text => builder.with_ansi(ansi).try_init(),
@@ -28,4 +54,234 @@ pub fn init(format: LogFormat, verbose: u8, quiet: u8) {
             .with_span_list(false)
             .try_init(),
     };
+}
+
+/// Log how many lines were dropped, once stderr has drained after dropping some. The checker
+/// calls this after every check.
+pub(crate) fn report_dropped_lines() {
+    if let Some(dropped) = QUEUE.get().and_then(LogQueue::take_drained_drops) {
+        tracing::warn!(
+            dropped,
+            "dropped {dropped} log lines while stderr was not drained"
+        );
+    }
+}
+
+/// Give the writer thread up to `limit` to write what is queued (at exit).
+pub fn flush(limit: Duration) {
+    if let Some(queue) = QUEUE.get() {
+        queue.flush(limit);
+    }
+}
+
+/// A bounded queue of log lines in front of a writer thread: sending never blocks.
+#[derive(Clone)]
+pub(crate) struct LogQueue {
+    sender: SyncSender<Vec<u8>>,
+    counts: Arc<Counts>,
+    escape_ansi: bool,
+}
+
+#[derive(Default)]
+struct Counts {
+    /// Lines dropped since the writer last caught up.
+    dropped: AtomicU64,
+    /// Drops counted when the writer caught up, not yet reported.
+    drained_drops: AtomicU64,
+    /// Lines queued and not yet written.
+    pending: AtomicUsize,
+}
+
+impl LogQueue {
+    /// Start the writer thread on `output`. `escape_ansi`: escape ESC too (no terminal colors).
+    pub(crate) fn spawn<W: Write + Send + 'static>(output: W, escape_ansi: bool) -> Self {
+        let (sender, receiver) = sync_channel(QUEUE_LINES);
+        let counts = Arc::new(Counts::default());
+        let thread_counts = Arc::clone(&counts);
+        let spawned = std::thread::Builder::new()
+            .name("exaprobe-log".into())
+            .spawn(move || write_lines(output, &receiver, &thread_counts));
+        if let Err(error) = spawned {
+            // Without the thread every line is dropped (and counted): never block the probe.
+            eprintln!("exaprobe: cannot start the log writer: {error}");
+        }
+        LogQueue {
+            sender,
+            counts,
+            escape_ansi,
+        }
+    }
+
+    fn send(&self, line: Vec<u8>) {
+        self.counts.pending.fetch_add(1, Ordering::SeqCst);
+        match self.sender.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.counts.pending.fetch_sub(1, Ordering::SeqCst);
+                self.counts.dropped.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// The number of lines dropped before stderr last drained, once.
+    pub(crate) fn take_drained_drops(&self) -> Option<u64> {
+        let dropped = self.counts.drained_drops.swap(0, Ordering::SeqCst);
+        (dropped > 0).then_some(dropped)
+    }
+
+    fn flush(&self, limit: Duration) {
+        let until = Instant::now() + limit;
+        while self.counts.pending.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// The writer thread: write each line; when the queue is empty, publish the drops counted.
+fn write_lines<W: Write>(mut output: W, lines: &Receiver<Vec<u8>>, counts: &Counts) {
+    loop {
+        let line = match lines.try_recv() {
+            Ok(line) => line,
+            Err(TryRecvError::Empty) => {
+                let dropped = counts.dropped.swap(0, Ordering::SeqCst);
+                counts.drained_drops.fetch_add(dropped, Ordering::SeqCst);
+                match lines.recv() {
+                    Ok(line) => line,
+                    Err(_) => return,
+                }
+            }
+            Err(TryRecvError::Disconnected) => return,
+        };
+        let _ = output.write_all(&line).and_then(|()| output.flush());
+        counts.pending.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogQueue {
+    type Writer = EventWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        EventWriter {
+            queue: self,
+            buffer: Vec::new(),
+        }
+    }
+}
+
+/// Collects one formatted event, then escapes it and queues it as one line.
+pub(crate) struct EventWriter<'a> {
+    queue: &'a LogQueue,
+    buffer: Vec<u8>,
+}
+
+impl Write for EventWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for EventWriter<'_> {
+    fn drop(&mut self) {
+        if !self.buffer.is_empty() {
+            let text = String::from_utf8_lossy(&self.buffer);
+            let line = escape_line(&text, self.queue.escape_ansi);
+            self.queue.send(line.into_bytes());
+        }
+    }
+}
+
+/// `text` as one line: control characters (but the final newline, tabs, and ESC when colors
+/// are on) and bidi controls written as visible escapes.
+pub(crate) fn escape_line(text: &str, escape_ansi: bool) -> String {
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    let mut line = String::with_capacity(body.len() + 1);
+    for c in body.chars() {
+        match c {
+            '\n' => line.push_str("\\n"),
+            '\r' => line.push_str("\\r"),
+            '\t' => line.push('\t'),
+            '\u{1b}' if !escape_ansi => line.push(c),
+            c if c.is_control() || is_bidi_control(c) => {
+                // `\uXXXX`: readable, and a valid escape inside a JSON string too.
+                line.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c => line.push(c),
+        }
+    }
+    line.push('\n');
+    line
+}
+
+/// Unicode bidi embedding, override, isolate and mark characters (Trojan Source).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn escapes_everything_that_could_forge_or_reorder_a_line() {
+        assert_eq!(escape_line("a\nb\rc\u{7}d\n", true), "a\\nb\\rc\\u0007d\n");
+        assert_eq!(escape_line("x\u{1b}[31mRED", true), "x\\u001b[31mRED\n");
+        assert_eq!(escape_line("x\u{1b}[31mRED", false), "x\u{1b}[31mRED\n");
+        assert_eq!(
+            escape_line("evil\u{202e}txt.exe\u{2066}", true),
+            "evil\\u202etxt.exe\\u2066\n"
+        );
+        assert_eq!(escape_line("tab\there é\n", true), "tab\there é\n");
+    }
+
+    /// A pipe nobody reads: logging goes on without blocking, drops are counted, and reported
+    /// once the pipe drains.
+    #[test]
+    fn a_full_stderr_never_blocks_and_drops_are_reported_after_it_drains() {
+        let (read_end, write_end) = nix::unistd::pipe().expect("a pipe");
+        nix::fcntl::fcntl(write_end.as_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(4096))
+            .expect("shrink the pipe");
+        let queue = LogQueue::spawn(std::fs::File::from(write_end), true);
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(queue.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            for line in 0..(QUEUE_LINES * 4) {
+                tracing::info!(line, "a log line long enough to fill a small pipe quickly");
+            }
+        });
+        assert_eq!(
+            queue.take_drained_drops(),
+            None,
+            "stderr has not drained yet"
+        );
+        assert!(queue.counts.dropped.load(Ordering::SeqCst) > 0);
+        // Drain the pipe until the writer catches up.
+        let mut reader = std::fs::File::from(read_end);
+        let mut chunk = [0u8; 65536];
+        let mut text = Vec::new();
+        let dropped = loop {
+            let n = reader.read(&mut chunk).expect("read the pipe");
+            text.extend_from_slice(&chunk[..n]);
+            if let Some(dropped) = queue.take_drained_drops() {
+                break dropped;
+            }
+        };
+        drop(queue);
+        reader.read_to_end(&mut text).expect("read the rest");
+        let written = text.iter().filter(|&&b| b == b'\n').count() as u64;
+        assert!(written >= QUEUE_LINES as u64, "{written} lines written");
+        assert_eq!(
+            written + dropped,
+            QUEUE_LINES as u64 * 4,
+            "every line written or counted"
+        );
+    }
 }

@@ -773,12 +773,24 @@ fn sigusr1_dumps_state_and_sigusr2_checks_now_and_disable_note_is_logged() {
     ));
     assert!(probe.next().contains("med 100"));
     probe.ack();
-    probe.child.signal(Signal::SIGUSR1);
-    probe.wait_log("SIGUSR1: state dump");
-    assert!(
-        probe.log().contains("announced=192.0.2.42/32"),
-        "{}",
-        probe.log()
+    // The dump reports what ExaBGP accepted: ask until the ACK has been read.
+    wait_for(
+        "a state dump with the route announced",
+        Duration::from_secs(5),
+        || {
+            let dumps = probe.log().matches("SIGUSR1: state dump").count();
+            probe.child.signal(Signal::SIGUSR1);
+            wait_for("the dump", Duration::from_secs(5), || {
+                (probe.log().matches("SIGUSR1: state dump").count() > dumps).then_some(())
+            });
+            let log = probe.log();
+            let last = log
+                .lines()
+                .rfind(|l| l.contains("state dump"))
+                .unwrap_or("");
+            (last.contains("announced=192.0.2.42/32") && last.contains("out_of_sync=0"))
+                .then_some(())
+        },
     );
     // The next check is a minute away; SIGUSR2 runs it now.
     std::fs::remove_file(&file).unwrap();

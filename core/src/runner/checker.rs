@@ -171,6 +171,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
                 }
             };
             self.observe(result, disabled);
+            crate::logging::report_dropped_lines();
             if reload_pending {
                 self.reload().await;
             }
@@ -291,7 +292,11 @@ impl<P: Probe + Send + 'static> Checker<P> {
     /// SIGHUP: re-read the options off the runtime thread; withdraw removed prefixes and
     /// re-plan the rest. A failed or hung reload keeps the running configuration.
     async fn reload(&mut self) {
-        if self.reloading.as_ref().is_some_and(|job| !job.is_finished()) {
+        if self
+            .reloading
+            .as_ref()
+            .is_some_and(|job| !job.is_finished())
+        {
             tracing::warn!("SIGHUP: the previous reload is still running; ignored");
             return;
         }
@@ -300,7 +305,9 @@ impl<P: Probe + Send + 'static> Checker<P> {
             None => {
                 let reload = Arc::clone(&self.reload);
                 tokio::task::spawn_blocking(move || {
-                    let mut reload = reload.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let mut reload = reload
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
                     reload()
                 })
             }

@@ -191,13 +191,7 @@ impl Deliverer {
     fn pending(&self, now: Instant) -> Vec<(Prefix, RouteAction)> {
         let desired = self.desired.borrow();
         let mut due = Vec::new();
-        if let Some(routes) = &desired.routes {
-            for (prefix, action) in routes {
-                if self.needs(prefix, action, now) {
-                    due.push((*prefix, action.clone()));
-                }
-            }
-        }
+        // Withdraws of prefixes a reload removed first, as before the reload.
         for (prefix, action) in &desired.retired {
             let configured = desired
                 .routes
@@ -205,6 +199,13 @@ impl Deliverer {
                 .is_some_and(|routes| routes.contains_key(prefix));
             if !configured && self.may_hold(prefix) && self.needs(prefix, action, now) {
                 due.push((*prefix, action.clone()));
+            }
+        }
+        if let Some(routes) = &desired.routes {
+            for (prefix, action) in routes {
+                if self.needs(prefix, action, now) {
+                    due.push((*prefix, action.clone()));
+                }
             }
         }
         due
@@ -217,7 +218,11 @@ impl Deliverer {
             Some(_) => return true,
             None => {}
         }
-        if self.partial.as_ref().is_some_and(|(p, a, _)| p == prefix && a == action) {
+        if self
+            .partial
+            .as_ref()
+            .is_some_and(|(p, a, _)| p == prefix && a == action)
+        {
             return true;
         }
         let accepted = self.status.borrow().accepted.get(prefix).cloned();
@@ -272,7 +277,8 @@ impl Deliverer {
         }
         'actions: for (prefix, action, done) in queue {
             for (index, line) in action.lines.iter().enumerate().skip(done) {
-                let full = chunk.bytes.len() + line.len() + 1 > PIPE_BUF || chunk.lines.len() >= room;
+                let full =
+                    chunk.bytes.len() + line.len() + 1 > PIPE_BUF || chunk.lines.len() >= room;
                 if full && !chunk.lines.is_empty() {
                     if index > done || chunk.lines.iter().any(|(p, ..)| *p == prefix) {
                         chunk.rest = Some((prefix, action.clone(), index));
@@ -282,7 +288,9 @@ impl Deliverer {
                 chunk.bytes.extend_from_slice(line.as_bytes());
                 chunk.bytes.push(b'\n');
                 let last = index + 1 == action.lines.len();
-                chunk.lines.push((prefix, action.clone(), line.clone(), last));
+                chunk
+                    .lines
+                    .push((prefix, action.clone(), line.clone(), last));
             }
         }
         (!chunk.lines.is_empty()).then_some(chunk)
@@ -356,7 +364,11 @@ impl Deliverer {
 
     /// ExaBGP took `action` for `prefix` (answered `done`, or no answer is expected).
     fn settle(&mut self, prefix: Prefix, action: RouteAction, confirmed: bool) {
-        if self.retries.get(&prefix).is_some_and(|r| r.action == action) {
+        if self
+            .retries
+            .get(&prefix)
+            .is_some_and(|r| r.action == action)
+        {
             self.retries.remove(&prefix);
         }
         self.status

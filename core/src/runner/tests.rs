@@ -69,7 +69,7 @@ impl Probe for ServiceProbe {
         let healthy = match *self.0.health.lock().unwrap() {
             Health::Healthy => true,
             Health::Failing => false,
-            Health::Flapping => count % 2 == 0,
+            Health::Flapping => count.is_multiple_of(2),
         };
         if healthy {
             Outcome::Healthy
@@ -341,7 +341,10 @@ async fn sigterm_withdraws_every_prefix_when_exabgp_reads() {
             ]
         );
         let code = timeout(Duration::from_millis(100), &mut exabgp.run).await;
-        assert_eq!(code.expect("exited once acknowledged").unwrap(), ExitCode::SUCCESS);
+        assert_eq!(
+            code.expect("exited once acknowledged").unwrap(),
+            ExitCode::SUCCESS
+        );
     })
     .await;
 }
@@ -426,8 +429,16 @@ async fn rejected_commands_are_retried_with_backoff_until_accepted() {
         let service = Service::new(Health::Healthy);
         let mut exabgp = Exabgp::start(&args(1, &[]), &service);
         let mut sent_at = Vec::new();
-        for answer in ["error: no such neighbor\nerror\n", "error\n", "error\n", "done\n"] {
-            let line = exabgp.command(Duration::from_secs(10)).await.expect("a command");
+        for answer in [
+            "error: no such neighbor\nerror\n",
+            "error\n",
+            "error\n",
+            "done\n",
+        ] {
+            let line = exabgp
+                .command(Duration::from_secs(10))
+                .await
+                .expect("a command");
             assert_eq!(line, "announce route 192.0.2.0/32 next-hop self med 100");
             sent_at.push(Instant::now());
             exabgp.answer(answer).await;
@@ -440,7 +451,10 @@ async fn rejected_commands_are_retried_with_backoff_until_accepted() {
         assert_eq!(exabgp.command(Duration::from_secs(120)).await, None);
         let text = logs.text();
         assert!(text.contains(r#"detail="no such neighbor""#), "{text}");
-        assert!(text.contains("--exabgp-api 6"), "the first error hints at the dialect: {text}");
+        assert!(
+            text.contains("--exabgp-api 6"),
+            "the first error hints at the dialect: {text}"
+        );
         exabgp.signal(Signal::DumpState);
         tokio::time::sleep(Duration::from_millis(10)).await;
         let dump = logs.text();
@@ -456,7 +470,13 @@ async fn a_rejected_command_is_superseded_by_a_newer_state() {
     local(async {
         let service = Service::new(Health::Healthy);
         let mut exabgp = Exabgp::start(&args(1, &["--withdraw-on-down"]), &service);
-        assert!(exabgp.command(Duration::from_secs(1)).await.unwrap().starts_with("announce"));
+        assert!(
+            exabgp
+                .command(Duration::from_secs(1))
+                .await
+                .unwrap()
+                .starts_with("announce")
+        );
         exabgp.answer("error\n").await;
         service.set(Health::Failing);
         // The withdraw goes out at once, not after the announce's backoff.
