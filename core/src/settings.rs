@@ -159,7 +159,7 @@ impl Settings {
         let flatten = |lists: &[crate::route::CommunityList]| -> Vec<String> {
             lists.iter().flat_map(|l| l.0.iter().cloned()).collect()
         };
-        Ok(Settings {
+        let settings = Settings {
             routes: RoutePolicy {
                 prefixes,
                 next_hop: options.next_hop,
@@ -214,6 +214,69 @@ impl Settings {
             },
             name,
             log_format: options.log_format,
-        })
+        };
+        settings.check_command_length()?;
+        Ok(settings)
+    }
+
+    /// Every command must fit in one atomic pipe write (`PIPE_BUF`), so that a stalled or
+    /// killed probe can never leave half a command in ExaBGP's pipe.
+    fn check_command_length(&self) -> Result<(), String> {
+        use crate::render::Target;
+        // Room for the longest MED (10 digits) whatever the state's own number is.
+        const MED_SLACK: usize = 10;
+        let longest = [
+            Target::Up { penalty: 0 },
+            Target::Down,
+            Target::Disabled,
+            Target::Gone,
+        ]
+        .into_iter()
+        .flat_map(|target| self.routes.plan(target).into_values())
+        .flat_map(|action| action.lines)
+        .map(|line| line.len() + 1)
+        .max()
+        .unwrap_or(0);
+        if longest + MED_SLACK > crate::output::PIPE_BUF {
+            return Err(format!(
+                "a route command would be {longest} bytes long, more than the {} bytes ExaBGP's pipe takes in one write: use fewer communities, neighbors or AS-path entries",
+                crate::output::PIPE_BUF - MED_SLACK
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Options {
+        #[command(flatten)]
+        common: CommonOptions,
+    }
+
+    fn resolve(args: &[&str]) -> Result<Settings, String> {
+        let argv = ["exaprobe-test", "--prefix", "192.0.2.1/32"]
+            .into_iter()
+            .chain(args.iter().copied());
+        let options = Options::try_parse_from(argv).expect("parsable options");
+        let modes = ModeFlags {
+            dry_run: false,
+            routes_optional: false,
+        };
+        Settings::resolve(&options.common, "test", modes)
+    }
+
+    #[test]
+    fn a_command_longer_than_one_atomic_pipe_write_is_refused() {
+        let many: Vec<String> = (0..600).map(|i| format!("65000:{i}")).collect();
+        let many = many.join(" ");
+        let error = resolve(&["--community", &many]).unwrap_err();
+        assert!(error.contains("more than the 4086 bytes"), "{error}");
+        let some: Vec<String> = (0..100).map(|i| format!("65000:{i}")).collect();
+        assert!(resolve(&["--community", &some.join(" ")]).is_ok());
     }
 }
