@@ -143,12 +143,18 @@ fn check_config<P: Probe>(probe: &P, settings: &Settings) -> ExitCode {
         "timing: interval {:?}, fast-interval {:?}, timeout {:?}, rise {}, fall {}",
         t.interval, t.fast_interval, t.timeout, settings.hysteresis.rise, settings.hysteresis.fall
     ));
-    for (label, target) in [
-        ("UP", Target::Up { penalty: 0 }),
-        ("DOWN", Target::Down),
-        ("DISABLED", Target::Disabled),
-        ("EXIT", Target::Gone),
-    ] {
+    let draining = settings
+        .safety
+        .drain
+        .map(|_| ("DRAINING", Target::Draining { penalty: 0 }));
+    let targets = [
+        Some(("UP", Target::Up { penalty: 0 })),
+        draining,
+        Some(("DOWN", Target::Down)),
+        Some(("DISABLED", Target::Disabled)),
+        Some(("EXIT", Target::Gone)),
+    ];
+    for (label, target) in targets.into_iter().flatten() {
         for line in settings
             .routes
             .plan(target)

@@ -9,7 +9,8 @@
 //!   `EXAPROBE_*` environment > TOML file > defaults); [`settings`] validates them as a whole.
 //! - [`route`]: prefixes and BGP attributes, validated on parse; [`render`]: the ExaBGP commands
 //!   for each state, in the 4.x/5.x or 6.x dialect.
-//! - [`health`]: the hysteresis state machine (INIT, RISING, UP, FALLING, DOWN, DISABLED), pure.
+//! - [`health`]: the hysteresis state machine (INIT, RISING, UP, FALLING, DOWN, DISABLED), pure;
+//!   `routing`: drain before a planned withdraw (RFC 8326) and flap damping above it, pure.
 //! - [`exabgp`]: the pipe: a reader that always drains stdin, a writer that waits for ACKs.
 //! - [`output`]: the only module that writes to stdout.
 //! - [`runner`]: schedule, timeouts, signals, disable file, reload, shutdown; `--once`.
@@ -33,6 +34,7 @@ pub mod output;
 pub mod probe;
 pub mod render;
 pub mod route;
+mod routing;
 pub mod runner;
 pub mod secret;
 pub mod settings;

@@ -163,6 +163,37 @@ pub struct CommonOptions {
     /// Re-send the current state this often even without a change (off by default).
     #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Timing")]
     pub refresh_interval: Option<Duration>,
+    /// Time between checks while DOWN (default: --interval), as HAProxy's `downinter`.
+    #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Timing")]
+    pub down_interval: Option<Duration>,
+
+    // ---- routing safety ---------------------------------------------------------------------
+    /// Before a planned withdraw (maintenance, SIGTERM, a prefix removed by reload), announce the
+    /// prefixes with the drain community for this long first (RFC 8326 graceful shutdown). Off by default.
+    #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Routing safety")]
+    pub drain: Option<Duration>,
+    /// Community added while draining.
+    #[arg(
+        long,
+        default_value = "65535:0",
+        value_name = "COMMUNITY",
+        help_heading = "Routing safety"
+    )]
+    pub drain_community: CommunityList,
+    /// Damp flapping: more than N changes between UP and DOWN within --flap-window hold the routes down (0: off).
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "N",
+        help_heading = "Routing safety"
+    )]
+    pub flap_limit: u32,
+    /// How far back --flap-limit counts changes.
+    #[arg(long, default_value = "60", value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Routing safety")]
+    pub flap_window: Duration,
+    /// How long flapping routes are held down before a fresh start.
+    #[arg(long, default_value = "300", value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Routing safety")]
+    pub flap_hold: Duration,
 
     // ---- maintenance and hooks --------------------------------------------------------------
     /// While this file exists the check is not run and the prefixes are DISABLED.

@@ -18,6 +18,13 @@ pub enum Target {
         /// MED added to the up metric.
         penalty: u32,
     },
+    /// Serving, about to stop for a reason that is not a failure (maintenance, shutdown, a
+    /// reload removing the prefix): announced as UP plus the drain community (RFC 8326
+    /// GRACEFUL_SHUTDOWN), so routers move traffic away first.
+    Draining {
+        /// MED added to the up metric, as while UP.
+        penalty: u32,
+    },
     /// Not serving: worse MED, or withdrawn with `--withdraw-on-down`.
     Down,
     /// Maintenance: disabled MED/community, or withdrawn with `--withdraw-on-down`.
@@ -64,6 +71,8 @@ pub struct RoutePolicy {
     pub large_communities: Vec<String>,
     /// Standard communities replacing `communities` when DOWN or DISABLED (if not empty).
     pub disabled_communities: Vec<String>,
+    /// Community added while draining (`--drain-community`, RFC 8326's 65535:0 by default).
+    pub drain_community: String,
     /// AS path in every state without its own.
     pub as_path: Option<AsPath>,
     /// AS path when UP.
@@ -93,7 +102,9 @@ impl RoutePolicy {
     /// The MED of the prefix at `index` in `target`, or `None` when it is withdrawn.
     pub fn med(&self, target: Target, index: usize) -> Option<u32> {
         let base = match target {
-            Target::Up { penalty } => self.up_metric.saturating_add(penalty),
+            Target::Up { penalty } | Target::Draining { penalty } => {
+                self.up_metric.saturating_add(penalty)
+            }
             Target::Down if !self.withdraw_on_down => self.down_metric,
             Target::Disabled if !self.withdraw_on_down => self.disabled_metric,
             _ => return None,
@@ -135,7 +146,7 @@ impl RoutePolicy {
 
     /// Attributes after the MED, in ExaBGP healthcheck's order.
     fn write_attributes(&self, body: &mut String, target: Target) {
-        let serving = matches!(target, Target::Up { .. });
+        let serving = matches!(target, Target::Up { .. } | Target::Draining { .. });
         if let Some(local_preference) = self.local_preference {
             write!(body, " local-preference {local_preference}").ok();
         }
@@ -144,11 +155,19 @@ impl RoutePolicy {
         } else {
             &self.communities
         };
-        write_list(body, "community", communities);
+        if let Target::Draining { .. } = target {
+            let mut draining = communities.clone();
+            if !draining.contains(&self.drain_community) {
+                draining.push(self.drain_community.clone());
+            }
+            write_list(body, "community", &draining);
+        } else {
+            write_list(body, "community", communities);
+        }
         write_list(body, "extended-community", &self.extended_communities);
         write_list(body, "large-community", &self.large_communities);
         let state_path = match target {
-            Target::Up { .. } => &self.up_as_path,
+            Target::Up { .. } | Target::Draining { .. } => &self.up_as_path,
             Target::Down => &self.down_as_path,
             Target::Disabled | Target::Gone => &self.disabled_as_path,
         };
@@ -201,6 +220,7 @@ mod tests {
             extended_communities: vec![],
             large_communities: vec![],
             disabled_communities: vec![],
+            drain_community: "65535:0".into(),
             as_path: None,
             up_as_path: None,
             down_as_path: None,
@@ -249,6 +269,23 @@ mod tests {
             "neighbor * announce route 192.0.2.10/32 next-hop self med 1000 local-preference 200 community [ 65000:666 ] large-community [ 65000:1:1 ] as-path [ 65000 65000 65000 ] path-information 7"
         );
         assert!(lines(&p, Target::Disabled)[1].contains(" med 501 "));
+    }
+
+    #[test]
+    fn draining_adds_the_graceful_shutdown_community_to_the_up_announcement() {
+        let mut p = policy(&["192.0.2.10/32"]);
+        p.withdraw_on_down = true;
+        assert_eq!(
+            lines(&p, Target::Draining { penalty: 20 }),
+            ["announce route 192.0.2.10/32 next-hop self med 120 community [ 65535:0 ]"]
+        );
+        p.communities = vec!["65000:1".into()];
+        p.disabled_communities = vec!["65000:666".into()];
+        p.drain_community = "65000:999".into();
+        assert_eq!(
+            lines(&p, Target::Draining { penalty: 0 }),
+            ["announce route 192.0.2.10/32 next-hop self med 100 community [ 65000:1 65000:999 ]"]
+        );
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub struct Settings {
     pub timing: Timing,
     /// How commands are acknowledged.
     pub ack: AckMode,
+    /// Drain and flap damping.
+    pub(crate) safety: crate::routing::Safety,
     /// Maintenance file.
     pub disable_file: Option<std::path::PathBuf>,
     /// Transition hooks.
@@ -48,6 +50,8 @@ pub struct Timing {
     pub refresh_interval: Option<Duration>,
     /// Random extra delay, up to this, added to each interval.
     pub splay: Duration,
+    /// Between checks while DOWN.
+    pub down_interval: Duration,
     /// Per hook command.
     pub hook_timeout: Duration,
 }
@@ -182,6 +186,7 @@ impl Settings {
                     .flat_map(|l| l.0.iter().cloned())
                     .collect(),
                 disabled_communities: flatten(&options.disabled_communities),
+                drain_community: drain_community(options)?,
                 as_path: options.as_path.clone(),
                 up_as_path: options.up_as_path.clone(),
                 down_as_path: options.down_as_path.clone(),
@@ -202,9 +207,18 @@ impl Settings {
                 degraded_penalty: options.degraded_penalty,
                 refresh_interval: options.refresh_interval,
                 splay: options.splay,
+                down_interval: options.down_interval.unwrap_or(options.interval),
                 hook_timeout: options.hook_timeout,
             },
             ack,
+            safety: crate::routing::Safety {
+                drain: options.drain,
+                flap: (options.flap_limit > 0).then_some(crate::routing::FlapLimits {
+                    limit: options.flap_limit,
+                    window: options.flap_window,
+                    hold: options.flap_hold,
+                }),
+            },
             disable_file: options.disable.clone(),
             hooks: HookCommands {
                 any: options.execute.clone(),
@@ -244,6 +258,14 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+}
+
+/// `--drain-community`: exactly one standard community.
+fn drain_community(options: &CommonOptions) -> Result<String, String> {
+    match options.drain_community.0.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => Err("--drain-community takes exactly one community (default 65535:0)".into()),
     }
 }
 

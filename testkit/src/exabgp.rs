@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::{ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -189,10 +189,7 @@ impl SlowExabgp {
 
     /// The next command read within `within`.
     pub fn command(&self, within: Duration) -> Option<Received> {
-        match self.commands.recv_timeout(within) {
-            Ok(command) => Some(command),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.commands.recv_timeout(within).ok()
     }
 
     /// Every command read until none comes for `quiet`.

@@ -6,6 +6,7 @@
 //! stores) runs on the blocking pool under a timeout, so a hung NFS mount delays nothing here.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -19,8 +20,9 @@ use tokio::time::{Instant, sleep_until, timeout};
 use crate::health::{Observation, State};
 use crate::hooks::Hooks;
 use crate::probe::{Outcome, Probe};
-use crate::render::Target;
+use crate::render::{RouteAction, Target};
 use crate::route::Prefix;
+use crate::routing::{Event, Router};
 use crate::runner::shared::{Desired, Status};
 use crate::settings::{Settings, Timing};
 
@@ -89,9 +91,12 @@ pub(crate) struct Checker<P> {
     desired: watch::Sender<Desired>,
     status: Rc<RefCell<Status>>,
     requests: mpsc::UnboundedReceiver<Request>,
-    state: State,
-    /// The target last published (kept through RISING/FALLING, re-planned on reload).
-    decided: Option<Target>,
+    /// The hysteresis with drain and flap damping: what the routes should say.
+    router: Router,
+    /// When prefixes removed by a reload stop draining and are withdrawn.
+    retired_drain_until: Option<Instant>,
+    /// The withdraws of prefixes removed by a reload, sent when their drain is over.
+    retired_withdraws: BTreeMap<Prefix, RouteAction>,
     /// A disable-file look-up still running (a hung file system): awaited, never duplicated.
     disable_lookup: Option<JoinHandle<Option<String>>>,
     /// The maintenance state last seen, kept when the disable file cannot be read in time.
@@ -109,6 +114,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
         requests: mpsc::UnboundedReceiver<Request>,
     ) -> Self {
         let hooks = Hooks::start(settings.timing.hook_timeout);
+        let router = Router::new(settings.hysteresis, settings.safety);
         Checker {
             probe,
             settings,
@@ -118,8 +124,9 @@ impl<P: Probe + Send + 'static> Checker<P> {
             desired,
             status,
             requests,
-            state: State::Init,
-            decided: None,
+            router,
+            retired_drain_until: None,
+            retired_withdraws: BTreeMap::new(),
             disable_lookup: None,
             disabled_note: None,
         }
@@ -139,6 +146,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
         let mut next_check = Instant::now();
         loop {
             loop {
+                let timer = self.next_timer();
                 tokio::select! {
                     biased;
                     Some(request) = self.requests.recv() => match request {
@@ -148,6 +156,9 @@ impl<P: Probe + Send + 'static> Checker<P> {
                             next_check = Instant::now();
                         }
                     },
+                    _ = sleep_until(timer.unwrap_or(next_check)), if timer.is_some_and(|t| t < next_check) => {
+                        self.on_timer();
+                    }
                     _ = sleep_until(next_check) => break,
                 }
             }
@@ -175,8 +186,11 @@ impl<P: Probe + Send + 'static> Checker<P> {
             if reload_pending {
                 self.reload().await;
             }
-            let interval = if self.state.is_transitional() {
+            let state = self.router.state();
+            let interval = if state.is_transitional() {
                 self.settings.timing.fast_interval
+            } else if state == State::Down {
+                self.settings.timing.down_interval
             } else {
                 self.settings.timing.interval
             };
@@ -206,66 +220,120 @@ impl<P: Probe + Send + 'static> Checker<P> {
         self.disabled_note.clone()
     }
 
-    /// Feed one result (None = disabled) to the state machine; publish what to announce.
+    /// Feed one result (None = disabled) to the router; publish what to announce.
     fn observe(&mut self, result: Option<(Outcome, Duration)>, disabled: Option<String>) {
         let observation = match &result {
             None => Observation::Disabled,
             Some((outcome, _)) if outcome.is_serving() => Observation::Success,
             Some(_) => Observation::Failure,
         };
+        let mut penalty = 0;
         if let Some((outcome, elapsed)) = &result {
             self.log_outcome(outcome, *elapsed);
-            if outcome.is_serving() {
-                let penalty = match outcome {
-                    Outcome::Degraded { penalty, .. } => {
-                        penalty.unwrap_or(self.settings.timing.degraded_penalty)
-                    }
-                    _ => 0,
-                };
-                self.status.borrow_mut().penalty = penalty;
+            if let Outcome::Degraded { penalty: own, .. } = outcome {
+                penalty = own.unwrap_or(self.settings.timing.degraded_penalty);
             }
         }
-        let next = self.settings.hysteresis.next(self.state, observation);
-        if next.differs_from(self.state) {
+        let from = self.router.state();
+        let (to, events) = self.router.observe(Instant::now(), observation, penalty);
+        if to.differs_from(from) {
             let reason = match &result {
                 Some((outcome, _)) => outcome.reason().map(str::to_owned),
                 None => disabled,
             };
             tracing::info!(
-                from = %self.state,
-                to = %next,
+                from = %from,
+                to = %to,
                 reason = reason.as_deref().unwrap_or("check passed"),
                 "state change"
             );
-            self.hooks.transition(&self.settings.hooks, next);
+            self.hooks.transition(&self.settings.hooks, to);
         }
-        self.state = next;
-        self.status.borrow_mut().state = next;
-        let penalty = self.status.borrow().penalty;
-        let target = match self.state {
-            State::Up => Some(Target::Up { penalty }),
-            State::Down => Some(Target::Down),
-            State::Disabled => Some(Target::Disabled),
-            _ => None,
-        };
-        if target.is_some() {
-            self.decided = target;
-        }
+        self.log_events(&events);
         self.publish();
+    }
+
+    /// The next drain or hold deadline.
+    fn next_timer(&self) -> Option<Instant> {
+        match (self.router.next_timer(), self.retired_drain_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A drain or a hold ended: apply the final action now, without waiting for a check.
+    fn on_timer(&mut self) {
+        let now = Instant::now();
+        if self.retired_drain_until.is_some_and(|until| now >= until) {
+            self.retired_drain_until = None;
+            let withdraws = std::mem::take(&mut self.retired_withdraws);
+            self.desired.send_modify(|desired| {
+                for (prefix, action) in withdraws {
+                    if desired.retired.contains_key(&prefix) {
+                        desired.retired.insert(prefix, action);
+                    }
+                }
+            });
+            tracing::info!("drain of the prefixes removed by the reload is over: withdrawing them");
+        }
+        let from = self.router.state();
+        let events = self.router.tick(now);
+        let to = self.router.state();
+        if to.differs_from(from) {
+            tracing::info!(from = %from, to = %to, reason = "flap hold over", "state change");
+            self.hooks.transition(&self.settings.hooks, to);
+        }
+        self.log_events(&events);
+        self.publish();
+    }
+
+    fn log_events(&self, events: &[Event]) {
+        for event in events {
+            match event {
+                Event::DrainStarted { until } => tracing::info!(
+                    drain = ?until.saturating_duration_since(Instant::now()),
+                    community = %self.settings.routes.drain_community,
+                    "maintenance: draining (graceful shutdown community) before the final action"
+                ),
+                Event::DrainCancelled => {
+                    tracing::info!("maintenance ended during the drain: announcing normally")
+                }
+                Event::DrainDone => tracing::info!("drain over: applying the maintenance action"),
+                Event::Held {
+                    changes,
+                    window,
+                    until,
+                } => {
+                    let hold = until.saturating_duration_since(Instant::now());
+                    let held_until = wall_clock_after(hold);
+                    tracing::warn!(
+                        "flapping: {changes} changes in {window:?}, held down until {held_until}"
+                    );
+                }
+                Event::Released => tracing::info!("flap hold over: starting afresh from INIT"),
+            }
+        }
+        let mut status = self.status.borrow_mut();
+        status.state = self.router.state();
+        status.held = self.router.is_held();
     }
 
     /// Publish the routes of the decided target under the current settings.
     fn publish(&mut self) {
-        let Some(target) = self.decided else {
-            return;
-        };
-        let plan = self.settings.routes.plan(target);
+        let target = self.router.target();
+        if let Some(Target::Up { penalty } | Target::Draining { penalty }) = target {
+            self.status.borrow_mut().penalty = penalty;
+        }
+        let plan = target.map(|target| self.settings.routes.plan(target));
+        let drain_on_exit = self
+            .router
+            .drain_on_exit()
+            .map(|(target, length)| (self.settings.routes.plan(target), length));
         self.desired.send_if_modified(|desired| {
-            if desired.routes.as_ref() == Some(&plan) {
-                return false;
-            }
-            desired.routes = Some(plan);
-            true
+            let changed = desired.routes != plan || desired.drain_on_exit != drain_on_exit;
+            desired.routes = plan;
+            desired.drain_on_exit = drain_on_exit;
+            changed
         });
     }
 
@@ -278,7 +346,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
             Outcome::Degraded { reason, .. } if changed => {
                 tracing::warn!(elapsed = %millis(elapsed), reason, "check degraded")
             }
-            Outcome::Unhealthy { reason } if changed || !matches!(self.state, State::Down) => {
+            Outcome::Unhealthy { reason } if changed || self.router.state() != State::Down => {
                 tracing::warn!(elapsed = %millis(elapsed), reason, "check failed")
             }
             _ => tracing::debug!(elapsed = %millis(elapsed), reason = reason.as_deref(), "check"),
@@ -337,7 +405,16 @@ impl<P: Probe + Send + 'static> Checker<P> {
     fn apply(&mut self, (settings, probe): (Settings, P)) {
         let old = std::mem::replace(&mut self.settings, settings);
         self.probe = probe;
+        self.router
+            .reconfigure(self.settings.hysteresis, self.settings.safety);
         let withdraws = old.routes.plan(Target::Gone);
+        // With --drain, prefixes removed while UP are drained first, then withdrawn.
+        let drains = match (self.settings.safety.drain, self.router.target()) {
+            (Some(length), Some(Target::Up { penalty } | Target::Draining { penalty })) => {
+                Some((old.routes.plan(Target::Draining { penalty }), length))
+            }
+            _ => None,
+        };
         let kept = |prefix: &Prefix| self.settings.routes.prefixes.contains(prefix);
         let accepted = self.status.borrow().accepted.clone();
         let mut retired = self.desired.borrow().retired.clone();
@@ -353,9 +430,21 @@ impl<P: Probe + Send + 'static> Checker<P> {
             .copied()
             .collect();
         for prefix in &removed {
-            if let Some(action) = withdraws.get(prefix) {
-                retired.insert(*prefix, action.clone());
+            let Some(withdraw) = withdraws.get(prefix) else {
+                continue;
+            };
+            match drains.as_ref().and_then(|(plan, _)| plan.get(prefix)) {
+                Some(drain) => {
+                    retired.insert(*prefix, drain.clone());
+                    self.retired_withdraws.insert(*prefix, withdraw.clone());
+                }
+                None => {
+                    retired.insert(*prefix, withdraw.clone());
+                }
             }
+        }
+        if let Some((_, length)) = drains.filter(|_| !self.retired_withdraws.is_empty()) {
+            self.retired_drain_until = Some(Instant::now() + length);
         }
         tracing::info!(
             target = %self.probe.target(),
@@ -363,15 +452,14 @@ impl<P: Probe + Send + 'static> Checker<P> {
             removed = removed.len(),
             "configuration reloaded"
         );
-        let routes = self.decided.map(|target| self.settings.routes.plan(target));
         let settings = &self.settings;
         self.desired.send_modify(|desired| {
-            desired.routes = routes;
             desired.retired = retired;
             desired.farewell = settings.routes.plan(Target::Gone);
             desired.ack = settings.ack;
             desired.refresh = settings.timing.refresh_interval;
         });
+        self.publish();
     }
 }
 
@@ -403,4 +491,35 @@ fn look_up_disable_file(file: &Path) -> Option<String> {
     } else {
         format!("disable file {} exists: {note}", file.display())
     })
+}
+
+/// The UTC wall-clock time `after` from now, `2026-11-25T19:30:00Z`, for the flap-hold log line.
+fn wall_clock_after(after: Duration) -> String {
+    let at = std::time::SystemTime::now() + after;
+    let seconds = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| since.as_secs())
+        .unwrap_or(0);
+    let (days, of_day) = (seconds / 86_400, seconds % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
 }

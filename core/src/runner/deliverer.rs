@@ -37,6 +37,8 @@ pub(crate) const MAX_IN_FLIGHT: usize = 1024;
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// Longest wait between re-sends of a rejected command.
 const MAX_RETRY: Duration = Duration::from_secs(60);
+/// Of the exit budget, what a SIGTERM drain leaves for the withdraws.
+const WITHDRAW_RESERVE: Duration = Duration::from_millis(400);
 
 /// What the supervisor can ask of the deliverer.
 #[derive(Debug)]
@@ -509,33 +511,69 @@ impl Deliverer {
         );
     }
 
-    /// SIGTERM/SIGINT: withdraw every prefix, as far as ExaBGP takes it before `deadline`.
+    /// SIGTERM/SIGINT: withdraw every prefix, as far as ExaBGP takes it before `deadline`;
+    /// with `--drain` while UP, first announce with the drain community for what the budget
+    /// allows.
     async fn terminate(mut self, deadline: Instant) -> Finish {
-        let mut queue: VecDeque<String> = {
+        let (drain, farewell) = {
             let desired = self.desired.borrow();
+            let drain = desired.drain_on_exit.as_ref().map(|(plan, length)| {
+                let lines: VecDeque<String> = plan
+                    .iter()
+                    .filter(|(prefix, _)| self.may_hold(prefix))
+                    .flat_map(|(_, action)| action.lines.iter().cloned())
+                    .collect();
+                (lines, *length)
+            });
             let retired = desired
                 .retired
                 .iter()
                 .filter(|(prefix, _)| !desired.farewell.contains_key(prefix))
                 .filter(|(prefix, _)| self.may_hold(prefix));
-            desired
+            let farewell: VecDeque<String> = desired
                 .farewell
                 .iter()
                 .chain(retired)
                 .flat_map(|(_, action)| action.lines.iter().cloned())
-                .collect()
+                .collect();
+            (drain, farewell)
         };
+        if let Some((lines, length)) = drain.filter(|(lines, _)| !lines.is_empty()) {
+            let until = (Instant::now() + length).min(deadline - WITHDRAW_RESERVE);
+            tracing::info!(
+                drain = ?until.saturating_duration_since(Instant::now()),
+                "terminating: draining (graceful shutdown community) before withdrawing"
+            );
+            if let Err(finish) = self.send_until(lines, until, true).await {
+                return finish;
+            }
+        }
         tracing::info!(
-            withdraws = queue.len(),
+            withdraws = farewell.len(),
             "terminating: withdrawing every prefix"
         );
+        match self.send_until(farewell, deadline, false).await {
+            Ok(()) | Err(_) => Finish::Terminated,
+        }
+    }
+
+    /// Write `queue` as the pipe takes it and await its ACKs, until `until` at the latest; with
+    /// `hold`, until `until` in any case. `Err` when ExaBGP went away.
+    async fn send_until(
+        &mut self,
+        mut queue: VecDeque<String>,
+        until: Instant,
+        hold: bool,
+    ) -> Result<(), Finish> {
         let acks = matches!(self.ack_mode(), AckMode::Wait(_));
         // Answers still due for earlier commands come before ours.
         let mut earlier = self.owed + self.in_flight.len() as u64;
+        self.owed = 0;
+        self.in_flight.clear();
         let mut ours: u64 = 0;
         loop {
-            if queue.is_empty() && (!acks || ours == 0) {
-                return Finish::Terminated;
+            if !hold && queue.is_empty() && (!acks || ours == 0) {
+                return Ok(());
             }
             let mut chunk = Vec::new();
             let mut count = 0;
@@ -549,26 +587,34 @@ impl Deliverer {
             }
             tokio::select! {
                 biased;
-                _ = sleep_until(deadline) => {
-                    if queue.is_empty() {
-                        tracing::warn!(missing = ours, "exiting before every withdraw was acknowledged");
-                    } else {
-                        tracing::warn!(unsent = queue.len(), "exiting before every withdraw was written: ExaBGP is not reading");
+                _ = sleep_until(until) => {
+                    if hold && queue.is_empty() {
+                        // The drain's time is up; its unanswered ACKs come before the next ones.
+                        self.owed = earlier + if acks { ours } else { 0 };
+                        return Ok(());
                     }
-                    return Finish::Terminated;
+                    if queue.is_empty() {
+                        tracing::warn!(missing = ours, "exiting before every command was acknowledged");
+                    } else {
+                        tracing::warn!(unsent = queue.len(), "exiting before every command was written: ExaBGP is not reading");
+                    }
+                    self.owed = earlier + ours;
+                    return Ok(());
                 }
                 event = self.events.recv(), if self.stdin_open => match event {
                     Some(PipeEvent::Ack(_)) if earlier > 0 => earlier -= 1,
                     Some(PipeEvent::Ack(_)) => ours = ours.saturating_sub(1),
                     Some(PipeEvent::ErrorDetail(_)) => {}
-                    Some(PipeEvent::Shutdown | PipeEvent::Eof) | None => return Finish::Terminated,
+                    Some(PipeEvent::Shutdown | PipeEvent::Eof) | None => return Err(Finish::Terminated),
                 },
                 written = self.sink.write_chunk(&chunk), if !chunk.is_empty() => match written {
                     Ok(()) => {
                         queue.drain(..count);
-                        ours += count as u64;
+                        if acks {
+                            ours += count as u64;
+                        }
                     }
-                    Err(_) => return Finish::Terminated,
+                    Err(_) => return Err(Finish::Terminated),
                 },
             }
         }

@@ -21,6 +21,9 @@ pub(crate) struct Desired {
     pub(crate) retired: BTreeMap<Prefix, RouteAction>,
     /// What to send on SIGTERM: a withdraw for every configured prefix.
     pub(crate) farewell: BTreeMap<Prefix, RouteAction>,
+    /// With `--drain` while UP: the announcements with the drain community to send on SIGTERM
+    /// before the withdraws, and how long to let them work (within the exit budget).
+    pub(crate) drain_on_exit: Option<(BTreeMap<Prefix, RouteAction>, Duration)>,
     /// How ExaBGP acknowledges commands.
     pub(crate) ack: AckMode,
     /// Re-send the accepted state this often (`--refresh-interval`).
@@ -34,6 +37,7 @@ impl Desired {
             routes: None,
             retired: BTreeMap::new(),
             farewell: settings.routes.plan(Target::Gone),
+            drain_on_exit: None,
             ack: settings.ack,
             refresh: settings.timing.refresh_interval,
         }
@@ -63,6 +67,8 @@ pub(crate) struct Status {
     pub(crate) accepted: BTreeMap<Prefix, Delivered>,
     /// Prefixes whose desired command ExaBGP has not accepted yet.
     pub(crate) out_of_sync: usize,
+    /// Held down by flap damping.
+    pub(crate) held: bool,
 }
 
 impl Default for Status {
@@ -73,6 +79,7 @@ impl Default for Status {
             penalty: 0,
             accepted: BTreeMap::new(),
             out_of_sync: 0,
+            held: false,
         }
     }
 }
@@ -98,6 +105,7 @@ impl Status {
             penalty = self.penalty,
             announced = %announced.join(" "),
             out_of_sync = self.out_of_sync,
+            flap_hold = self.held,
             "SIGUSR1: state dump"
         );
     }

@@ -96,7 +96,7 @@ fn settings(args: &[&str]) -> Settings {
 }
 
 /// `count` host prefixes and the fast timers the tests use, plus `extra`.
-fn args(count: usize, extra: &[&'static str]) -> Vec<String> {
+fn args(count: usize, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = (0..count)
         .flat_map(|i| ["--prefix".to_string(), format!("192.0.2.{i}/32")])
         .collect();
@@ -541,6 +541,201 @@ async fn no_ack_mode_counts_written_commands_as_accepted() {
                 .unwrap()
                 .contains("med 1000")
         );
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn maintenance_with_drain_announces_the_graceful_shutdown_community_first() {
+    local(async {
+        let dir = tempfile::tempdir().unwrap();
+        let disable = dir.path().join("maintenance");
+        let service = Service::new(Health::Healthy);
+        let mut exabgp = Exabgp::start(
+            &args(
+                1,
+                &[
+                    "--drain",
+                    "2",
+                    "--withdraw-on-down",
+                    "--disable",
+                    disable.to_str().unwrap(),
+                ],
+            ),
+            &service,
+        );
+        assert_eq!(
+            exabgp.drain_acking(Duration::from_secs(1)).await,
+            ["announce route 192.0.2.0/32 next-hop self med 100"]
+        );
+        std::fs::write(&disable, "").unwrap();
+        let drained = exabgp.command(Duration::from_secs(1)).await.unwrap();
+        let started = Instant::now();
+        assert_eq!(
+            drained,
+            "announce route 192.0.2.0/32 next-hop self med 100 community [ 65535:0 ]"
+        );
+        exabgp.answer("done\n").await;
+        let last = exabgp.command(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(last, "withdraw route 192.0.2.0/32 next-hop self");
+        let drained_for = started.elapsed();
+        assert!(
+            drained_for >= Duration::from_secs(2) && drained_for < Duration::from_millis(2100),
+            "{drained_for:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn leaving_maintenance_during_the_drain_announces_normally_again() {
+    local(async {
+        let dir = tempfile::tempdir().unwrap();
+        let disable = dir.path().join("maintenance");
+        let service = Service::new(Health::Healthy);
+        let mut exabgp = Exabgp::start(
+            &args(
+                1,
+                &["--drain", "30", "--disable", disable.to_str().unwrap()],
+            ),
+            &service,
+        );
+        exabgp.drain_acking(Duration::from_secs(1)).await;
+        std::fs::write(&disable, "").unwrap();
+        assert!(
+            exabgp
+                .command(Duration::from_secs(1))
+                .await
+                .unwrap()
+                .contains("65535:0")
+        );
+        exabgp.answer("done\n").await;
+        std::fs::remove_file(&disable).unwrap();
+        assert_eq!(
+            exabgp.command(Duration::from_secs(1)).await.as_deref(),
+            Some("announce route 192.0.2.0/32 next-hop self med 100")
+        );
+        exabgp.answer("done\n").await;
+        // The cancelled drain's end passes without a maintenance action.
+        assert_eq!(exabgp.command(Duration::from_secs(40)).await, None);
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_service_is_withdrawn_at_once_even_with_drain() {
+    local(async {
+        let service = Service::new(Health::Healthy);
+        let mut exabgp = Exabgp::start(&args(1, &["--drain", "5", "--withdraw-on-down"]), &service);
+        exabgp.drain_acking(Duration::from_secs(1)).await;
+        service.set(Health::Failing);
+        assert_eq!(
+            exabgp.command(Duration::from_secs(1)).await.as_deref(),
+            Some("withdraw route 192.0.2.0/32 next-hop self")
+        );
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn sigterm_with_drain_drains_within_the_exit_budget_then_withdraws() {
+    local(async {
+        let service = Service::new(Health::Healthy);
+        let mut exabgp = Exabgp::start(&args(2, &["--drain", "10"]), &service);
+        exabgp.drain_acking(Duration::from_secs(1)).await;
+        let asked = Instant::now();
+        exabgp.signal(Signal::Terminate);
+        let mut seen = Vec::new();
+        while let Some(line) = exabgp.command(Duration::from_secs(2)).await {
+            seen.push((asked.elapsed(), line));
+            exabgp.answer("done\n").await;
+        }
+        let lines: Vec<&str> = seen.iter().map(|(_, line)| line.as_str()).collect();
+        assert_eq!(
+            lines,
+            [
+                "announce route 192.0.2.0/32 next-hop self med 100 community [ 65535:0 ]",
+                "announce route 192.0.2.1/32 next-hop self med 101 community [ 65535:0 ]",
+                "withdraw route 192.0.2.0/32 next-hop self",
+                "withdraw route 192.0.2.1/32 next-hop self",
+            ]
+        );
+        assert_eq!(
+            seen[2].0,
+            Duration::from_millis(800),
+            "drained for what the budget allows"
+        );
+        let code = timeout(Duration::from_millis(100), &mut exabgp.run).await;
+        assert_eq!(code.expect("exited").unwrap(), ExitCode::SUCCESS);
+        assert!(asked.elapsed() <= Duration::from_millis(1500));
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn flapping_is_held_down_then_recovers_after_the_hold() {
+    local(async {
+        let logs = Logs::capture();
+        let service = Service::new(Health::Flapping);
+        let mut exabgp = Exabgp::start(
+            &args(1, &["--flap-limit", "3", "--flap-hold", "30"]),
+            &service,
+        );
+        // UP, then DOWN, UP, DOWN; the 4th change (to UP) is one too many: held in the DOWN
+        // action, so that UP is never sent.
+        let mut flaps = Vec::new();
+        let mut last_at = Instant::now();
+        while let Some(line) = exabgp.command(Duration::from_secs(2)).await {
+            last_at = Instant::now();
+            exabgp.answer("done\n").await;
+            flaps.push(line);
+        }
+        assert_eq!(flaps.len(), 4, "{flaps:?}");
+        assert!(flaps.last().unwrap().contains("med 1000"), "{flaps:?}");
+        let text = logs.text();
+        assert!(
+            text.contains("flapping: 4 changes in 60s, held down until "),
+            "{text}"
+        );
+        service.set(Health::Healthy);
+        // The hold began at the check after the last DOWN, one interval later.
+        let held = last_at + Duration::from_millis(200);
+        let up = exabgp
+            .command(Duration::from_secs(60))
+            .await
+            .expect("recovers after the hold");
+        assert_eq!(up, "announce route 192.0.2.0/32 next-hop self med 100");
+        let waited = held.elapsed();
+        assert!(
+            waited >= Duration::from_secs(29),
+            "UP during the hold after {waited:?}"
+        );
+        assert!(logs.text().contains("flap hold over"));
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn checks_slow_down_while_down_with_down_interval() {
+    local(async {
+        let service = Service::new(Health::Failing);
+        let mut exabgp = Exabgp::start(
+            &args(1, &["--interval", "1", "--down-interval", "10"]),
+            &service,
+        );
+        exabgp.drain_acking(Duration::from_secs(1)).await;
+        let before = service.checks().len();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let during = service.checks().len() - before;
+        assert!(
+            (5..=7).contains(&during),
+            "{during} checks in 60 s while DOWN"
+        );
+        service.set(Health::Healthy);
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        let checks = service.checks();
+        let gap = checks[checks.len() - 1] - checks[checks.len() - 2];
+        assert_eq!(gap, Duration::from_secs(1), "back to --interval once UP");
     })
     .await;
 }
