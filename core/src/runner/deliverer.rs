@@ -149,8 +149,12 @@ impl Deliverer {
     pub(crate) async fn run(mut self, mut control: mpsc::UnboundedReceiver<Control>) -> Finish {
         loop {
             let now = Instant::now();
-            self.status.borrow_mut().out_of_sync = self.pending(now).len() + self.written.len();
             let chunk = self.next_chunk(now);
+            if chunk.is_none() || self.in_flight.is_empty() {
+                // Cheap enough here: not once per ACK of a large batch.
+                let out_of_sync = self.pending(now).len() + self.written.len();
+                self.status.borrow_mut().out_of_sync = out_of_sync;
+            }
             let retry_at = self.next_retry(now);
             let ack_deadline = self.ack_deadline;
             let refresh_at = self.refresh_at;
@@ -227,8 +231,13 @@ impl Deliverer {
         {
             return true;
         }
-        let accepted = self.status.borrow().accepted.get(prefix).cloned();
-        if accepted.is_some_and(|delivered| &delivered.action == action) {
+        let holds_it = self
+            .status
+            .borrow()
+            .accepted
+            .get(prefix)
+            .is_some_and(|delivered| &delivered.action == action);
+        if holds_it {
             return self.stale.contains(prefix);
         }
         !self
