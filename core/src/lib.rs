@@ -8,7 +8,8 @@
 //! - [`options`]: the options every probe shares; [`loader`] layers them (command line >
 //!   `EXAPROBE_*` environment > TOML file > defaults); [`settings`] validates them as a whole.
 //! - [`route`]: prefixes and BGP attributes, validated on parse; [`render`]: the ExaBGP commands
-//!   for each state, in the 4.x/5.x or 6.x dialect.
+//!   for each state, in the 4.x/5.x or 6.x dialect; [`dialect`]: which dialect ExaBGP speaks
+//!   (its answer to `system version`) and a clear line when the one in use looks wrong.
 //! - [`health`]: the hysteresis state machine (INIT, RISING, UP, FALLING, DOWN, DISABLED), pure.
 //! - [`exabgp`]: the pipe: a reader that always drains stdin, a writer that waits for ACKs.
 //! - [`output`]: the only module that writes to stdout.
@@ -21,6 +22,7 @@
 //! Binaries call `exaprobe_core::main` (`pub fn main` in [`app`]).
 
 pub mod app;
+pub mod dialect;
 pub mod docs;
 pub mod duration;
 pub mod exabgp;
