@@ -1,4 +1,4 @@
-//! Issue 3's scenarios with exaprobe-exec under ExaBGP 5.0 and 4.2, asserted on GoBGP's RIB.
+//! Issue 3's scenarios with exaprobe-exec under ExaBGP 6.0, 5.0 and 4.2, asserted on GoBGP's RIB.
 //! The service is a file the probe tests (`-- test -f FILE`): creating it makes the service
 //! healthy, removing it makes it fail.
 
@@ -52,9 +52,8 @@ impl Scenario {
             })
             .collect();
         let stack = Stack::start(StackOptions {
-            version,
-            processes,
             ack,
+            ..StackOptions::new(version, processes)
         })?;
         Some(Scenario { stack, flags })
     }
@@ -81,6 +80,7 @@ impl std::ops::DerefMut for Scenario {
 /// Every scenario runs once per ExaBGP version.
 macro_rules! for_each_exabgp {
     ($($scenario:ident),* $(,)?) => {
+        mod exabgp_6_0 { $( #[test] fn $scenario() { super::$scenario(exaprobe_e2e::Version::V6) } )* }
         mod exabgp_5_0 { $( #[test] fn $scenario() { super::$scenario(exaprobe_e2e::Version::V5) } )* }
         mod exabgp_4_2 { $( #[test] fn $scenario() { super::$scenario(exaprobe_e2e::Version::V4) } )* }
     };
@@ -252,11 +252,7 @@ fn sigkill_without_respawn_observed(version: Version) {
     let flag_arg = flag_file.display().to_string();
     args.extend(["--prefix", "192.0.2.17/32", "--", "test", "-f", &flag_arg]);
     let process = Process::probe("web", "exaprobe-exec", &args).without_respawn();
-    let Some(stack) = Stack::start(StackOptions {
-        version,
-        processes: vec![process],
-        ack: true,
-    }) else {
+    let Some(stack) = Stack::start(StackOptions::new(version, vec![process])) else {
         return;
     };
     stack.wait_med("192.0.2.17/32", 100, WAIT);
@@ -417,11 +413,7 @@ fn a_thousand_prefixes_announced_and_withdrawn(version: Version) {
     let flag_arg = flag_file.display().to_string();
     args.extend(["--config", &config_arg, "--", "test", "-f", &flag_arg]);
     let process = Process::probe("many", "exaprobe-exec", &args).without_respawn();
-    let Some(stack) = Stack::start(StackOptions {
-        version,
-        processes: vec![process],
-        ack: true,
-    }) else {
+    let Some(stack) = Stack::start(StackOptions::new(version, vec![process])) else {
         return;
     };
     let started = Instant::now();
