@@ -8,12 +8,14 @@
 //! - [`options`]: the options every probe shares; [`loader`] layers them (command line >
 //!   `EXAPROBE_*` environment > TOML file > defaults); [`settings`] validates them as a whole.
 //! - [`route`]: prefixes and BGP attributes, validated on parse; [`render`]: the ExaBGP commands
-//!   for each state, in the 4.x/5.x or 6.x dialect.
+//!   for each state, in the 4.x/5.x or 6.x dialect; [`dialect`]: which dialect ExaBGP speaks
+//!   (its answer to `system version`) and a clear line when the one in use looks wrong.
 //! - [`health`]: the hysteresis state machine (INIT, RISING, UP, FALLING, DOWN, DISABLED), pure;
 //!   `routing`: drain before a planned withdraw (RFC 8326) and flap damping above it, pure.
-//! - [`exabgp`]: the pipe: a reader that always drains stdin, a writer that waits for ACKs.
+//! - [`exabgp`]: what ExaBGP writes to stdin: a reader that always drains it.
 //! - [`output`]: the only module that writes to stdout.
-//! - [`runner`]: schedule, timeouts, signals, disable file, reload, shutdown; `--once`.
+//! - [`runner`]: a checker (schedule, hysteresis, disable file, reload) and a deliverer
+//!   (converges ExaBGP to the desired routes) under a supervisor serving signals; `--once`.
 //! - [`hooks`]: commands run on state changes. [`subprocess`]: process-group handling.
 //! - [`app`]: the binaries' `main`, modes and exit codes. [`logging`]: stderr, text or JSON.
 //! - [`docs`]: man pages and completions from the clap definitions, for packaging.
@@ -22,6 +24,7 @@
 //! Binaries call `exaprobe_core::main` (`pub fn main` in [`app`]).
 
 pub mod app;
+pub mod dialect;
 pub mod docs;
 pub mod duration;
 pub mod exabgp;

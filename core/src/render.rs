@@ -38,7 +38,7 @@ pub enum Target {
 pub struct RouteAction {
     /// True for an announce, false for a withdraw.
     pub announce: bool,
-    /// The lines to write (one per neighbor selector group; usually exactly one).
+    /// The lines to write: exactly one, every dialect naming all the neighbors in one command.
     pub lines: Vec<String>,
 }
 
@@ -189,8 +189,16 @@ impl RoutePolicy {
                 vec![format!("{} ", joined.join(" , "))]
             }
             (ApiDialect::V6, []) => vec!["peer * ".to_string()],
-            // ExaBGP 6 selects one peer per command; several neighbors get one line each.
-            (ApiDialect::V6, neighbors) => neighbors.iter().map(|n| format!("peer {n} ")).collect(),
+            (ApiDialect::V6, neighbors) if neighbors.contains(&NeighborSelector::All) => {
+                vec!["peer * ".to_string()]
+            }
+            (ApiDialect::V6, [neighbor]) => vec![format!("peer {neighbor} ")],
+            // ExaBGP 6 answers `peer A, peer B announce ...` with `error`, and the bracket form
+            // with one ACK for all of them (observed with the 6.0.0 snapshot): one line.
+            (ApiDialect::V6, neighbors) => {
+                let joined: Vec<String> = neighbors.iter().map(ToString::to_string).collect();
+                vec![format!("peer [{}] ", joined.join(", "))]
+            }
         }
     }
 }
@@ -338,14 +346,50 @@ mod tests {
             lines(&p, Target::Gone),
             ["peer * withdraw route 192.0.2.10/32 next-hop self"]
         );
-        p.neighbors = vec!["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()];
+        p.neighbors = vec!["127.0.0.1".parse().unwrap()];
+        assert_eq!(
+            lines(&p, Target::Down),
+            ["peer 127.0.0.1 announce route 192.0.2.10/32 next-hop self med 1000"]
+        );
+    }
+
+    #[test]
+    fn dialect_6_several_neighbors_is_one_bracket_command() {
+        let mut p = policy(&["192.0.2.10/32", "2001:db8::10/128"]);
+        p.dialect = ApiDialect::V6;
+        p.withdraw_on_down = true;
+        p.neighbors = vec![
+            "127.0.0.1".parse().unwrap(),
+            "127.0.0.3".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        ];
+        assert_eq!(
+            lines(&p, Target::Up { penalty: 0 }),
+            [
+                "peer [127.0.0.1, 127.0.0.3, 2001:db8::2] announce route 192.0.2.10/32 next-hop self med 100",
+                "peer [127.0.0.1, 127.0.0.3, 2001:db8::2] announce route 2001:db8::10/128 next-hop self med 101",
+            ]
+        );
         assert_eq!(
             lines(&p, Target::Down),
             [
-                "peer 127.0.0.1 announce route 192.0.2.10/32 next-hop self med 1000",
-                "peer 127.0.0.2 announce route 192.0.2.10/32 next-hop self med 1000",
+                "peer [127.0.0.1, 127.0.0.3, 2001:db8::2] withdraw route 192.0.2.10/32 next-hop self",
+                "peer [127.0.0.1, 127.0.0.3, 2001:db8::2] withdraw route 2001:db8::10/128 next-hop self",
             ]
         );
+        // `*` among them means every peer anyway.
+        p.neighbors.push(NeighborSelector::All);
+        assert_eq!(
+            lines(&p, Target::Gone)[0],
+            "peer * withdraw route 192.0.2.10/32 next-hop self"
+        );
+        // Every plan has exactly one line per prefix, whatever the dialect and neighbors.
+        for dialect in [ApiDialect::V4, ApiDialect::V6] {
+            p.dialect = dialect;
+            for action in p.plan(Target::Down).values() {
+                assert_eq!(action.lines.len(), 1, "{action:?}");
+            }
+        }
     }
 
     proptest::proptest! {

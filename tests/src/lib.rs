@@ -1,6 +1,10 @@
-//! The end-to-end harness: exaprobe's release binaries run as `process`es of a real ExaBGP (4.2
-//! or 5.0, from the virtualenvs `scripts/install-test-deps` makes), peered on loopback with a
+//! The end-to-end harness: exaprobe's release binaries run as `process`es of a real ExaBGP (4.2,
+//! 5.0 or 6.0, from the virtualenvs `scripts/install-test-deps` makes), peered on loopback with a
 //! real GoBGP whose RIB the tests read.
+//!
+//! Under ExaBGP 6.0 the probes get `--exabgp-api 6` (unless a test sets `--exabgp-api` itself)
+//! and the processes `encoder json;` (API 6 is JSON-only). GoBGP's neighbours are plain (no
+//! graceful restart, so no End-of-RIB marker, which drops the 6.0 snapshot's session).
 //!
 //! Each [`Stack`] gets its own temp dir, ports, `gobgp.toml` and `exabgp.conf`; dropping it kills
 //! every process it started (ExaBGP, GoBGP, the route monitor) and the probes ExaBGP spawned.
@@ -37,6 +41,8 @@ pub const FAST_TIMERS: &[&str] = &[
 /// Which ExaBGP to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
+    /// The 6.0 snapshot (6.0.0 from ExaBGP's `main`, vendored wheel), API 6.
+    V6,
     /// The 5.0 line (5.0.15).
     V5,
     /// The 4.2 line (4.2.25).
@@ -46,9 +52,31 @@ pub enum Version {
 impl Version {
     fn venv(self) -> &'static str {
         match self {
+            Version::V6 => "exabgp-6.0",
             Version::V5 => "exabgp-5.0",
             Version::V4 => "exabgp-4.2",
         }
+    }
+
+    /// The `--exabgp-api` value this version needs.
+    pub fn exabgp_api(self) -> &'static str {
+        match self {
+            Version::V6 => "6",
+            Version::V5 | Version::V4 => "4",
+        }
+    }
+
+    /// The process `encoder` the harness configures (API 6 forces JSON anyway, with a warning).
+    pub fn encoder(self) -> &'static str {
+        match self {
+            Version::V6 => "json",
+            Version::V5 | Version::V4 => "text",
+        }
+    }
+
+    /// The `exabgp` executable in this version's virtualenv.
+    pub fn exabgp(self) -> PathBuf {
+        deps_dir().join(self.venv()).join("bin").join("exabgp")
     }
 }
 
@@ -87,6 +115,8 @@ pub struct Process {
     pub argv: Vec<String>,
     /// ExaBGP's `respawn` setting for it.
     pub respawn: bool,
+    /// True for an exaprobe binary: the harness adds `--exabgp-api` for the ExaBGP version.
+    pub exaprobe: bool,
 }
 
 impl Process {
@@ -113,6 +143,18 @@ impl Process {
             unique_name,
             argv,
             respawn: true,
+            exaprobe: true,
+        }
+    }
+
+    /// Any other program (a test's own helper), run as is.
+    pub fn command(name: &str, argv: Vec<String>) -> Process {
+        Process {
+            name: name.to_string(),
+            unique_name: name.to_string(),
+            argv,
+            respawn: false,
+            exaprobe: false,
         }
     }
 
@@ -148,17 +190,41 @@ pub struct Stack {
     events: Arc<Mutex<Vec<String>>>,
     processes: Vec<Process>,
     gobgp_cli: PathBuf,
+    peers: usize,
 }
 
 /// How to start a [`Stack`].
 pub struct StackOptions {
     /// ExaBGP version.
     pub version: Version,
-    /// Probe processes, all attached to the one neighbor.
+    /// Probe processes, all attached to every neighbor.
     pub processes: Vec<Process>,
     /// `exabgp.api.ack`.
     pub ack: bool,
+    /// BGP sessions between ExaBGP and GoBGP: [`PEERS`]`[..peers]` (1 or 2).
+    pub peers: usize,
+    /// The process `encoder`, when not the version's default ([`Version::encoder`]).
+    pub encoder: Option<&'static str>,
+    /// More environment for ExaBGP (`exabgp_api_version=4`...).
+    pub env: Vec<(&'static str, &'static str)>,
 }
+
+impl StackOptions {
+    /// One session, ACKs on.
+    pub fn new(version: Version, processes: Vec<Process>) -> StackOptions {
+        StackOptions {
+            version,
+            processes,
+            ack: true,
+            peers: 1,
+            encoder: None,
+            env: vec![],
+        }
+    }
+}
+
+/// The sessions a stack can have: (GoBGP's address = ExaBGP's neighbor, ExaBGP's local address).
+pub const PEERS: [(&str, &str); 2] = [("127.0.0.1", "127.0.0.2"), ("127.0.0.3", "127.0.0.4")];
 
 impl Stack {
     /// Start GoBGP and ExaBGP with the processes and wait for the session to be Established.
@@ -171,11 +237,24 @@ impl Stack {
         let exabgp = require_tool("exabgp", install, &[&venv_bin])?;
         let dir = exaprobe_testkit::temp_dir();
         let (bgp_port, api_port) = (free_port(), free_port());
-        std::fs::write(dir.path().join("gobgp.toml"), gobgp_config(bgp_port))
+        let peers = options.peers.clamp(1, PEERS.len());
+        let mut processes = options.processes;
+        for process in processes.iter_mut().filter(|p| p.exaprobe) {
+            if !process.argv.iter().any(|a| a == "--exabgp-api") {
+                let api = ["--exabgp-api", options.version.exabgp_api()].map(String::from);
+                process.argv.splice(1..1, api);
+            }
+        }
+        std::fs::write(dir.path().join("gobgp.toml"), gobgp_config(bgp_port, peers))
             .expect("write gobgp.toml");
         std::fs::write(
             dir.path().join("exabgp.conf"),
-            exabgp_config(bgp_port, &options.processes),
+            exabgp_config(
+                bgp_port,
+                &processes,
+                options.encoder.unwrap_or(options.version.encoder()),
+                peers,
+            ),
         )
         .expect("write exabgp.conf");
         let mut stack = Stack {
@@ -183,10 +262,11 @@ impl Stack {
             exabgp: None,
             monitor: None,
             events: Arc::new(Mutex::new(Vec::new())),
-            processes: options.processes,
+            processes,
             api_port,
             gobgp_cli,
             dir,
+            peers,
         };
         let gobgp_log = stack.log_file("gobgpd.log");
         stack.gobgp = Some(ChildGuard::spawn(
@@ -211,6 +291,7 @@ impl Stack {
                 .env("exabgp_log_destination", "stderr")
                 .env("exabgp_daemon_drop", "false")
                 .env("exabgp_api_ack", if options.ack { "true" } else { "false" })
+                .envs(options.env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(exabgp_log.try_clone().expect("log file"))
                 .stderr(exabgp_log),
@@ -270,13 +351,51 @@ impl Stack {
         });
     }
 
-    /// True while the session is Established.
+    /// True while every session is Established.
     pub fn established(&self) -> bool {
-        self.gobgp(&["neighbor", "-j"])
+        let Some(neighbors) = self
+            .gobgp(&["neighbor", "-j"])
             .ok()
             .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-            .and_then(|v| v.get(0)?.get("state")?.get("session_state")?.as_u64())
-            == Some(6)
+        else {
+            return false;
+        };
+        let states: Vec<Option<u64>> = neighbors
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| n.get("state")?.get("session_state")?.as_u64())
+            .collect();
+        states.len() == self.peers && states.iter().all(|s| *s == Some(6))
+    }
+
+    /// The ExaBGP local addresses (GoBGP's neighbours) from which GoBGP holds a path for
+    /// `prefix`, sorted.
+    pub fn sources(&self, prefix: &str) -> Vec<String> {
+        let family = if prefix.contains(':') { "ipv6" } else { "ipv4" };
+        let Ok(text) = self.gobgp(&["global", "rib", "-a", family, "-j"]) else {
+            return vec![];
+        };
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
+            return vec![];
+        };
+        let mut sources: Vec<String> = value
+            .get(prefix)
+            .and_then(|paths| paths.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|path| Some(path.get("neighbor-ip")?.as_str()?.to_string()))
+            .collect();
+        sources.sort();
+        sources
+    }
+
+    /// Poll until GoBGP holds `prefix` from exactly the ExaBGP local addresses `expected`.
+    pub fn wait_sources(&self, prefix: &str, expected: &[&str], timeout: Duration) {
+        let what = format!("{prefix} from exactly {expected:?}");
+        self.wait_or_dump(&what, timeout, || {
+            (self.sources(prefix) == expected).then_some(())
+        });
     }
 
     /// The peer's IPv4 and IPv6 unicast RIB.
@@ -567,16 +686,33 @@ fn parse_route(path: &serde_json::Value) -> Route {
     route
 }
 
-fn gobgp_config(bgp_port: u16) -> String {
-    format!(
+/// GoBGP listens on the first `peers` addresses of [`PEERS`]; one plain passive neighbour per
+/// ExaBGP local address. No graceful restart: the 6.0 snapshot drops the session on End-of-RIB.
+fn gobgp_config(bgp_port: u16, peers: usize) -> String {
+    let listen: Vec<String> = PEERS[..peers]
+        .iter()
+        .map(|(gobgp, _)| format!("\"{gobgp}\""))
+        .collect();
+    let mut config = format!(
         r#"[global.config]
   as = 65001
   router-id = "10.0.0.2"
   port = {bgp_port}
-  local-address-list = ["127.0.0.1"]
-[[neighbors]]
+  local-address-list = [{}]
+"#,
+        listen.join(", ")
+    );
+    for (_, exabgp) in &PEERS[..peers] {
+        config.push_str(&gobgp_neighbor(exabgp));
+    }
+    config
+}
+
+fn gobgp_neighbor(address: &str) -> String {
+    format!(
+        r#"[[neighbors]]
   [neighbors.config]
-    neighbor-address = "127.0.0.2"
+    neighbor-address = "{address}"
     peer-as = 65000
   [neighbors.transport.config]
     passive-mode = true
@@ -592,22 +728,25 @@ fn gobgp_config(bgp_port: u16) -> String {
     )
 }
 
-fn exabgp_config(bgp_port: u16, processes: &[Process]) -> String {
+fn exabgp_config(bgp_port: u16, processes: &[Process], encoder: &str, peers: usize) -> String {
     let mut config = String::new();
     for process in processes {
         let run: Vec<String> = process.argv.iter().map(|a| quote(a)).collect();
         config.push_str(&format!(
-            "process {} {{\n    run {};\n    encoder text;\n    respawn {};\n}}\n",
+            "process {} {{\n    run {};\n    encoder {encoder};\n    respawn {};\n}}\n",
             process.name,
             run.join(" "),
             process.respawn
         ));
     }
     let names: Vec<&str> = processes.iter().map(|p| p.name.as_str()).collect();
-    config.push_str(&format!(
-        "neighbor 127.0.0.1 {{\n    router-id 10.0.0.1;\n    local-address 127.0.0.2;\n    local-as 65000;\n    peer-as 65001;\n    connect {bgp_port};\n    hold-time 9;\n    family {{ ipv4 unicast; ipv6 unicast; }}\n    api {{ processes [ {} ]; }}\n}}\n",
-        names.join(" ")
-    ));
+    for (index, (gobgp, local)) in PEERS[..peers].iter().enumerate() {
+        config.push_str(&format!(
+            "neighbor {gobgp} {{\n    router-id 10.0.0.{};\n    local-address {local};\n    local-as 65000;\n    peer-as 65001;\n    connect {bgp_port};\n    hold-time 9;\n    family {{ ipv4 unicast; ipv6 unicast; }}\n    api {{ processes [ {} ]; }}\n}}\n",
+            2 * index + 1,
+            names.join(" ")
+        ));
+    }
     config
 }
 

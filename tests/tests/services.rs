@@ -1,5 +1,5 @@
-//! One end-to-end scenario per service probe under a real ExaBGP 5.0 and GoBGP: the route
-//! follows a real service (Python's http.server for HTTP and TCP, Unbound for DNS, a PostgreSQL
+//! One end-to-end scenario per service probe under a real ExaBGP (6.0 and 5.0) and GoBGP: the
+//! route follows a real service (Python's http.server for HTTP and TCP, Unbound for DNS, a PostgreSQL
 //! primary and streaming replica for the database VIP across a failover).
 
 use std::path::Path;
@@ -10,6 +10,21 @@ use exaprobe_e2e::{FAST_TIMERS, Process, Stack, StackOptions, Version};
 use exaprobe_testkit::{ChildGuard, free_port, require_tool, tcp_port_open, wait_for};
 
 const WAIT: Duration = Duration::from_secs(20);
+
+/// Every service scenario runs under ExaBGP 6.0 (`--exabgp-api 6`) and 5.0.
+macro_rules! for_each_exabgp {
+    ($($scenario:ident),* $(,)?) => {
+        mod exabgp_6_0 { $( #[test] fn $scenario() { super::$scenario(exaprobe_e2e::Version::V6) } )* }
+        mod exabgp_5_0 { $( #[test] fn $scenario() { super::$scenario(exaprobe_e2e::Version::V5) } )* }
+    };
+}
+
+for_each_exabgp!(
+    http_and_tcp_routes_follow_the_server,
+    primary_vip_follows_a_postgres_failover,
+    dns_route_follows_the_server,
+    redis_write_vip_follows_the_master_role,
+);
 
 /// A real HTTP server (Python's http.server) serving `dir` on 127.0.0.1:`port`.
 fn http_server(dir: &Path, port: u16) -> Option<ChildGuard> {
@@ -40,8 +55,7 @@ fn probe(name: &str, binary: &str, args: &[&str]) -> Process {
     Process::probe(name, binary, &all)
 }
 
-#[test]
-fn http_and_tcp_routes_follow_the_server() {
+fn http_and_tcp_routes_follow_the_server(version: Version) {
     let site = exaprobe_testkit::temp_dir();
     std::fs::write(site.path().join("health"), "ok\n").unwrap();
     let port = free_port();
@@ -75,11 +89,7 @@ fn http_and_tcp_routes_follow_the_server() {
             ],
         ),
     ];
-    let Some(stack) = Stack::start(StackOptions {
-        version: Version::V5,
-        processes,
-        ack: true,
-    }) else {
+    let Some(stack) = Stack::start(StackOptions::new(version, processes)) else {
         return;
     };
     stack.wait_med("192.0.2.40/32", 100, WAIT);
@@ -100,8 +110,7 @@ fn http_and_tcp_routes_follow_the_server() {
     stack.wait_med("192.0.2.41/32", 100, WAIT);
 }
 
-#[test]
-fn primary_vip_follows_a_postgres_failover() {
+fn primary_vip_follows_a_postgres_failover(version: Version) {
     let Some(postgres) = exaprobe_testkit::postgres::Installation::find() else {
         return;
     };
@@ -140,11 +149,7 @@ fn primary_vip_follows_a_postgres_failover() {
             ],
         ),
     ];
-    let Some(stack) = Stack::start(StackOptions {
-        version: Version::V5,
-        processes,
-        ack: true,
-    }) else {
+    let Some(stack) = Stack::start(StackOptions::new(version, processes)) else {
         return;
     };
     stack.wait_med("192.0.2.50/32", 100, WAIT);
@@ -163,8 +168,7 @@ fn primary_vip_follows_a_postgres_failover() {
     );
 }
 
-#[test]
-fn dns_route_follows_the_server() {
+fn dns_route_follows_the_server(version: Version) {
     let port = free_port();
     let Some(server) = exaprobe_testkit::unbound::unbound_on(port, Some(2026112501), None) else {
         return;
@@ -188,11 +192,7 @@ fn dns_route_follows_the_server() {
             "off",
         ],
     )];
-    let Some(stack) = Stack::start(StackOptions {
-        version: Version::V5,
-        processes,
-        ack: true,
-    }) else {
+    let Some(stack) = Stack::start(StackOptions::new(version, processes)) else {
         return;
     };
     stack.wait_med("192.0.2.53/32", 100, WAIT);
@@ -204,8 +204,7 @@ fn dns_route_follows_the_server() {
     stack.wait_med("192.0.2.53/32", 100, WAIT);
 }
 
-#[test]
-fn redis_write_vip_follows_the_master_role() {
+fn redis_write_vip_follows_the_master_role(version: Version) {
     use exaprobe_testkit::redis::{cli, replica_of, start};
     let Some(master) = start(&[]) else { return };
     let Some(replica) = replica_of(&master) else {
@@ -239,11 +238,7 @@ fn redis_write_vip_follows_the_master_role() {
             ],
         ),
     ];
-    let Some(stack) = Stack::start(StackOptions {
-        version: Version::V5,
-        processes,
-        ack: true,
-    }) else {
+    let Some(stack) = Stack::start(StackOptions::new(version, processes)) else {
         return;
     };
     stack.wait_med("192.0.2.63/32", 100, WAIT);
