@@ -12,6 +12,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
+use crate::dialect::{DetectedExabgp, parse_version_answer};
+
 /// Lines longer than this are discarded (ExaBGP's ACKs and shutdown notices are a few bytes).
 pub const MAX_LINE: usize = 256 * 1024;
 
@@ -24,6 +26,8 @@ pub enum Message {
     Error,
     /// `error: <message>`: why the next `error` will come (ExaBGP 6 explains a parse failure).
     ErrorDetail(String),
+    /// ExaBGP's answer to `system version`.
+    Version(DetectedExabgp),
     /// ExaBGP is shutting down (text `shutdown <pid> <ppid>` or the JSON notification).
     Shutdown,
     /// Anything else: events, command output, blank lines.
@@ -41,6 +45,9 @@ pub fn classify(line: &str) -> Message {
     }
     if line.starts_with("shutdown ") {
         return Message::Shutdown;
+    }
+    if let Some(detected) = parse_version_answer(line) {
+        return Message::Version(detected);
     }
     if let Some(detail) = line.strip_prefix("error:") {
         return Message::ErrorDetail(truncate(detail.trim(), 300).to_string());
@@ -136,6 +143,8 @@ pub enum PipeEvent {
     Ack(bool),
     /// The explanation ExaBGP 6 gives on the line before an `error`.
     ErrorDetail(String),
+    /// ExaBGP's answer to `system version`.
+    Version(DetectedExabgp),
     /// ExaBGP announced its shutdown.
     Shutdown,
     /// stdin closed (or failed): ExaBGP is gone.
@@ -187,6 +196,7 @@ where
                     Message::Done => PipeEvent::Ack(true),
                     Message::Error => PipeEvent::Ack(false),
                     Message::ErrorDetail(detail) => PipeEvent::ErrorDetail(detail),
+                    Message::Version(detected) => PipeEvent::Version(detected),
                     Message::Shutdown => PipeEvent::Shutdown,
                     Message::Other => {
                         if !line.is_empty() {
@@ -261,13 +271,25 @@ mod tests {
             "",
             "neighbor 127.0.0.1 down - closing connection",
             "neighbor 127.0.0.1 receive update announced 192.0.2.10/32 next-hop 127.0.0.1 med 100",
-            "exabgp 5.0.13",
             r#"{ "type": "state", "neighbor": { "state": "down" } }"#,
             "{ not json",
             "doneish",
         ] {
             assert_eq!(classify(other), Message::Other, "{other}");
         }
+    }
+
+    #[test]
+    fn classifies_version_answers_and_error_details() {
+        assert!(
+            matches!(classify("exabgp 5.0.13"), Message::Version(found) if found.version == "5.0.13")
+        );
+        assert_eq!(
+            classify("error: Could not parse route: route 192.0.2.9/32 next-hop banana"),
+            Message::ErrorDetail(
+                "Could not parse route: route 192.0.2.9/32 next-hop banana".into()
+            )
+        );
     }
 
     #[test]

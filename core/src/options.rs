@@ -26,6 +26,19 @@ pub enum ApiDialect {
     V6,
 }
 
+/// What `--exabgp-api` says: a dialect, or find out from ExaBGP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApiSetting {
+    /// Ask ExaBGP (`system version`) at start and speak its dialect; 4 when it does not answer.
+    Auto,
+    /// ExaBGP 4.2 and 5.0.
+    #[value(name = "4")]
+    V4,
+    /// ExaBGP 6.
+    #[value(name = "6")]
+    V6,
+}
+
 /// Log line format on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -232,15 +245,15 @@ pub struct CommonOptions {
     pub hook_timeout: Duration,
 
     // ---- ExaBGP pipe ------------------------------------------------------------------------
-    /// ExaBGP API dialect: 4 (ExaBGP 4.2 and 5.0) or 6 (`peer * ...`, ExaBGP 6).
+    /// ExaBGP API dialect: auto (ask ExaBGP at start), 4 (ExaBGP 4.2 and 5.0) or 6 (`peer * ...`, ExaBGP 6).
     #[arg(
         long,
         value_enum,
-        default_value = "4",
-        value_name = "4|6",
+        default_value = "auto",
+        value_name = "auto|4|6",
         help_heading = "ExaBGP"
     )]
-    pub exabgp_api: ApiDialect,
+    pub exabgp_api: ApiSetting,
     /// Do not wait for `done`/`error` after a command (for ExaBGP run with exabgp.api.ack=false).
     #[arg(long, help_heading = "ExaBGP")]
     pub no_ack: bool,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::exabgp::AckMode;
 use crate::health::Hysteresis;
-use crate::options::{CommonOptions, LogFormat};
+use crate::options::{ApiDialect, ApiSetting, CommonOptions, LogFormat};
 use crate::render::RoutePolicy;
 use crate::route::{NextHop, Prefix};
 
@@ -23,6 +23,8 @@ pub struct Settings {
     pub ack: AckMode,
     /// Drain and flap damping.
     pub(crate) safety: crate::routing::Safety,
+    /// `--exabgp-api auto` under ExaBGP: ask it which dialect it speaks before the first command.
+    pub(crate) detect_dialect: bool,
     /// Maintenance file.
     pub disable_file: Option<std::path::PathBuf>,
     /// Transition hooks.
@@ -193,7 +195,10 @@ impl Settings {
                 disabled_as_path: options.disabled_as_path.clone(),
                 path_id: options.path_id,
                 neighbors: options.neighbors.clone(),
-                dialect: options.exabgp_api,
+                dialect: match options.exabgp_api {
+                    ApiSetting::Auto | ApiSetting::V4 => ApiDialect::V4,
+                    ApiSetting::V6 => ApiDialect::V6,
+                },
             },
             hysteresis: Hysteresis {
                 rise: options.rise,
@@ -211,6 +216,7 @@ impl Settings {
                 hook_timeout: options.hook_timeout,
             },
             ack,
+            detect_dialect: options.exabgp_api == ApiSetting::Auto && !modes.dry_run,
             safety: crate::routing::Safety {
                 drain: options.drain,
                 flap: (options.flap_limit > 0).then_some(crate::routing::FlapLimits {

@@ -2,8 +2,9 @@
 //! 5.0 or 6.0, from the virtualenvs `scripts/install-test-deps` makes), peered on loopback with a
 //! real GoBGP whose RIB the tests read.
 //!
-//! Under ExaBGP 6.0 the probes get `--exabgp-api 6` (unless a test sets `--exabgp-api` itself)
-//! and the processes `encoder json;` (API 6 is JSON-only). GoBGP's neighbours are plain (no
+//! The probes run with the default `--exabgp-api auto`, so every scenario under every version
+//! also proves the dialect detection (a test may still set `--exabgp-api` itself). Under ExaBGP
+//! 6.0 the processes get `encoder json;` (API 6 is JSON-only). GoBGP's neighbours are plain (no
 //! graceful restart, so no End-of-RIB marker, which drops the 6.0 snapshot's session).
 //!
 //! Each [`Stack`] gets its own temp dir, ports, `gobgp.toml` and `exabgp.conf`; dropping it kills
@@ -58,7 +59,7 @@ impl Version {
         }
     }
 
-    /// The `--exabgp-api` value this version needs.
+    /// The `--exabgp-api` value that matches this version (when a test does not want `auto`).
     pub fn exabgp_api(self) -> &'static str {
         match self {
             Version::V6 => "6",
@@ -115,7 +116,7 @@ pub struct Process {
     pub argv: Vec<String>,
     /// ExaBGP's `respawn` setting for it.
     pub respawn: bool,
-    /// True for an exaprobe binary: the harness adds `--exabgp-api` for the ExaBGP version.
+    /// True for an exaprobe binary.
     pub exaprobe: bool,
 }
 
@@ -238,13 +239,7 @@ impl Stack {
         let dir = exaprobe_testkit::temp_dir();
         let (bgp_port, api_port) = (free_port(), free_port());
         let peers = options.peers.clamp(1, PEERS.len());
-        let mut processes = options.processes;
-        for process in processes.iter_mut().filter(|p| p.exaprobe) {
-            if !process.argv.iter().any(|a| a == "--exabgp-api") {
-                let api = ["--exabgp-api", options.version.exabgp_api()].map(String::from);
-                process.argv.splice(1..1, api);
-            }
-        }
+        let processes = options.processes;
         std::fs::write(dir.path().join("gobgp.toml"), gobgp_config(bgp_port, peers))
             .expect("write gobgp.toml");
         std::fs::write(

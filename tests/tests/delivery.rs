@@ -34,6 +34,8 @@ fn start(flag: &Path, count: usize, extra: &[&str]) -> SlowExabgp {
             "1",
             "--fall",
             "1",
+            "--exabgp-api",
+            "4",
         ]
         .iter()
         .filter(|option| !extra.contains(option))
@@ -184,6 +186,8 @@ fn checks_go_on_while_exabgp_sends_no_ack() {
             "1",
             "--ack-timeout",
             "10",
+            "--exabgp-api",
+            "4",
             "--shell",
         ]
         .map(String::from),

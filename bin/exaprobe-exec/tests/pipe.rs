@@ -20,6 +20,10 @@ const FAST: &[&str] = &[
     "2",
     "--fall",
     "2",
+    // This test plays an ExaBGP 5.0 that is not asked its version (the runner's own tests cover
+    // `--exabgp-api auto`).
+    "--exabgp-api",
+    "4",
 ];
 
 /// A running probe with this test as its ExaBGP.

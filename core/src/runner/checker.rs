@@ -19,6 +19,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::health::{Observation, State};
 use crate::hooks::Hooks;
+use crate::options::ApiDialect;
 use crate::probe::{Outcome, Probe};
 use crate::render::{RouteAction, Target};
 use crate::route::Prefix;
@@ -97,6 +98,8 @@ pub(crate) struct Checker<P> {
     retired_drain_until: Option<Instant>,
     /// The withdraws of prefixes removed by a reload, sent when their drain is over.
     retired_withdraws: BTreeMap<Prefix, RouteAction>,
+    /// The dialect found at start with `--exabgp-api auto`, kept across reloads.
+    detected: Option<ApiDialect>,
     /// A disable-file look-up still running (a hung file system): awaited, never duplicated.
     disable_lookup: Option<JoinHandle<Option<String>>>,
     /// The maintenance state last seen, kept when the disable file cannot be read in time.
@@ -112,6 +115,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
         desired: watch::Sender<Desired>,
         status: Rc<RefCell<Status>>,
         requests: mpsc::UnboundedReceiver<Request>,
+        detected: Option<ApiDialect>,
     ) -> Self {
         let hooks = Hooks::start(settings.timing.hook_timeout);
         let router = Router::new(settings.hysteresis, settings.safety);
@@ -127,6 +131,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
             router,
             retired_drain_until: None,
             retired_withdraws: BTreeMap::new(),
+            detected,
             disable_lookup: None,
             disabled_note: None,
         }
@@ -402,7 +407,12 @@ impl<P: Probe + Send + 'static> Checker<P> {
         self.apply(loaded);
     }
 
-    fn apply(&mut self, (settings, probe): (Settings, P)) {
+    fn apply(&mut self, (mut settings, probe): (Settings, P)) {
+        if settings.detect_dialect
+            && let Some(dialect) = self.detected
+        {
+            settings.routes.dialect = dialect;
+        }
         let old = std::mem::replace(&mut self.settings, settings);
         self.probe = probe;
         self.router
@@ -457,6 +467,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
             desired.retired = retired;
             desired.farewell = settings.routes.plan(Target::Gone);
             desired.ack = settings.ack;
+            desired.dialect = settings.routes.dialect;
             desired.refresh = settings.timing.refresh_interval;
         });
         self.publish();

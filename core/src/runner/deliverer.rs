@@ -25,6 +25,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
+use crate::dialect::mismatch_hint;
 use crate::exabgp::{AckMode, PipeEnd, PipeEvent};
 use crate::output::{CommandSink, PIPE_BUF};
 use crate::render::RouteAction;
@@ -121,6 +122,7 @@ impl Deliverer {
         events: mpsc::UnboundedReceiver<PipeEvent>,
         desired: watch::Receiver<Desired>,
         status: Rc<RefCell<Status>>,
+        owed: u64,
     ) -> Self {
         let refresh_every = desired.borrow().refresh;
         Deliverer {
@@ -132,7 +134,7 @@ impl Deliverer {
             written: BTreeMap::new(),
             in_flight: VecDeque::new(),
             failing: BTreeSet::new(),
-            owed: 0,
+            owed,
             ack_deadline: None,
             retries: BTreeMap::new(),
             partial: None,
@@ -399,6 +401,10 @@ impl Deliverer {
                 self.error_detail = Some(detail);
                 None
             }
+            Some(PipeEvent::Version(detected)) => {
+                tracing::debug!(version = %detected.version, "ExaBGP answered a version query");
+                None
+            }
             Some(PipeEvent::Shutdown) => Some(PipeEnd::Shutdown),
             Some(PipeEvent::Eof) | None => {
                 if self.ack_mode() == AckMode::DryRun {
@@ -438,7 +444,10 @@ impl Deliverer {
                 "ExaBGP rejected a command"
             );
             if first_answer {
-                hint_dialect(&flight.line);
+                let dialect = self.desired.borrow().dialect;
+                if let Some(hint) = mismatch_hint(dialect, &flight.line, detail.as_deref()) {
+                    tracing::error!("{hint}");
+                }
             }
             self.failing.insert(flight.prefix);
         }
@@ -613,7 +622,7 @@ impl Deliverer {
                 event = self.events.recv(), if self.stdin_open => match event {
                     Some(PipeEvent::Ack(_)) if earlier > 0 => earlier -= 1,
                     Some(PipeEvent::Ack(_)) => ours = ours.saturating_sub(1),
-                    Some(PipeEvent::ErrorDetail(_)) => {}
+                    Some(PipeEvent::ErrorDetail(_) | PipeEvent::Version(_)) => {}
                     Some(PipeEvent::Shutdown | PipeEvent::Eof) | None => return Err(Finish::Terminated),
                 },
                 written = self.sink.write_chunk(&chunk), if !chunk.is_empty() => match written {
@@ -636,14 +645,4 @@ fn broken(error: &std::io::Error) -> PipeEnd {
         tracing::error!(%error, "writing to ExaBGP failed");
     }
     PipeEnd::Broken
-}
-
-/// The first answer was `error`: if the command's dialect looks wrong, say so.
-fn hint_dialect(command: &str) {
-    let hint = if command.starts_with("peer ") {
-        "if this ExaBGP is 4.x or 5.x, use --exabgp-api 4"
-    } else {
-        "if this ExaBGP is 6.x, use --exabgp-api 6 (it wants `peer * announce ...`)"
-    };
-    tracing::error!(command, hint, "ExaBGP rejected the first command");
 }

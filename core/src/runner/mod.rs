@@ -17,6 +17,7 @@
 
 mod checker;
 mod deliverer;
+mod detect;
 mod once;
 mod shared;
 mod signals;
@@ -40,6 +41,7 @@ use crate::settings::Settings;
 pub use checker::Reload;
 use checker::{Checker, Request};
 use deliverer::{Control, Deliverer, Finish};
+use detect::Detection;
 pub use once::once;
 use shared::{Desired, Status};
 use signals::Signal;
@@ -81,20 +83,42 @@ pub async fn run<P: Probe + Send + 'static>(
 /// [`run`] with its I/O given: the supervisor.
 pub(crate) async fn run_with<P: Probe + Send + 'static>(
     probe: P,
-    settings: Settings,
+    mut settings: Settings,
     reload: Reload<P>,
     io: RunIo,
 ) -> ExitCode {
+    let mut events = spawn_reader(io.stdin);
+    let mut stdout = io.stdout;
+    let mut signals = io.signals;
+    let mut owed = 0;
+    let mut detected = None;
+    if settings.detect_dialect {
+        match detect::detect(&mut stdout, &mut events, &mut signals, settings.ack).await {
+            Detection::Found { found, owed: due } => {
+                tracing::info!(
+                    exabgp = %found.version,
+                    dialect = crate::dialect::describe(found.dialect),
+                    "ExaBGP answered the version query"
+                );
+                settings.routes.dialect = found.dialect;
+                detected = Some(found.dialect);
+                owed = due;
+            }
+            Detection::Fallback { why, owed: due } => {
+                tracing::warn!(
+                    "{why}: speaking the ExaBGP 4.2/5.0 dialect (give --exabgp-api 4 or 6 to skip the query)"
+                );
+                detected = Some(settings.routes.dialect);
+                owed = due;
+            }
+            Detection::Exit(code) => return code,
+        }
+    }
     let status = Rc::new(RefCell::new(Status::default()));
     let (desired_sender, desired) = watch::channel(Desired::undecided(&settings));
     let (requests, requests_receiver) = mpsc::unbounded_channel();
     let (control, control_receiver) = mpsc::unbounded_channel();
-    let deliverer = Deliverer::new(
-        io.stdout,
-        spawn_reader(io.stdin),
-        desired,
-        Rc::clone(&status),
-    );
+    let deliverer = Deliverer::new(stdout, events, desired, Rc::clone(&status), owed);
     let checker = Checker::new(
         probe,
         settings,
@@ -102,11 +126,11 @@ pub(crate) async fn run_with<P: Probe + Send + 'static>(
         desired_sender,
         Rc::clone(&status),
         requests_receiver,
+        detected,
     );
     let checking = checker.run();
     let delivering = deliverer.run(control_receiver);
     tokio::pin!(checking, delivering);
-    let mut signals = io.signals;
     let mut terminating = false;
     loop {
         tokio::select! {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::exabgp::AckMode;
 use crate::health::State;
+use crate::options::ApiDialect;
 use crate::render::{RouteAction, Target};
 use crate::route::Prefix;
 use crate::settings::Settings;
@@ -26,6 +27,8 @@ pub(crate) struct Desired {
     pub(crate) drain_on_exit: Option<(BTreeMap<Prefix, RouteAction>, Duration)>,
     /// How ExaBGP acknowledges commands.
     pub(crate) ack: AckMode,
+    /// The dialect the commands are written in (for the hint when ExaBGP rejects the first).
+    pub(crate) dialect: ApiDialect,
     /// Re-send the accepted state this often (`--refresh-interval`).
     pub(crate) refresh: Option<Duration>,
 }
@@ -39,6 +42,7 @@ impl Desired {
             farewell: settings.routes.plan(Target::Gone),
             drain_on_exit: None,
             ack: settings.ack,
+            dialect: settings.routes.dialect,
             refresh: settings.timing.refresh_interval,
         }
     }

@@ -109,6 +109,8 @@ fn args(count: usize, extra: &[&str]) -> Vec<String> {
         "1",
         "--fall",
         "1",
+        "--exabgp-api",
+        "4",
     ];
     for pair in timers.chunks(2) {
         if !extra.contains(&pair[0]) {
@@ -452,8 +454,8 @@ async fn rejected_commands_are_retried_with_backoff_until_accepted() {
         let text = logs.text();
         assert!(text.contains(r#"detail="no such neighbor""#), "{text}");
         assert!(
-            text.contains("--exabgp-api 6"),
-            "the first error hints at the dialect: {text}"
+            !text.contains("run the probe with --exabgp-api"),
+            "a detail means ExaBGP understood the form: no dialect hint: {text}"
         );
         exabgp.signal(Signal::DumpState);
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -736,6 +738,88 @@ async fn checks_slow_down_while_down_with_down_interval() {
         let checks = service.checks();
         let gap = checks[checks.len() - 1] - checks[checks.len() - 2];
         assert_eq!(gap, Duration::from_secs(1), "back to --interval once UP");
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn auto_speaks_the_dialect_exabgp_answers_with() {
+    local(async {
+        for (answer, first) in [
+            ("exabgp 5.0.15\ndone\n", "announce route 192.0.2.0/32 next-hop self med 100"),
+            ("exabgp 4.2.25\ndone\n", "announce route 192.0.2.0/32 next-hop self med 100"),
+            (
+                "{\"version\": \"6.0.0-20261125+uncontrolled\", \"application\": \"exabgp\"}\ndone\n",
+                "peer * announce route 192.0.2.0/32 next-hop self med 100",
+            ),
+        ] {
+            let logs = Logs::capture();
+            let service = Service::new(Health::Healthy);
+            let mut exabgp = Exabgp::start(&args(1, &["--exabgp-api", "auto"]), &service);
+            assert_eq!(
+                exabgp.command(Duration::from_secs(1)).await.as_deref(),
+                Some("system version")
+            );
+            assert!(service.checks().is_empty(), "nothing checked before the dialect is known");
+            exabgp.answer(answer).await;
+            assert_eq!(exabgp.command(Duration::from_secs(1)).await.as_deref(), Some(first));
+            // The query's ACK was absorbed: this one settles the announce.
+            exabgp.answer("done\n").await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            exabgp.signal(Signal::DumpState);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let text = logs.text();
+            assert!(text.contains("ExaBGP answered the version query"), "{text}");
+            let dump = text.lines().rfind(|l| l.contains("state dump")).unwrap();
+            assert!(dump.contains("announced=192.0.2.0/32 ") && dump.contains("out_of_sync=0"), "{dump}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn auto_falls_back_to_4_when_exabgp_does_not_answer() {
+    local(async {
+        let logs = Logs::capture();
+        let service = Service::new(Health::Healthy);
+        let mut exabgp = Exabgp::start(
+            &args(1, &["--exabgp-api", "auto", "--ack-timeout", "3"]),
+            &service,
+        );
+        assert_eq!(
+            exabgp.command(Duration::from_secs(1)).await.as_deref(),
+            Some("system version")
+        );
+        let asked = Instant::now();
+        assert_eq!(
+            exabgp.command(Duration::from_secs(5)).await.as_deref(),
+            Some("announce route 192.0.2.0/32 next-hop self med 100")
+        );
+        assert_eq!(asked.elapsed(), Duration::from_secs(3));
+        assert!(
+            logs.text().contains("speaking the ExaBGP 4.2/5.0 dialect"),
+            "{}",
+            logs.text()
+        );
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wrong_dialect_is_named_when_the_first_command_is_rejected() {
+    local(async {
+        let logs = Logs::capture();
+        let service = Service::new(Health::Healthy);
+        let mut exabgp = Exabgp::start(&args(1, &["--exabgp-api", "6"]), &service);
+        let first = exabgp.command(Duration::from_secs(1)).await.unwrap();
+        assert!(first.starts_with("peer * announce"), "{first}");
+        exabgp.answer("error\n").await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let text = logs.text();
+        assert!(
+            text.contains("if this ExaBGP is 4.2 or 5.0, run the probe with --exabgp-api 4"),
+            "{text}"
+        );
     })
     .await;
 }
