@@ -96,9 +96,10 @@ impl Pki {
         let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .expect("certificate parameters");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, names.first().copied().unwrap_or("server"));
+        params.distinguished_name.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("server"),
+        );
         params.not_before = days(valid_days.0);
         params.not_after = days(valid_days.1);
         let cert = params.signed_by(&key, &self.issuer).expect("sign");

@@ -46,7 +46,9 @@ pub fn describe(error: &rustls::Error) -> String {
             | Alert::CertificateExpired
             | Alert::CertificateRevoked
             | Alert::AccessDenied),
-        ) => format!("the server refused the handshake or our client certificate (alert {alert:?})"),
+        ) => {
+            format!("the server refused the handshake or our client certificate (alert {alert:?})")
+        }
         rustls::Error::AlertReceived(alert) => {
             format!("the server refused the handshake (alert {alert:?})")
         }
@@ -94,7 +96,8 @@ pub(crate) fn explain(
         return error;
     };
     let parsed = x509_parser::parse_x509_certificate(end_entity.as_ref()).ok();
-    let sentence = certificate_sentence(problem, parsed.as_ref().map(|(_, c)| c), Some(server_name));
+    let sentence =
+        certificate_sentence(problem, parsed.as_ref().map(|(_, c)| c), Some(server_name));
     rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
         CertificateProblem(sentence),
     ))))
@@ -111,7 +114,8 @@ pub(crate) fn check_validity(
     };
     let validity = certificate.validity();
     let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-    let to_unix = |t: i64| UnixTime::since_unix_epoch(std::time::Duration::from_secs(t.max(0) as u64));
+    let to_unix =
+        |t: i64| UnixTime::since_unix_epoch(std::time::Duration::from_secs(t.max(0) as u64));
     if now_secs > validity.not_after.timestamp() {
         return Err(rustls::Error::InvalidCertificate(
             CertificateError::ExpiredContext {
@@ -160,8 +164,12 @@ fn certificate_sentence(
     server_name: Option<&ServerName<'_>>,
 ) -> String {
     let self_signed = certificate.is_some_and(|c| c.subject() == c.issuer());
-    let subject = certificate.map(|c| c.subject().to_string()).unwrap_or_default();
-    let issuer = certificate.map(|c| c.issuer().to_string()).unwrap_or_default();
+    let subject = certificate
+        .map(|c| c.subject().to_string())
+        .unwrap_or_default();
+    let issuer = certificate
+        .map(|c| c.issuer().to_string())
+        .unwrap_or_default();
     let not_after = certificate.map(|c| utc_date(c.validity().not_after.timestamp()));
     let not_before = certificate.map(|c| utc_date(c.validity().not_before.timestamp()));
     match problem {
@@ -172,7 +180,9 @@ fn certificate_sentence(
             let text = format!("{inner:?}");
             if text.contains("CaUsedAsEndEntity") {
                 return if certificate.is_some() {
-                    format!("the server presented a CA certificate ({subject}), not a server certificate")
+                    format!(
+                        "the server presented a CA certificate ({subject}), not a server certificate"
+                    )
                 } else {
                     "the server presented a CA certificate, not a server certificate".into()
                 };
@@ -208,23 +218,36 @@ fn certificate_sentence(
                 "certificate is not trusted: unknown issuer".into()
             }
         }
-        CertificateError::NotValidForNameContext { expected, presented } => {
+        CertificateError::NotValidForNameContext {
+            expected,
+            presented,
+        } => {
             let names = certificate
                 .map(names_of)
                 .filter(|names| !names.is_empty())
                 .unwrap_or_else(|| presented.join(", "));
             format!(
                 "name mismatch: certificate is for {}, not {}",
-                if names.is_empty() { "no name".into() } else { names },
+                if names.is_empty() {
+                    "no name".into()
+                } else {
+                    names
+                },
                 expected.to_str()
             )
         }
         CertificateError::NotValidForName => {
             let names = certificate.map(names_of).unwrap_or_default();
-            let wanted = server_name.map(|n| n.to_str().into_owned()).unwrap_or_default();
+            let wanted = server_name
+                .map(|n| n.to_str().into_owned())
+                .unwrap_or_default();
             format!(
                 "name mismatch: certificate is for {}, not {wanted}",
-                if names.is_empty() { "no name".into() } else { names }
+                if names.is_empty() {
+                    "no name".into()
+                } else {
+                    names
+                }
             )
         }
         CertificateError::BadSignature => "certificate signature is invalid".into(),

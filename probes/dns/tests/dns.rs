@@ -402,11 +402,6 @@ async fn the_right_answer_after_wrong_packets_is_taken() {
             Outcome::Healthy,
             "{how:?} then the answer"
         );
-        assert_eq!(
-            server
-                .queries
-                .load(std::sync::atomic::Ordering::SeqCst),
-            1
-        );
+        assert_eq!(server.queries.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

@@ -171,7 +171,10 @@ impl HttpProbe {
         let der = info.peer_certificate()?;
         let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
         let validity = certificate.validity();
-        Some((validity.not_before.timestamp(), validity.not_after.timestamp()))
+        Some((
+            validity.not_before.timestamp(),
+            validity.not_after.timestamp(),
+        ))
     }
 
     /// An expired or not yet valid certificate is unhealthy (also with `--insecure`, and on a

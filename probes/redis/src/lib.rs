@@ -270,8 +270,11 @@ impl RedisProbe {
         connection: &mut MultiplexedConnection,
         deadline: Instant,
     ) -> Result<(), (String, bool)> {
-        let pong = match timeout_at(deadline, redis::cmd("PING").query_async::<String>(connection))
-            .await
+        let pong = match timeout_at(
+            deadline,
+            redis::cmd("PING").query_async::<String>(connection),
+        )
+        .await
         {
             Err(_) => return Err(("timeout waiting for PING".into(), false)),
             Ok(Err(error)) => {

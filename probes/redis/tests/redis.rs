@@ -403,9 +403,17 @@ async fn connection_closed_by_the_server_idle_timeout_is_replaced_within_the_che
             || (connected_clients(server.port) == 1).then_some(()),
         );
         let before = connections_received(server.port);
-        assert_eq!(p.check().await, Outcome::Healthy, "round {round}, kept connection closed");
+        assert_eq!(
+            p.check().await,
+            Outcome::Healthy,
+            "round {round}, kept connection closed"
+        );
         // One redis-cli connection for the count itself, one for the probe's new connection.
-        assert_eq!(connections_received(server.port), before + 2, "round {round}");
+        assert_eq!(
+            connections_received(server.port),
+            before + 2,
+            "round {round}"
+        );
     }
 }
 

@@ -382,7 +382,6 @@ async fn tls_reasons_for_hostile_certificates() {
     );
 }
 
-
 #[test]
 fn bad_options_are_rejected() {
     #[derive(Parser, Debug)]
