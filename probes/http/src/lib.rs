@@ -5,8 +5,9 @@
 //! reused across checks, unless `--fresh-connection` asks for a new TCP (and TLS) handshake per
 //! check. A request that fails on a reused connection before any response arrived is sent once
 //! more on a fresh connection, within the same deadline (the server may have closed an idle
-//! connection); a failure on a fresh connection is the verdict. Redirects are not followed and proxy variables are ignored unless asked for: a health
-//! check tests the service, not a proxy. Failure reasons name the phase that failed.
+//! connection); a failure on a fresh connection is the verdict. Redirects are not followed and
+//! proxy variables are ignored unless asked for: a health check tests the service, not a
+//! proxy. Failure reasons name the phase that failed.
 
 mod connections;
 mod options;
