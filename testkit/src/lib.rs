@@ -150,7 +150,10 @@ pub fn temp_dir() -> tempfile::TempDir {
         .tempdir()
         .expect("create a temporary directory")
 }
+pub mod certs;
+pub mod dns;
 pub mod exabgp;
+pub mod http;
 pub mod postgres;
 pub mod redis;
 pub mod unbound;

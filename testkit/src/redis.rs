@@ -73,3 +73,26 @@ pub fn cli(port: u16, args: &[&str]) -> String {
         .expect("redis-cli (Debian package redis-tools)");
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
+
+/// redis-server that closes a client's connection after `seconds` idle (redis.conf `timeout`),
+/// as many production servers are configured: a kept connection goes stale between checks.
+pub fn with_idle_timeout(seconds: u32) -> Option<Redis> {
+    start(&["--timeout", &seconds.to_string()])
+}
+
+/// How many connections the server has accepted so far (INFO stats).
+pub fn connections_received(port: u16) -> u64 {
+    info_number(port, "stats", "total_connections_received")
+}
+
+/// How many clients are connected now (INFO clients; counts the asking redis-cli too).
+pub fn connected_clients(port: u16) -> u64 {
+    info_number(port, "clients", "connected_clients")
+}
+
+fn info_number(port: u16, section: &str, field: &str) -> u64 {
+    cli(port, &["INFO", section])
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(&format!("{field}:"))?.parse().ok())
+        .unwrap_or_else(|| panic!("INFO {section} has no {field}"))
+}

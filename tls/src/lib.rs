@@ -5,6 +5,8 @@
 //! the chain only, or nothing (`--insecure`). The `ring` provider is passed explicitly, so no
 //! process-wide default is needed and no C toolchain is (aws-lc-rs would need one).
 
+mod explain;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,6 +20,7 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
+pub use explain::{CertificateProblem, describe, describe_chain, utc_date};
 pub use rustls;
 
 /// How much of the server's certificate is verified.
@@ -70,6 +73,7 @@ pub fn client_config(verification: Verification, files: &TlsFiles<'_>) -> Result
             }
         }
     };
+    verifier = Arc::new(Explained(verifier));
     if let Some(name) = files.server_name {
         let name = ServerName::try_from(name.to_string()).with_context(|| {
             format!("--tls-server-name {name:?} is not a valid DNS name or IP address")
@@ -183,20 +187,64 @@ impl ServerCertVerifier for VerifyAs {
     }
 }
 
+/// Turns a refusal into a readable [`CertificateProblem`] (see [`explain`]), looking at the
+/// certificate that was refused.
+#[derive(Debug)]
+struct Explained(Arc<dyn ServerCertVerifier>);
+
+impl ServerCertVerifier for Explained {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            .map_err(|error| explain::explain(error, end_entity, server_name))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
 /// No authentication of the server (`--insecure`, libpq's `sslmode=require`): encryption
-/// against passive eavesdropping only. Signatures are still checked so the handshake is sound.
+/// against passive eavesdropping only. Signatures are still checked so the handshake is sound,
+/// and the validity period too: an expired certificate is always a failure.
 #[derive(Debug)]
 struct AcceptAnyCertificate(Arc<CryptoProvider>);
 
 impl ServerCertVerifier for AcceptAnyCertificate {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
+        end_entity: &CertificateDer<'_>,
         _intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
-        _now: UnixTime,
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        explain::check_validity(end_entity, now)?;
         Ok(ServerCertVerified::assertion())
     }
 

@@ -3,10 +3,14 @@
 //! Done here with tokio rather than through a resolver library, so the probe sends exactly the
 //! query it means to exactly the server it names (no search list, no cache, no retries on
 //! other servers) and can tell a truncated UDP answer, a refusal and silence apart.
+//!
+//! Only a response (QR set) with the query's id, opcode and question, from the server's
+//! address, is the answer. Other UDP packets are ignored while waiting, and when no answer
+//! came in time the reason says how many were ignored and why.
 
 use std::net::SocketAddr;
 
-use hickory_proto::op::Message;
+use hickory_proto::op::{Message, MessageType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{Instant, timeout_at};
@@ -67,19 +71,62 @@ async fn over_udp(
         .await
         .map_err(|e| udp_error(server, &e))?;
     let mut buffer = vec![0u8; 65535];
+    let mut ignored = Ignored::default();
     loop {
         let received = match timeout_at(deadline, socket.recv(&mut buffer)).await {
-            Err(_) => return Err(format!("timeout: no answer from {server} over UDP")),
+            Err(_) => {
+                return Err(format!(
+                    "timeout: no answer from {server} over UDP{}",
+                    ignored.summary()
+                ));
+            }
             Ok(Err(error)) => return Err(udp_error(server, &error)),
             Ok(Ok(received)) => received,
         };
-        match Message::from_vec(&buffer[..received]) {
-            Ok(answer) if answers(query, &answer) => return Ok(answer),
-            // A stray or spoofed packet: keep waiting for ours.
-            Ok(_) | Err(_) => {
-                tracing::debug!(%server, "ignored a UDP packet that is not the answer")
-            }
+        let why = match Message::from_vec(&buffer[..received]) {
+            Ok(answer) => match mismatch(query, &answer) {
+                None => return Ok(answer),
+                Some(why) => why,
+            },
+            Err(_) => "not a DNS message",
+        };
+        // A stray, spoofed or broken packet: keep waiting for ours, and remember why.
+        tracing::debug!(%server, why, "ignored a UDP packet that is not the answer");
+        ignored.add(why);
+    }
+}
+
+/// Packets received over UDP that were not the answer, by reason, in the order first seen.
+#[derive(Debug, Default)]
+struct Ignored(Vec<(&'static str, usize)>);
+
+impl Ignored {
+    fn add(&mut self, why: &'static str) {
+        match self.0.iter_mut().find(|(seen, _)| *seen == why) {
+            Some((_, count)) => *count += 1,
+            None => self.0.push((why, 1)),
         }
+    }
+
+    /// `""`, or `"; 2 packets ignored: QR bit clear (query echoed back)"`.
+    fn summary(&self) -> String {
+        let total: usize = self.0.iter().map(|(_, count)| count).sum();
+        if total == 0 {
+            return String::new();
+        }
+        let kinds: Vec<String> = if self.0.len() == 1 {
+            vec![self.0[0].0.to_string()]
+        } else {
+            self.0
+                .iter()
+                .map(|(why, count)| format!("{count} {why}"))
+                .collect()
+        };
+        format!(
+            "; {total} packet{} ignored: {}",
+            if total == 1 { "" } else { "s" },
+            kinds.join(", ")
+        )
     }
 }
 
@@ -114,15 +161,29 @@ async fn over_tcp(
     };
     let answer =
         Message::from_vec(&answer).map_err(|e| format!("malformed answer from {server}: {e}"))?;
-    if !answers(query, &answer) {
-        return Err(format!("the answer from {server} does not match the query"));
+    if let Some(why) = mismatch(query, &answer) {
+        return Err(format!("invalid answer from {server} over TCP: {why}"));
     }
     Ok(answer)
 }
 
-/// Is `answer` the reply to `query` (same id, same question)?
-fn answers(query: &Message, answer: &Message) -> bool {
-    answer.metadata.id == query.metadata.id && answer.queries == query.queries
+/// Why `answer` is not the reply to `query`, or `None` when it is: a response (QR set) with
+/// the query's id, opcode and question. (Its source address is the server's: the UDP socket
+/// is connected to it, so the kernel drops datagrams from any other address or port.)
+fn mismatch(query: &Message, answer: &Message) -> Option<&'static str> {
+    if answer.metadata.message_type != MessageType::Response {
+        return Some("QR bit clear (query echoed back)");
+    }
+    if answer.metadata.id != query.metadata.id {
+        return Some("wrong id");
+    }
+    if answer.metadata.op_code != query.metadata.op_code {
+        return Some("wrong opcode");
+    }
+    if answer.queries != query.queries {
+        return Some("answers another question");
+    }
+    None
 }
 
 fn udp_error(server: SocketAddr, error: &std::io::Error) -> String {

@@ -342,3 +342,66 @@ fn bad_options_are_rejected() {
         assert!(error.contains(needle), "{error}");
     }
 }
+
+#[tokio::test]
+async fn misbehaving_servers_are_ignored_and_the_reason_says_why() {
+    use exaprobe_testkit::dns::{Misbehaviour, hostile_dns};
+    let cases = [
+        (Misbehaviour::Echo, "QR bit clear (query echoed back)"),
+        (Misbehaviour::WrongId, "wrong id"),
+        (Misbehaviour::WrongQuestion, "answers another question"),
+        (Misbehaviour::WrongOpcode, "wrong opcode"),
+        (Misbehaviour::Garbage, "not a DNS message"),
+    ];
+    let servers: Vec<_> = cases
+        .iter()
+        .map(|(how, _)| hostile_dns(*how, false))
+        .collect();
+    // All at once: each waits for the whole deadline.
+    let mut checks = tokio::task::JoinSet::new();
+    for (index, server) in servers.iter().enumerate() {
+        let port = server.address.port();
+        checks.spawn(async move {
+            let args = [
+                "--query",
+                "www.example.test",
+                "--type",
+                "SOA",
+                "--recursion-desired",
+                "off",
+            ];
+            (index, check(port, &args).await)
+        });
+    }
+    let mut outcomes: Vec<_> = checks.join_all().await;
+    outcomes.sort_by_key(|(index, _)| *index);
+    for (((_, why), server), (_, outcome)) in cases.iter().zip(&servers).zip(outcomes) {
+        assert_eq!(
+            reason(outcome),
+            format!(
+                "timeout: no answer from {} over UDP; 1 packet ignored: {why}",
+                server.address
+            )
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_right_answer_after_wrong_packets_is_taken() {
+    use exaprobe_testkit::dns::{Misbehaviour, hostile_dns};
+    for how in [
+        Misbehaviour::Echo,
+        Misbehaviour::WrongId,
+        Misbehaviour::WrongQuestion,
+        Misbehaviour::WrongOpcode,
+        Misbehaviour::Garbage,
+    ] {
+        let server = hostile_dns(how, true);
+        assert_eq!(
+            check(server.address.port(), &["--query", "www.example.test"]).await,
+            Outcome::Healthy,
+            "{how:?} then the answer"
+        );
+        assert_eq!(server.queries.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+}

@@ -3,9 +3,13 @@
 //!
 //! Built on reqwest with rustls (no OpenSSL). The client is built once and its connection pool
 //! reused across checks, unless `--fresh-connection` asks for a new TCP (and TLS) handshake per
-//! check. Redirects are not followed and proxy variables are ignored unless asked for: a health
-//! check tests the service, not a proxy. Failure reasons name the phase that failed.
+//! check. A request that fails on a reused connection before any response arrived is sent once
+//! more on a fresh connection, within the same deadline (the server may have closed an idle
+//! connection); a failure on a fresh connection is the verdict. Redirects are not followed and
+//! proxy variables are ignored unless asked for: a health check tests the service, not a
+//! proxy. Failure reasons name the phase that failed.
 
+mod connections;
 mod options;
 mod reason;
 
@@ -17,6 +21,9 @@ use exaprobe_core::{Outcome, Probe};
 use exaprobe_tls::{TlsFiles, Verification};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
+use tokio::time::Instant;
+
+use crate::connections::ConnectCounter;
 
 pub use options::{ConnectTo, HeaderExpectation, HttpOptions, StatusRanges};
 
@@ -24,6 +31,10 @@ pub use options::{ConnectTo, HeaderExpectation, HttpOptions, StatusRanges};
 #[derive(Debug)]
 pub struct HttpProbe {
     client: reqwest::Client,
+    /// Never keeps a connection: the one retry after a failure on a reused connection.
+    fresh_client: reqwest::Client,
+    connects: ConnectCounter,
+    deadline: Duration,
     method: Method,
     url: Url,
     headers: HeaderMap,
@@ -79,39 +90,56 @@ impl HttpProbe {
         } else {
             vec![b"h2".to_vec(), b"http/1.1".to_vec()]
         };
-        let mut builder = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .tls_info(true)
-            .user_agent(concat!("exaprobe-http/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(timeout.mul_f64(0.9))
-            .timeout(timeout.mul_f64(0.95))
-            .redirect(if options.follow_redirects {
-                reqwest::redirect::Policy::limited(10)
-            } else {
-                reqwest::redirect::Policy::none()
-            });
-        if !options.use_env_proxy {
-            builder = builder.no_proxy();
-        }
-        if options.fresh_connection {
-            builder = builder.pool_max_idle_per_host(0);
-        }
-        if options.http2_prior_knowledge {
-            builder = builder.http2_prior_knowledge();
-        } else if options.http1_only {
-            builder = builder.http1_only();
-        }
-        if let Some(connect_to) = &options.connect_to {
-            let port = url.port_or_known_default().unwrap_or(80);
-            let (name, address) = connect_to.resolve(&host, port)?;
-            if host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
-                anyhow::bail!("--connect-to needs a host name in --url, not the address {host}");
+        let resolve = match &options.connect_to {
+            Some(connect_to) => {
+                let port = url.port_or_known_default().unwrap_or(80);
+                let (name, address) = connect_to.resolve(&host, port)?;
+                if host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
+                    anyhow::bail!(
+                        "--connect-to needs a host name in --url, not the address {host}"
+                    );
+                }
+                Some((name, address))
             }
-            builder = builder.resolve(&name, address);
-        }
-        let client = builder.build().context("building the HTTP client")?;
+            None => None,
+        };
+        let connects = ConnectCounter::default();
+        let build = |pooled: bool| {
+            let mut builder = reqwest::Client::builder()
+                .use_preconfigured_tls(tls.clone())
+                .tls_info(true)
+                .user_agent(concat!("exaprobe-http/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(timeout.mul_f64(0.9))
+                .timeout(timeout.mul_f64(0.95))
+                .connector_layer(connects.clone())
+                .redirect(if options.follow_redirects {
+                    reqwest::redirect::Policy::limited(10)
+                } else {
+                    reqwest::redirect::Policy::none()
+                });
+            if !options.use_env_proxy {
+                builder = builder.no_proxy();
+            }
+            if !pooled {
+                builder = builder.pool_max_idle_per_host(0);
+            }
+            if options.http2_prior_knowledge {
+                builder = builder.http2_prior_knowledge();
+            } else if options.http1_only {
+                builder = builder.http1_only();
+            }
+            if let Some((name, address)) = &resolve {
+                builder = builder.resolve(name, *address);
+            }
+            builder.build().context("building the HTTP client")
+        };
+        let client = build(!options.fresh_connection)?;
+        let fresh_client = build(false)?;
         Ok(HttpProbe {
             client,
+            fresh_client,
+            connects,
+            deadline: timeout.mul_f64(0.95),
             method: options.method.clone(),
             url,
             headers,
@@ -138,18 +166,86 @@ impl HttpProbe {
         Ok(body)
     }
 
-    /// Days until the server certificate expires, when the connection was TLS.
-    fn certificate_days_left(response: &reqwest::Response) -> Option<(i64, String)> {
+    /// The server certificate's validity period (UNIX seconds), when the connection was TLS.
+    fn certificate_validity(response: &reqwest::Response) -> Option<(i64, i64)> {
         let info = response.extensions().get::<reqwest::tls::TlsInfo>()?;
         let der = info.peer_certificate()?;
         let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
-        let not_after = certificate.validity().not_after;
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .ok()?
-            .as_secs();
-        let left = (not_after.timestamp() - i64::try_from(now).ok()?).div_euclid(86_400);
-        Some((left, not_after.to_string()))
+        let validity = certificate.validity();
+        Some((
+            validity.not_before.timestamp(),
+            validity.not_after.timestamp(),
+        ))
+    }
+
+    /// An expired or not yet valid certificate is unhealthy (also with `--insecure`, and on a
+    /// kept connection that outlived its certificate); `--cert-expiry-warn` grades only a
+    /// certificate that is valid now.
+    fn judge_certificate(&self, response: &reqwest::Response) -> Option<Outcome> {
+        let (not_before, not_after) = Self::certificate_validity(response)?;
+        let now = i64::try_from(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .ok()?
+                .as_secs(),
+        )
+        .ok()?;
+        if now > not_after {
+            return Some(Outcome::unhealthy(format!(
+                "certificate has expired on {}",
+                exaprobe_tls::utc_date(not_after)
+            )));
+        }
+        if now < not_before {
+            return Some(Outcome::unhealthy(format!(
+                "certificate is not valid before {}",
+                exaprobe_tls::utc_date(not_before)
+            )));
+        }
+        let warn_days = self.cert_expiry_warn?;
+        let left = (not_after - now).div_euclid(86_400);
+        (left < i64::from(warn_days)).then(|| {
+            Outcome::degraded(format!(
+                "certificate expires in {left} days ({}), under --cert-expiry-warn {warn_days}",
+                exaprobe_tls::utc_date(not_after)
+            ))
+        })
+    }
+
+    /// Send the request with `client`, within what is left before `deadline`.
+    async fn send(
+        &self,
+        client: &reqwest::Client,
+        deadline: Instant,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let mut request = client
+            .request(self.method.clone(), self.url.clone())
+            .headers(self.headers.clone())
+            .timeout(deadline.saturating_duration_since(Instant::now()));
+        if let Some(body) = &self.body {
+            request = request.body(body.clone());
+        }
+        request.send().await
+    }
+
+    /// The response, retried once on a fresh connection when the request failed on a reused
+    /// one before any response arrived (the server may have closed an idle connection); a
+    /// failure on a fresh connection is the verdict.
+    async fn response(&self, deadline: Instant) -> Result<reqwest::Response, String> {
+        let opened = self.connects.get();
+        match self.send(&self.client, deadline).await {
+            Ok(response) => Ok(response),
+            Err(error) if self.connects.get() == opened && reason::before_response(&error) => {
+                tracing::debug!(
+                    first = %reason::describe(&error, "waiting for the response"),
+                    "the reused connection failed; retrying once on a fresh connection"
+                );
+                self.send(&self.fresh_client, deadline)
+                    .await
+                    .map_err(|error| reason::describe(&error, "waiting for the response"))
+            }
+            Err(error) => Err(reason::describe(&error, "waiting for the response")),
+        }
     }
 }
 
@@ -159,19 +255,15 @@ impl Probe for HttpProbe {
     }
 
     async fn check(&mut self) -> Outcome {
-        let mut request = self
-            .client
-            .request(self.method.clone(), self.url.clone())
-            .headers(self.headers.clone());
-        if let Some(body) = &self.body {
-            request = request.body(body.clone());
-        }
-        let mut response = match request.send().await {
+        let deadline = Instant::now() + self.deadline;
+        let mut response = match self.response(deadline).await {
             Ok(response) => response,
-            Err(error) => {
-                return Outcome::unhealthy(reason::describe(&error, "waiting for the response"));
-            }
+            Err(reason) => return Outcome::unhealthy(reason),
         };
+        let certificate = self.judge_certificate(&response);
+        if let Some(outcome @ Outcome::Unhealthy { .. }) = certificate {
+            return outcome;
+        }
         let status = response.status().as_u16();
         if !self.expect_status.contains(status) {
             return Outcome::unhealthy(format!("status {status}, expected {}", self.expect_status));
@@ -200,14 +292,8 @@ impl Probe for HttpProbe {
                 return Outcome::unhealthy(format!("body matches --reject-body '{pattern}'"));
             }
         }
-        if let (Some(warn_days), Some((left, date))) = (
-            self.cert_expiry_warn,
-            Self::certificate_days_left(&response),
-        ) && left < i64::from(warn_days)
-        {
-            return Outcome::degraded(format!(
-                "certificate expires in {left} days ({date}), under --cert-expiry-warn {warn_days}"
-            ));
+        if let Some(outcome) = certificate {
+            return outcome;
         }
         Outcome::Healthy
     }

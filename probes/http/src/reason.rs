@@ -16,18 +16,12 @@ pub fn describe(error: &reqwest::Error, phase: &str) -> String {
         };
         return format!("timeout {phase}");
     }
+    if let Some(why) = exaprobe_tls::describe_chain(error) {
+        return format!("TLS handshake failed: {why}");
+    }
     let mut source = error.source();
     while let Some(cause) = source {
-        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
-            return format!("TLS handshake failed: {tls}");
-        }
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            if let Some(tls) = io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                return format!("TLS handshake failed: {tls}");
-            }
             let what = match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => Some("connection refused"),
                 std::io::ErrorKind::ConnectionReset => Some("connection reset"),
@@ -64,6 +58,13 @@ pub fn describe(error: &reqwest::Error, phase: &str) -> String {
         return format!("connect: {chain}");
     }
     chain
+}
+
+/// Did the request fail on its connection before any response arrived (a reset, a close, a
+/// broken pipe), rather than by a timeout, a refused connection or a bad request? Only such a
+/// failure is worth one retry on a fresh connection.
+pub fn before_response(error: &reqwest::Error) -> bool {
+    error.is_request() && !error.is_timeout() && !error.is_connect() && !error.is_builder()
 }
 
 /// The error and its causes, joined, without repeats.

@@ -247,12 +247,9 @@ async fn connection_refused_and_hanging_server() {
             keep.lock().unwrap().push(stream);
         }
     });
+    let mut hanging = probe(&["--url", &format!("http://{address}/")]);
     let started = Instant::now();
-    let reason = unhealthy_reason(
-        probe(&["--url", &format!("http://{address}/")])
-            .check()
-            .await,
-    );
+    let reason = unhealthy_reason(hanging.check().await);
     assert_eq!(reason, "timeout waiting for the response");
     assert!(started.elapsed() < TIMEOUT, "{:?}", started.elapsed());
 }
@@ -482,13 +479,14 @@ async fn tls_failures_say_why() {
     };
     let reason = unhealthy_reason(check(run(url(&expired), &["--ca-file", &ca])).await);
     assert!(
-        reason.starts_with("TLS handshake failed") && reason.contains("not valid after"),
+        reason.starts_with("TLS handshake failed: certificate has expired on 20")
+            && reason.ends_with(" UTC"),
         "{reason}"
     );
     let reason = unhealthy_reason(check(run(url(&wrong_name), &["--ca-file", &ca])).await);
-    assert!(
-        reason.starts_with("TLS handshake failed") && reason.contains("not valid for name"),
-        "{reason}"
+    assert_eq!(
+        reason,
+        "TLS handshake failed: name mismatch: certificate is for other.example, not localhost"
     );
     assert_eq!(
         check(run(
@@ -499,10 +497,15 @@ async fn tls_failures_say_why() {
         Outcome::Healthy
     );
     let reason = unhealthy_reason(check(run(url(&good), &["--ca-file", &pki.other_ca()])).await);
-    assert!(reason.contains("UnknownIssuer"), "{reason}");
     assert_eq!(
-        check(run(url(&expired), &["--insecure"])).await,
-        Outcome::Healthy
+        reason,
+        "TLS handshake failed: certificate is not trusted: its issuer (CN=exaprobe test CA) is not a trusted CA"
+    );
+    // --insecure skips the chain and the name, never the validity period.
+    let reason = unhealthy_reason(check(run(url(&expired), &["--insecure"])).await);
+    assert!(
+        reason.starts_with("TLS handshake failed: certificate has expired on"),
+        "{reason}"
     );
     let reason = unhealthy_reason(
         check(vec![
@@ -610,4 +613,110 @@ fn bad_options_are_rejected_with_the_value() {
             .to_string()
             .contains("needs a host name")
     );
+}
+
+/// An HTTPS server presenting `identity` (a testkit certificate).
+async fn serve_identity(identity: &exaprobe_testkit::certs::Identity) -> Server {
+    serve(Some(identity.server_config(&[b"h2", b"http/1.1"])), false).await
+}
+
+#[tokio::test]
+async fn tls_reasons_are_sentences() {
+    use exaprobe_testkit::certs::{Pki, self_signed};
+    let pki = Pki::new("exaprobe hostile CA");
+    let ca = pki.ca_file.display().to_string();
+    let reason_for = |server: &Server, extra: &[&str]| {
+        let mut args = vec![
+            "--url".to_string(),
+            format!("https://localhost:{}/", server.address.port()),
+            "--connect-to".into(),
+            "127.0.0.1".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            probe(&refs).check().await
+        }
+    };
+    let own = serve_identity(&self_signed(pki.dir.path(), &["localhost"])).await;
+    assert_eq!(
+        unhealthy_reason(reason_for(&own, &["--ca-file", &ca]).await),
+        "TLS handshake failed: certificate is self-signed and not trusted (CN=localhost)"
+    );
+    let ca_server = serve_identity(pki.ca_as_end_entity()).await;
+    let reason = unhealthy_reason(reason_for(&ca_server, &["--ca-file", &ca]).await);
+    assert_eq!(
+        reason,
+        "TLS handshake failed: the server presented a CA certificate (CN=exaprobe hostile CA), not a server certificate"
+    );
+    let future = serve_identity(&pki.server(&["localhost"], (2, 30))).await;
+    let reason = unhealthy_reason(reason_for(&future, &["--ca-file", &ca]).await);
+    assert!(
+        reason.starts_with("TLS handshake failed: certificate is not valid before 20"),
+        "{reason}"
+    );
+    let reason = unhealthy_reason(reason_for(&future, &["--insecure"]).await);
+    assert!(
+        reason.starts_with("TLS handshake failed: certificate is not valid before"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn expired_certificate_is_unhealthy_even_with_insecure_and_expiry_warn() {
+    let pki = exaprobe_testkit::certs::Pki::new("exaprobe hostile CA");
+    let expired = serve_identity(&pki.server(&["localhost"], (-30, -2))).await;
+    let url = format!("https://localhost:{}/", expired.address.port());
+    let reason = unhealthy_reason(
+        probe(&[
+            "--url",
+            &url,
+            "--connect-to",
+            "127.0.0.1",
+            "--insecure",
+            "--cert-expiry-warn",
+            "14",
+        ])
+        .check()
+        .await,
+    );
+    assert!(
+        reason.starts_with("TLS handshake failed: certificate has expired on 20"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn reset_on_a_reused_connection_is_retried_once_on_a_fresh_one() {
+    use exaprobe_testkit::http::{Reset, resetting_server};
+    let server = resetting_server(Reset::OnReuse);
+    let url = format!("http://{}/", server.address);
+    let mut p = probe(&["--url", &url, "--http1-only"]);
+    for check in 1..=4 {
+        assert_eq!(p.check().await, Outcome::Healthy, "check {check}");
+    }
+    // Checks 2 and 4 met a reset on the kept connection and were answered on a fresh one.
+    assert_eq!(server.resets.load(Ordering::SeqCst), 2);
+    assert_eq!(server.answered.load(Ordering::SeqCst), 4);
+    assert_eq!(server.connections.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn reset_on_a_fresh_connection_is_the_verdict() {
+    use exaprobe_testkit::http::{Reset, resetting_server};
+    let server = resetting_server(Reset::Always);
+    let url = format!("http://{}/", server.address);
+    let mut p = probe(&["--url", &url, "--http1-only"]);
+    let reason = unhealthy_reason(p.check().await);
+    assert!(
+        reason.contains("connection reset") || reason.contains("closed"),
+        "{reason}"
+    );
+    assert_eq!(
+        server.connections.load(Ordering::SeqCst),
+        1,
+        "no retry after a failure on a fresh connection"
+    );
+    let _ = p.check().await;
+    assert_eq!(server.connections.load(Ordering::SeqCst), 2);
 }

@@ -447,6 +447,9 @@ fn describe_error(error: &tokio_postgres::Error) -> String {
     if let Some(db) = error.as_db_error() {
         return describe_db_error(db.code().code(), db.message());
     }
+    if let Some(why) = exaprobe_tls::describe_chain(error) {
+        return format!("TLS handshake failed: {why}");
+    }
     let text = error_chain(error);
     if text.contains("password missing") {
         return "authentication failed: the server asks for a password and none is configured \
@@ -887,16 +890,22 @@ impl PostgresProbe {
         Ok(())
     }
 
-    /// The state and user queries on the current session.
+    /// The state and user queries on the current session. The error says whether a query of
+    /// this check had already been answered (then it is not retried on a new connection).
     async fn inspect(
         client: &Client,
         checks: &Checks,
         query: &str,
         expect: Option<&str>,
-    ) -> Result<Outcome, tokio_postgres::Error> {
+    ) -> Result<Outcome, (tokio_postgres::Error, bool)> {
         let mut degraded = None;
+        let mut answered = false;
         if checks.need_state() {
-            let messages = client.simple_query(STATE_SQL).await?;
+            let messages = client
+                .simple_query(STATE_SQL)
+                .await
+                .map_err(|e| (e, false))?;
+            answered = true;
             let state = match messages.iter().find_map(|m| match m {
                 SimpleQueryMessage::Row(row) => Some(ServerState::from_row(row)),
                 _ => None,
@@ -911,7 +920,10 @@ impl PostgresProbe {
                 other => degraded = other,
             }
         }
-        let messages = client.simple_query(query).await?;
+        let messages = client
+            .simple_query(query)
+            .await
+            .map_err(|e| (e, answered))?;
         if let Some(expected) = expect {
             let first = messages.iter().find_map(|m| match m {
                 SimpleQueryMessage::Row(row) => Some(row.try_get(0).ok().flatten()),
@@ -960,11 +972,13 @@ impl PostgresProbe {
             .await
             {
                 Ok(outcome) => return outcome,
-                Err(error) if is_connection_lost(&error) => {
+                Err((error, answered)) if is_connection_lost(&error) => {
                     if let Some(session) = self.session.take() {
                         session.abandon();
                     }
-                    if reused && attempt == 0 {
+                    // One retry, only for a kept connection that failed before this check got
+                    // any answer on it (the server closed it while idle).
+                    if reused && attempt == 0 && !answered {
                         tracing::debug!(%error, "reused postgres connection lost; reconnecting");
                         if let Err(reason) = self.connect().await {
                             return Outcome::unhealthy(reason);
@@ -977,7 +991,7 @@ impl PostgresProbe {
                         describe_error(&error)
                     ));
                 }
-                Err(error) => {
+                Err((error, _)) => {
                     return Outcome::unhealthy(format!("query failed: {}", describe_error(&error)));
                 }
             }

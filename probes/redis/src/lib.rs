@@ -4,7 +4,9 @@
 //!
 //! Built on the `redis` crate. The connection (TCP, Unix socket, or TLS through the shared
 //! `exaprobe-tls` configuration) is kept across checks and dropped after any error, so the next
-//! check reconnects; `--fresh-connection` connects every time.
+//! check reconnects; `--fresh-connection` connects every time. When the kept connection fails
+//! before any reply (the server closed it: its idle `timeout`, a restart), the check connects
+//! once more within the same deadline; a failure on a fresh connection is the verdict.
 
 mod info;
 mod target;
@@ -217,7 +219,9 @@ impl RedisProbe {
                             let name = rustls::pki_types::ServerName::try_from(name.clone())
                                 .map_err(|_| format!("'{name}' is not a valid TLS server name"))?;
                             let stream = connector.connect(name, stream).await.map_err(|e| {
-                                format!("TLS handshake with {endpoint} failed: {e}")
+                                let why = exaprobe_tls::describe_chain(&e)
+                                    .unwrap_or_else(|| e.to_string());
+                                format!("TLS handshake with {endpoint} failed: {why}")
                             })?;
                             MultiplexedConnection::new_with_config(
                                 &self.info,
@@ -259,16 +263,38 @@ impl RedisProbe {
         }
     }
 
-    /// The checks on one connection. `Err` = unhealthy, `Ok(Some)` = degraded.
+    /// PING, the first command of a check. `Err((reason, dropped))`: `dropped` when the
+    /// connection failed before any reply (closed, reset, broken pipe), which on a kept
+    /// connection earns one retry on a fresh one.
+    async fn ping(
+        connection: &mut MultiplexedConnection,
+        deadline: Instant,
+    ) -> Result<(), (String, bool)> {
+        let pong = match timeout_at(
+            deadline,
+            redis::cmd("PING").query_async::<String>(connection),
+        )
+        .await
+        {
+            Err(_) => return Err(("timeout waiting for PING".into(), false)),
+            Ok(Err(error)) => {
+                let dropped = error.is_connection_dropped() || error.is_io_error();
+                return Err((describe(&error), dropped));
+            }
+            Ok(Ok(pong)) => pong,
+        };
+        if pong != "PONG" {
+            return Err((format!("PING answered {pong:?}, not PONG"), false));
+        }
+        Ok(())
+    }
+
+    /// The checks after PING on one connection. `Err` = unhealthy, `Ok(Some)` = degraded.
     async fn judge(
         &self,
         connection: &mut MultiplexedConnection,
         deadline: Instant,
     ) -> Result<Option<String>, String> {
-        let pong: String = Self::run(connection, &redis::cmd("PING"), deadline, "PING").await?;
-        if pong != "PONG" {
-            return Err(format!("PING answered {pong:?}, not PONG"));
-        }
         let persistence: String = Self::run(
             connection,
             redis::cmd("INFO").arg("persistence"),
@@ -531,13 +557,34 @@ impl Probe for RedisProbe {
 
     async fn check(&mut self) -> Outcome {
         let deadline = Instant::now() + self.deadline;
-        let mut connection = match self.connection.take() {
-            Some(connection) if !self.options.fresh_connection => connection,
-            _ => match self.connect(&self.options.url.endpoint, deadline).await {
+        let kept = self
+            .connection
+            .take()
+            .filter(|_| !self.options.fresh_connection);
+        let reused = kept.is_some();
+        let mut connection = match kept {
+            Some(connection) => connection,
+            None => match self.connect(&self.options.url.endpoint, deadline).await {
                 Ok(connection) => connection,
                 Err(reason) => return Outcome::unhealthy(reason),
             },
         };
+        match Self::ping(&mut connection, deadline).await {
+            Ok(()) => {}
+            // The server closed the kept connection (its idle `timeout`, a restart): one more
+            // try on a fresh connection, within the same deadline.
+            Err((first, true)) if reused => {
+                tracing::debug!(%first, "the kept connection failed; retrying once on a fresh connection");
+                connection = match self.connect(&self.options.url.endpoint, deadline).await {
+                    Ok(connection) => connection,
+                    Err(reason) => return Outcome::unhealthy(reason),
+                };
+                if let Err((reason, _)) = Self::ping(&mut connection, deadline).await {
+                    return Outcome::unhealthy(reason);
+                }
+            }
+            Err((reason, _)) => return Outcome::unhealthy(reason),
+        }
         let result = self.judge(&mut connection, deadline).await;
         // Keep the connection only when the node answered; any error reconnects next time.
         if result.is_ok() && !self.options.fresh_connection {

@@ -290,7 +290,8 @@ async fn tls_and_unix_socket() {
         .await,
     );
     assert!(
-        why.contains("TLS handshake") && why.contains("not valid for name"),
+        why.contains("TLS handshake")
+            && why.ends_with("name mismatch: certificate is for localhost, not other.example"),
         "{why}"
     );
     assert_eq!(
@@ -384,4 +385,48 @@ async fn busy_script_is_reported() {
     cli(port, &["SCRIPT", "KILL"]);
     script.join().unwrap();
     assert_eq!(p.check().await, Outcome::Healthy);
+}
+
+#[tokio::test]
+async fn connection_closed_by_the_server_idle_timeout_is_replaced_within_the_check() {
+    use exaprobe_testkit::redis::{connected_clients, connections_received, with_idle_timeout};
+    let Some(server) = with_idle_timeout(1) else {
+        return;
+    };
+    let mut p = probe(&["--url".to_string(), url(server.port)]);
+    for round in 1..=3 {
+        assert_eq!(p.check().await, Outcome::Healthy, "round {round}");
+        // The server closes the probe's idle connection: only the asking redis-cli remains.
+        wait_for(
+            "the server to close the idle connection",
+            Duration::from_secs(10),
+            || (connected_clients(server.port) == 1).then_some(()),
+        );
+        let before = connections_received(server.port);
+        assert_eq!(
+            p.check().await,
+            Outcome::Healthy,
+            "round {round}, kept connection closed"
+        );
+        // One redis-cli connection for the count itself, one for the probe's new connection.
+        assert_eq!(
+            connections_received(server.port),
+            before + 2,
+            "round {round}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn failure_on_a_fresh_connection_is_not_retried() {
+    use exaprobe_testkit::http::{Reset, resetting_server};
+    // A TCP server that resets every connection as soon as a command arrives.
+    let server = resetting_server(Reset::Always);
+    let mut p = probe(&["--url".to_string(), format!("redis://{}", server.address)]);
+    let _ = reason(p.check().await);
+    assert_eq!(
+        server.connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "a failure on a fresh connection is the verdict"
+    );
 }

@@ -290,7 +290,10 @@ impl Probe for TcpProbe {
             Some((connector, name)) => {
                 match timeout_at(deadline, connector.connect(name.clone(), stream)).await {
                     Err(_) => Err("timeout in the TLS handshake".to_string()),
-                    Ok(Err(error)) => Err(format!("TLS handshake failed: {}", describe_io(&error))),
+                    Ok(Err(error)) => Err(format!(
+                        "TLS handshake failed: {}",
+                        exaprobe_tls::describe_chain(&error).unwrap_or_else(|| describe_io(&error))
+                    )),
                     Ok(Ok(mut stream)) => self.converse(&mut stream, deadline).await,
                 }
             }

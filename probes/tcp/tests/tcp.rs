@@ -266,9 +266,9 @@ async fn tls_handshake_verification() {
         .check()
         .await,
     );
-    assert!(
-        why.starts_with("TLS handshake failed") && why.contains("not valid for name"),
-        "{why}"
+    assert_eq!(
+        why,
+        "TLS handshake failed: name mismatch: certificate is for svc.example, not wrong.example"
     );
     let other_arg = other_file.display().to_string();
     let why = reason(
@@ -284,9 +284,9 @@ async fn tls_handshake_verification() {
         .check()
         .await,
     );
-    assert!(
-        why.starts_with("TLS handshake failed") && why.contains("UnknownIssuer"),
-        "{why}"
+    assert_eq!(
+        why,
+        "TLS handshake failed: certificate is not trusted: its issuer (CN=exaprobe tcp test CA) is not a trusted CA"
     );
     assert_eq!(
         probe(&[
@@ -315,7 +315,71 @@ async fn tls_handshake_verification() {
         .check()
         .await,
     );
-    assert!(why.starts_with("TLS handshake failed"), "{why}");
+    assert_eq!(
+        why,
+        "TLS handshake failed: the server does not speak TLS on this port (unexpected handshake bytes)"
+    );
+}
+
+/// A TLS server presenting `identity` and then a banner.
+async fn tls_server(identity: &exaprobe_testkit::certs::Identity) -> String {
+    let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config(&[]));
+    server(move |stream| {
+        let acceptor = acceptor.clone();
+        async move {
+            if let Ok(mut tls) = acceptor.accept(stream).await {
+                let _ = tls.write_all(b"* OK IMAP ready\r\n").await;
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn tls_reasons_for_hostile_certificates() {
+    use exaprobe_testkit::certs::{Pki, self_signed};
+    let pki = Pki::new("exaprobe hostile CA");
+    let ca = pki.ca_file.display().to_string();
+    let why = |address: String, extra: &'static [&'static str]| {
+        let ca = ca.clone();
+        async move {
+            let mut args = vec![
+                "--address",
+                &address,
+                "--tls",
+                "--tls-server-name",
+                "svc.example",
+                "--ca-file",
+                &ca,
+            ];
+            args.extend_from_slice(extra);
+            reason(probe(&args).check().await)
+        }
+    };
+    let own = tls_server(&self_signed(pki.dir.path(), &["svc.example"])).await;
+    assert_eq!(
+        why(own, &[]).await,
+        "TLS handshake failed: certificate is self-signed and not trusted (CN=svc.example)"
+    );
+    let ca_server = tls_server(pki.ca_as_end_entity()).await;
+    assert_eq!(
+        why(ca_server, &[]).await,
+        "TLS handshake failed: the server presented a CA certificate (CN=exaprobe hostile CA), not a server certificate"
+    );
+    let expired = tls_server(&pki.server(&["svc.example"], (-30, -2))).await;
+    let verified = why(expired.clone(), &[]).await;
+    assert!(
+        verified.starts_with("TLS handshake failed: certificate has expired on 20"),
+        "{verified}"
+    );
+    // --insecure skips the chain and the name, never the validity period.
+    let mut args = vec!["--address", &expired, "--tls", "--insecure"];
+    args.extend(["--tls-server-name", "svc.example"]);
+    let insecure = reason(probe(&args).check().await);
+    assert!(
+        insecure.starts_with("TLS handshake failed: certificate has expired on 20"),
+        "{insecure}"
+    );
 }
 
 #[test]
