@@ -172,6 +172,15 @@ pub fn load_from<O: FromArgMatches>(
     argv: &[OsString],
     env: &dyn Fn(&str) -> Option<OsString>,
 ) -> Result<O, LoadError> {
+    // `--timeout -1` reaches the option's parser (which says why it is wrong) instead of reading
+    // as an unknown option `-1`.
+    let command = command.mut_args(|arg| {
+        if matches!(arg.get_action(), ArgAction::Set | ArgAction::Append) {
+            arg.allow_negative_numbers(true)
+        } else {
+            arg
+        }
+    });
     // 1. The command line on its own. A required option may be missing: the environment or the
     //    file can provide it.
     let given = match command.clone().try_get_matches_from(argv) {
@@ -344,13 +353,20 @@ fn find_arg<'c>(command: &'c Command, shown: &str) -> Option<&'c Arg> {
             .get_arguments()
             .find(|arg| arg.get_short().is_some_and(|s| s.to_string() == short));
     }
-    let name = word.trim_matches(|c| matches!(c, '<' | '>' | '[' | ']'));
+    let first_word = |text: &str| {
+        text.split_whitespace()
+            .next()
+            .unwrap_or("")
+            .trim_matches(|c| matches!(c, '<' | '>' | '[' | ']' | '.'))
+            .to_string()
+    };
+    let name = first_word(word);
     command.get_arguments().find(|arg| {
         arg.is_positional()
-            && (arg.get_id().as_str().eq_ignore_ascii_case(name)
+            && (arg.get_id().as_str().eq_ignore_ascii_case(&name)
                 || arg
                     .get_value_names()
-                    .is_some_and(|names| names.iter().any(|n| n.as_str() == name)))
+                    .is_some_and(|names| names.iter().any(|n| first_word(n) == name)))
     })
 }
 
@@ -372,6 +388,9 @@ fn from_clap(error: clap::Error, command: &Command, origins: &Origins, file: boo
     }
     let first = |kind| context_strings(&error, kind).into_iter().next();
     let arg = first(ContextKind::InvalidArg).and_then(|shown| find_arg(command, &shown));
+    if arg.is_none() && error.kind() == ErrorKind::ValueValidation {
+        return from_raw(&clap_first_line(&error), command, origins);
+    }
     let origin = arg.and_then(|arg| origins.get(arg.get_id().as_str()));
     let mut usage = origin.is_none();
     let value = first(ContextKind::InvalidValue).unwrap_or_default();
@@ -407,9 +426,7 @@ fn from_clap(error: clap::Error, command: &Command, origins: &Origins, file: boo
             usage = !file;
             let missing: Vec<String> = context_strings(&error, ContextKind::InvalidArg)
                 .iter()
-                .map(|shown| {
-                    find_arg(command, shown).map_or_else(|| shown.clone(), |arg| required_hint(arg))
-                })
+                .map(|shown| find_arg(command, shown).map_or_else(|| shown.clone(), required_hint))
                 .collect();
             return if usage {
                 LoadError::Usage(format!("missing {}", missing.join("; missing ")))
@@ -458,6 +475,32 @@ fn from_clap(error: clap::Error, command: &Command, origins: &Origins, file: boo
     }
 }
 
+/// A value parser's own clap error (`invalid value for '--dsn': ...`, made without context so
+/// that a secret in the value is not echoed): name the option by where its value came from.
+fn from_raw(line: &str, command: &Command, origins: &Origins) -> LoadError {
+    let named = line.split_once("'--").and_then(|(before, rest)| {
+        let (long, after) = rest.split_once('\'')?;
+        let arg = find_arg(command, &format!("--{long}"))?;
+        let before = before
+            .trim_end()
+            .trim_end_matches(" for")
+            .trim_end_matches(" of");
+        Some((arg, format!("{before}{after}")))
+    });
+    match named {
+        Some((arg, rest)) => {
+            let origin = origins.get(arg.get_id().as_str());
+            let message = format!("{}: {}", place(arg, origin), rest.trim());
+            if origin.is_none() {
+                LoadError::Usage(message)
+            } else {
+                LoadError::Config(message)
+            }
+        }
+        None => LoadError::Usage(line.to_string()),
+    }
+}
+
 /// `--url (give --url URL, EXAPROBE_URL or url = ... in the config file)`.
 fn required_hint(arg: &Arg) -> String {
     match arg.get_long() {
@@ -477,7 +520,7 @@ fn required_hint(arg: &Arg) -> String {
 fn describe_source(source: &(dyn std::error::Error + 'static), arg: Option<&Arg>) -> String {
     use std::num::IntErrorKind;
     if let Some(int) = source.downcast_ref::<std::num::ParseIntError>() {
-        let range = arg.map(|arg| integer_range(arg)).unwrap_or_default();
+        let range = arg.map(integer_range).unwrap_or_default();
         return match int.kind() {
             IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => {
                 format!("out of range (expected a whole number{range})")
@@ -489,7 +532,7 @@ fn describe_source(source: &(dyn std::error::Error + 'static), arg: Option<&Arg>
     if source.downcast_ref::<std::str::ParseBoolError>().is_some() {
         return "expected true or false".to_string();
     }
-    let text = source.to_string();
+    let text = collapse_lines(&source.to_string());
     // clap's ranged integer parsers say `5000 is not in 1..=255`.
     if let Some((_, range)) = text.split_once(" is not in ")
         && let Some((low, high)) = range.split_once("..=")
@@ -497,6 +540,21 @@ fn describe_source(source: &(dyn std::error::Error + 'static), arg: Option<&Arg>
         return format!("out of range (expected a whole number from {low} to {high})");
     }
     text
+}
+
+/// A multi-line parser message (the regex crate draws a caret under the pattern) as its first
+/// and last lines: `regex parse error: unclosed group`.
+fn collapse_lines(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    match lines.as_slice() {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [first, .., last] => format!("{first} {}", last.trim_start_matches("error: ")),
+    }
 }
 
 /// ` from 0 to 4294967295` for an option parsed as a plain integer type.
@@ -632,6 +690,9 @@ fn file_arguments(
                 let [flag] = values.as_slice() else {
                     return Err(config_error("expected true or false, not a list".into()));
                 };
+                if value.get_ref().is_array() {
+                    return Err(config_error("expected true or false, not a list".into()));
+                }
                 match flag.as_str() {
                     "true" => arguments.named.push(format!("--{long}").into()),
                     "false" => {}
@@ -847,7 +908,9 @@ mod tests {
 
     #[test]
     fn each_source_is_named_with_its_exit_code() {
-        let cases: &[(&[(&str, &str)], &[&str], &str, u8)] = &[
+        /// Environment, arguments, message, exit code.
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str, u8);
+        let cases: &[Case] = &[
             (
                 &[],
                 &["--rise", "abc"],

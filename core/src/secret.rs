@@ -17,6 +17,13 @@ pub fn read_secret_file(path: &Path) -> Result<String> {
     let shown = crate::escape::escape_controls(&path.to_string_lossy()).into_owned();
     let (file, metadata) =
         open_regular(path).map_err(|error| anyhow::anyhow!("secret file {shown}: {error}"))?;
+    // Refuse what will not be read before warning about its permissions.
+    if metadata.len() > SECRET_CAP {
+        anyhow::bail!(
+            "secret file {shown}: {}",
+            crate::files::FileError::TooLarge { cap: SECRET_CAP }
+        );
+    }
     if metadata.permissions().mode() & 0o077 != 0 {
         tracing::warn!(
             file = %shown,
