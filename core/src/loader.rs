@@ -658,8 +658,9 @@ fn file_arguments(
                     .is_some_and(|aliases| aliases.contains(&key))
                 || (arg.is_positional() && arg.get_id().as_str() == key)
         }) else {
-            return Err(config_error(format!(
-                "unknown key (keys are the long options of {}, e.g. up-metric = 100)",
+            return Err(LoadError::Config(format!(
+                "config file {} line {line}: unknown key '{key}' (keys are the long options of {}, e.g. up-metric = 100)",
+                path.display(),
                 command.get_name()
             )));
         };
@@ -856,7 +857,8 @@ mod tests {
     fn bad_files_name_the_problem() {
         let bogus = config_message(load_with("rise = 2\nbogus = 1\n", &[]));
         assert!(
-            bogus.starts_with("bogus in ") && bogus.contains("probe.toml line 2: unknown key"),
+            bogus.starts_with("config file ")
+                && bogus.contains("probe.toml line 2: unknown key 'bogus'"),
             "{bogus}"
         );
         assert!(config_message(load_with("rise = 'many'\n", &[])).contains("many"));

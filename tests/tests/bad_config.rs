@@ -190,3 +190,81 @@ fn every_bad_configuration_gets_its_one_line_and_exit_code() {
         failures.join("\n")
     );
 }
+
+/// A config file broken while the probe runs: the SIGHUP reload failure is one log line, with the
+/// file's escape sequence escaped and no TOML caret display, and the probe keeps running.
+#[test]
+fn reload_errors_are_one_line() {
+    use std::io::{BufRead, BufReader};
+
+    use exaprobe_testkit::ChildGuard;
+    use nix::sys::signal::Signal;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("probe.toml");
+    std::fs::write(&config, "prefix = '192.0.2.1'\nrise = 1\n").unwrap();
+    let mut command = Command::new(binary("exaprobe-exec"));
+    command
+        .args(["--dry-run", "--interval", "30", "--config"])
+        .arg(&config)
+        .args(["--", "true"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = ChildGuard::spawn(&mut command);
+    let mut stdout = BufReader::new(child.child().stdout.take().unwrap());
+    let mut stderr = BufReader::new(child.child().stderr.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.starts_with("announce route 192.0.2.1/32"), "{line}");
+    std::fs::write(
+        &config,
+        "prefix = '192.0.2.1'\nname = \"x\\e[31mRED\"\nrise = \n",
+    )
+    .unwrap();
+    child.signal(Signal::SIGHUP);
+    let mut lines = Vec::new();
+    let failure = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "stderr ended: {lines:?}"
+        );
+        if line.contains("reload failed") {
+            break line;
+        }
+        lines.push(line);
+    };
+    let expected = format!(
+        "config file {} line 3: not valid TOML: string values must be quoted, expected literal string",
+        config.display()
+    );
+    assert!(failure.contains(&expected), "{failure}");
+    std::fs::write(&config, "prefix = '192.0.2.1'\nname = \"x\\e[31mRED\"\n").unwrap();
+    child.signal(Signal::SIGHUP);
+    let failure = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "stderr ended: {lines:?}"
+        );
+        if line.contains("reload failed") {
+            break line;
+        }
+        lines.push(line);
+    };
+    assert!(
+        failure.contains("name in ")
+            && failure.contains(r"line 2: 'x\u{1b}[31mRED' has control characters"),
+        "{failure}"
+    );
+    assert!(!failure.contains('\u{1b}'), "{failure:?}");
+    assert!(
+        child.child().try_wait().unwrap().is_none(),
+        "the probe keeps running"
+    );
+    // Every line logged in between is an event line, not the rest of a multi-line message.
+    for line in &lines {
+        assert!(line.starts_with(|c: char| c.is_ascii_digit()), "{lines:?}");
+    }
+}
