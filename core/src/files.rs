@@ -180,6 +180,24 @@ mod tests {
     }
 
     #[test]
+    fn a_read_that_never_ends_times_out() {
+        // A FIFO whose writer stays open and silent: a blocking read would wait forever.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let _writer = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .unwrap();
+        let reader = File::open(&fifo).unwrap();
+        let metadata = reader.metadata().unwrap();
+        let error = read_opened(reader, &metadata, 1024, Duration::from_millis(50)).unwrap_err();
+        assert!(matches!(error, FileError::Timeout(_)), "{error:?}");
+        assert_eq!(error.to_string(), "reading it took longer than 0.05 s");
+    }
+
+    #[test]
     fn sizes_read_as_people_write_them() {
         assert_eq!(human_size(CONFIG_CAP), "1 MiB");
         assert_eq!(human_size(SECRET_CAP), "64 KiB");
