@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, FromArgMatches};
 
-use crate::loader::{LoadError, load_with};
+use crate::loader::{LoadError, load_with, one_line};
 use crate::options::{Binary, Cli, CommonOptions};
 use crate::probe::Probe;
 use crate::render::Target;
@@ -92,19 +92,11 @@ where
         let reload: crate::runner::Reload<P> =
             Box::new(move || -> Result<(Settings, P), String> {
                 let options: Cli<T> =
-                    load_with(command.clone(), &argv).map_err(|error| match error {
-                        LoadError::Usage(error) => error
-                            .render()
-                            .to_string()
-                            .lines()
-                            .next()
-                            .unwrap_or("")
-                            .to_string(),
-                        LoadError::Config(message) => message,
-                    })?;
-                let settings = Settings::resolve(&options.common, &reload_binary, modes)?;
-                let probe =
-                    build(&options.probe, &options.common).map_err(|error| format!("{error:#}"))?;
+                    load_with(command.clone(), &argv).map_err(|error| error.message())?;
+                let settings = Settings::resolve(&options.common, &reload_binary, modes)
+                    .map_err(|message| one_line(&message))?;
+                let probe = build(&options.probe, &options.common)
+                    .map_err(|error| one_line(&format!("{error:#}")))?;
                 Ok((settings, probe))
             });
         crate::runner::run(probe, settings, reload).await
@@ -115,22 +107,21 @@ where
     code
 }
 
+/// Print a load error as one line (`exaprobe-x: EXAPROBE_RISE: ...`) and return its exit code:
+/// 64 for the command line, 78 for the environment or the config file; `--help` and
+/// `--version` print clap's text.
 fn report_load_error(binary: &str, error: LoadError) -> ExitCode {
-    match error {
-        LoadError::Usage(error) => {
-            let _ = error.print();
-            if error.use_stderr() {
-                ExitCode::from(EX_USAGE)
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
-        LoadError::Config(message) => config_error(binary, &message, false),
+    if let LoadError::Display(display) = &error {
+        let _ = display.print();
+    } else {
+        eprintln!("{binary}: {}", error.message());
     }
+    ExitCode::from(error.exit_code())
 }
 
+/// Print a cross-option or probe set-up error as one line; exit 78 (3 with `--once`).
 fn config_error(binary: &str, message: &str, once: bool) -> ExitCode {
-    eprintln!("{binary}: configuration error: {message}");
+    eprintln!("{binary}: configuration error: {}", one_line(message));
     ExitCode::from(if once { NAGIOS_UNKNOWN } else { EX_CONFIG })
 }
 

@@ -3,11 +3,21 @@
 
 use std::time::Duration;
 
+/// What a duration looks like, for error messages.
+pub const EXPECTED: &str =
+    "expected seconds like 5 or 0.5, or a number with a unit: 500ms, 2s, 1m, 1h";
+
+/// The shortest interval or timeout: below this a probe would check back to back.
+pub const MINIMUM_INTERVAL: Duration = Duration::from_millis(10);
+
 /// Parse a duration; plain numbers are seconds. Used as a clap `value_parser` by every probe.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text.is_empty() {
-        return Err("empty duration (expected e.g. 5, 0.5, 500ms, 2s, 1m)".into());
+        return Err(format!("empty duration ({EXPECTED})"));
+    }
+    if text.starts_with('-') {
+        return Err(format!("'{text}' is negative ({EXPECTED})"));
     }
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -15,7 +25,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text.split_at(split);
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("'{text}' is not a duration (expected e.g. 5, 0.5, 500ms, 2s, 1m)"))?;
+        .map_err(|_| format!("'{text}' is not a duration ({EXPECTED})"))?;
     let scale = match unit.trim() {
         "" | "s" | "sec" | "secs" => 1.0,
         "ms" => 0.001,
@@ -29,16 +39,31 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     let seconds = value * scale;
     if !seconds.is_finite() || seconds > 365.0 * 86400.0 {
-        return Err(format!("'{text}' is too long a duration"));
+        return Err(format!(
+            "'{text}' is too long a duration (at most 365 days)"
+        ));
     }
     Ok(Duration::from_secs_f64(seconds))
 }
 
-/// Parse a duration that must be above zero (intervals and timeouts).
+/// Parse a duration that must be above zero (deadlines and ages).
 pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     let value = parse_duration(text)?;
     if value.is_zero() {
-        return Err(format!("'{text}' must be greater than zero"));
+        return Err(format!("'{}' must be greater than zero", text.trim()));
+    }
+    Ok(value)
+}
+
+/// Parse an interval or a check timeout: at least [`MINIMUM_INTERVAL`], so a typo
+/// (`--interval 0.000000001`) cannot make the probe check back to back.
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    let value = parse_duration(text)?;
+    if value < MINIMUM_INTERVAL {
+        return Err(format!(
+            "'{}' is shorter than the minimum of 10ms",
+            text.trim()
+        ));
     }
     Ok(value)
 }
@@ -71,6 +96,15 @@ mod tests {
         assert!(parse_duration("5x").unwrap_err().contains("'5x'"));
         assert!(parse_positive_duration("0").is_err());
         assert!(parse_positive_duration("0ms").is_err());
+        assert_eq!(
+            parse_duration("-1").unwrap_err(),
+            format!("'-1' is negative ({EXPECTED})")
+        );
+        assert_eq!(
+            parse_interval("0.000000001").unwrap_err(),
+            "'0.000000001' is shorter than the minimum of 10ms"
+        );
+        assert_eq!(parse_interval("10ms"), Ok(MINIMUM_INTERVAL));
     }
 
     proptest::proptest! {

@@ -19,7 +19,8 @@
 //! - [`hooks`]: commands run on state changes. [`subprocess`]: process-group handling.
 //! - [`app`]: the binaries' `main`, modes and exit codes. [`logging`]: stderr, text or JSON.
 //! - [`docs`]: man pages and completions from the clap definitions, for packaging.
-//! - [`duration`], [`secret`]: parsing helpers probes share.
+//! - [`duration`], [`secret`]: parsing helpers probes share. [`files`]: reading operator-given
+//!   files safely (regular files only, capped, with a deadline). [`escape`]: one-line-safe text.
 //!
 //! Binaries call `exaprobe_core::main` (`pub fn main` in [`app`]).
 
@@ -27,7 +28,9 @@ pub mod app;
 pub mod dialect;
 pub mod docs;
 pub mod duration;
+pub mod escape;
 pub mod exabgp;
+pub mod files;
 pub mod health;
 pub mod hooks;
 pub mod loader;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, ValueEnum};
 
-use crate::duration::parse_positive_duration;
+use crate::duration::{parse_duration, parse_interval, parse_positive_duration};
 use crate::route::{
     AsPath, CommunityList, ExtendedCommunityList, LargeCommunityList, NeighborSelector, NextHop,
     PathId, Prefix,
@@ -75,6 +75,8 @@ pub struct CommonOptions {
     #[arg(
         long,
         default_value_t = 100,
+        value_parser = parse_med,
+        allow_negative_numbers = true,
         value_name = "MED",
         help_heading = "Routes"
     )]
@@ -83,6 +85,8 @@ pub struct CommonOptions {
     #[arg(
         long,
         default_value_t = 1000,
+        value_parser = parse_med,
+        allow_negative_numbers = true,
         value_name = "MED",
         help_heading = "Routes"
     )]
@@ -91,21 +95,23 @@ pub struct CommonOptions {
     #[arg(
         long,
         default_value_t = 500,
+        value_parser = parse_med,
+        allow_negative_numbers = true,
         value_name = "MED",
         help_heading = "Routes"
     )]
     pub disabled_metric: u32,
     /// MED added per further prefix, in the order given.
-    #[arg(long, default_value_t = 1, value_name = "N", help_heading = "Routes")]
+    #[arg(long, default_value_t = 1, value_parser = parse_med, allow_negative_numbers = true, value_name = "N", help_heading = "Routes")]
     pub increase: u32,
     /// MED added to the up metric while the service is degraded (slow, lagging, ...), unless the probe sets its own.
-    #[arg(long, default_value_t = 200, value_name = "N", help_heading = "Routes")]
+    #[arg(long, default_value_t = 200, value_parser = parse_med, allow_negative_numbers = true, value_name = "N", help_heading = "Routes")]
     pub degraded_penalty: u32,
     /// Withdraw the prefixes when DOWN or DISABLED instead of announcing them with a worse MED.
     #[arg(long, help_heading = "Routes")]
     pub withdraw_on_down: bool,
     /// LOCAL_PREF attribute (iBGP only).
-    #[arg(long, value_name = "N", help_heading = "Routes")]
+    #[arg(long, value_parser = parse_med, allow_negative_numbers = true, value_name = "N", help_heading = "Routes")]
     pub local_preference: Option<u32>,
     /// Standard community (`65000:1`, `no-export`); repeat or separate by spaces.
     #[arg(long = "community", value_name = "COMMUNITY", help_heading = "Routes")]
@@ -152,29 +158,29 @@ pub struct CommonOptions {
 
     // ---- timing and hysteresis --------------------------------------------------------------
     /// Time between checks in a stable state (UP, DOWN, DISABLED). Seconds or with a unit (500ms, 5s, 1m).
-    #[arg(long, default_value = "5", value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Timing")]
+    #[arg(long, default_value = "5", value_parser = parse_interval, allow_negative_numbers = true, value_name = "DURATION", help_heading = "Timing")]
     pub interval: Duration,
     /// Time between checks while RISING or FALLING.
-    #[arg(long, default_value = "1", value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Timing")]
+    #[arg(long, default_value = "1", value_parser = parse_interval, allow_negative_numbers = true, value_name = "DURATION", help_heading = "Timing")]
     pub fast_interval: Duration,
     /// Deadline for one check; a check that takes longer fails.
-    #[arg(long, default_value = "5", value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Timing")]
+    #[arg(long, default_value = "5", value_parser = parse_interval, allow_negative_numbers = true, value_name = "DURATION", help_heading = "Timing")]
     pub timeout: Duration,
     /// A healthy check slower than this counts as degraded (higher MED), not down.
-    #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Timing")]
+    #[arg(long, value_parser = parse_positive_duration, allow_negative_numbers = true, value_name = "DURATION", help_heading = "Timing")]
     pub degraded_latency: Option<Duration>,
     /// Add a random delay of up to this much to each interval, so probes started together do not
     /// check in lockstep.
-    #[arg(long, default_value = "0", value_parser = crate::duration::parse_duration, value_name = "DURATION", help_heading = "Timing")]
+    #[arg(long, default_value = "0", value_parser = parse_duration, allow_negative_numbers = true, value_name = "DURATION", help_heading = "Timing")]
     pub splay: Duration,
     /// Consecutive successful checks needed to go UP.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000), value_name = "N", help_heading = "Timing")]
+    #[arg(long, default_value_t = 3, value_parser = parse_count, allow_negative_numbers = true, value_name = "N", help_heading = "Timing")]
     pub rise: u32,
     /// Consecutive failed checks needed to go DOWN.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000), value_name = "N", help_heading = "Timing")]
+    #[arg(long, default_value_t = 3, value_parser = parse_count, allow_negative_numbers = true, value_name = "N", help_heading = "Timing")]
     pub fall: u32,
     /// Re-send the current state this often even without a change (off by default).
-    #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Timing")]
+    #[arg(long, value_parser = parse_positive_duration, allow_negative_numbers = true, value_name = "DURATION", help_heading = "Timing")]
     pub refresh_interval: Option<Duration>,
     /// Time between checks while DOWN (default: --interval), as HAProxy's `downinter`.
     #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Timing")]
@@ -241,7 +247,7 @@ pub struct CommonOptions {
     )]
     pub disabled_execute: Vec<String>,
     /// Deadline for a hook command; its process group is killed after it.
-    #[arg(long, default_value = "30", value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Maintenance and hooks")]
+    #[arg(long, default_value = "30", value_parser = parse_positive_duration, allow_negative_numbers = true, value_name = "DURATION", help_heading = "Maintenance and hooks")]
     pub hook_timeout: Duration,
 
     // ---- ExaBGP pipe ------------------------------------------------------------------------
@@ -258,7 +264,7 @@ pub struct CommonOptions {
     #[arg(long, help_heading = "ExaBGP")]
     pub no_ack: bool,
     /// How long to wait for ExaBGP's `done`/`error` after a command.
-    #[arg(long, default_value = "10", value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "ExaBGP")]
+    #[arg(long, default_value = "10", value_parser = parse_positive_duration, allow_negative_numbers = true, value_name = "DURATION", help_heading = "ExaBGP")]
     pub ack_timeout: Duration,
 
     // ---- modes and logging ------------------------------------------------------------------
@@ -275,7 +281,7 @@ pub struct CommonOptions {
     #[arg(long, help_heading = "General")]
     pub dry_run: bool,
     /// Name of this probe in every log line (default: the binary's name).
-    #[arg(long, value_name = "NAME", help_heading = "General")]
+    #[arg(long, value_parser = parse_name, value_name = "NAME", help_heading = "General")]
     pub name: Option<String>,
     /// Log format on stderr.
     #[arg(
@@ -292,6 +298,44 @@ pub struct CommonOptions {
     /// Less log output (-q warnings only, -qq errors only).
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "verbose", help_heading = "General")]
     pub quiet: u8,
+}
+
+/// Longest `--name`: it is repeated in every log line.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// A MED, LOCAL_PREF or increment: a 32-bit unsigned number.
+pub fn parse_med(text: &str) -> Result<u32, String> {
+    whole_number(text, 0, u32::MAX)
+}
+
+/// Rise and fall: 1 to 1000 checks.
+pub fn parse_count(text: &str) -> Result<u32, String> {
+    whole_number(text, 1, 1000)
+}
+
+fn whole_number(text: &str, min: u32, max: u32) -> Result<u32, String> {
+    let trimmed = text.trim();
+    trimmed
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| format!("'{trimmed}' is not a whole number from {min} to {max}"))
+}
+
+/// A probe name: 1 to 64 printable characters (it is in every log line).
+pub fn parse_name(text: &str) -> Result<String, String> {
+    let count = text.chars().count();
+    if count == 0 || count > MAX_NAME_CHARS {
+        return Err(format!(
+            "the name has {count} characters (expected 1 to {MAX_NAME_CHARS} printable characters)"
+        ));
+    }
+    if text.chars().any(crate::escape::is_unsafe) {
+        return Err(format!(
+            "'{text}' has control characters (expected 1 to {MAX_NAME_CHARS} printable characters)"
+        ));
+    }
+    Ok(text.to_string())
 }
 
 /// A probe binary's whole command line: its check's options, then the options every probe has.

@@ -4,26 +4,40 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+
+use crate::files::{READ_TIMEOUT, SECRET_CAP, open_regular, read_opened};
 
 /// Read a secret from a file: the first line, without its line ending.
 ///
-/// Warns (once, at load) when the file is readable by group or others, as ssh does for keys.
+/// Only a regular file of at most 64 KiB is read (a directory, a FIFO or a device is one error,
+/// before any permission warning). Warns (once, at load) when the file is readable by group or
+/// others, as ssh does for keys.
 pub fn read_secret_file(path: &Path) -> Result<String> {
-    let metadata = std::fs::metadata(path)
-        .with_context(|| format!("cannot read secret file {}", path.display()))?;
+    let shown = crate::escape::escape_controls(&path.to_string_lossy()).into_owned();
+    let (file, metadata) =
+        open_regular(path).map_err(|error| anyhow::anyhow!("secret file {shown}: {error}"))?;
+    // Refuse what will not be read before warning about its permissions.
+    if metadata.len() > SECRET_CAP {
+        anyhow::bail!(
+            "secret file {shown}: {}",
+            crate::files::FileError::TooLarge { cap: SECRET_CAP }
+        );
+    }
     if metadata.permissions().mode() & 0o077 != 0 {
         tracing::warn!(
-            file = %path.display(),
+            file = %shown,
             mode = format!("{:o}", metadata.permissions().mode() & 0o777),
             "secret file is readable by group or others; chmod 600 it"
         );
     }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read secret file {}", path.display()))?;
+    let bytes = read_opened(file, &metadata, SECRET_CAP, READ_TIMEOUT)
+        .map_err(|error| anyhow::anyhow!("secret file {shown}: {error}"))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("secret file {shown}: it is not UTF-8 text"))?;
     let secret = text.lines().next().unwrap_or("").to_string();
     if secret.is_empty() {
-        anyhow::bail!("secret file {} is empty", path.display());
+        anyhow::bail!("secret file {shown} is empty");
     }
     Ok(secret)
 }
@@ -41,12 +55,37 @@ mod tests {
     }
 
     #[test]
-    fn missing_and_empty_files_are_errors() {
+    fn missing_empty_and_special_files_are_one_error() {
         let dir = tempfile::tempdir().unwrap();
-        let missing = read_secret_file(&dir.path().join("nope")).unwrap_err();
-        assert!(format!("{missing:#}").contains("cannot read secret file"));
+        let missing = dir.path().join("nope");
+        let cases = [
+            (
+                missing.clone(),
+                format!("secret file {}: it does not exist", missing.display()),
+            ),
+            (
+                dir.path().to_path_buf(),
+                format!(
+                    "secret file {}: it is a directory, not a file",
+                    dir.path().display()
+                ),
+            ),
+            (
+                "/dev/zero".into(),
+                "secret file /dev/zero: it is a character device, not a regular file".to_string(),
+            ),
+        ];
+        for (path, expected) in cases {
+            let error = format!("{:#}", read_secret_file(&path).unwrap_err());
+            assert_eq!(error, expected);
+        }
         let path = dir.path().join("empty");
         std::fs::write(&path, "").unwrap();
         assert!(format!("{:#}", read_secret_file(&path).unwrap_err()).contains("empty"));
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; 70_000]).unwrap();
+        assert!(
+            format!("{:#}", read_secret_file(&big).unwrap_err()).contains("larger than 64 KiB")
+        );
     }
 }

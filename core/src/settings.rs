@@ -80,6 +80,38 @@ pub struct ModeFlags {
     pub routes_optional: bool,
 }
 
+/// Values that are valid but almost certainly a mistake, one sentence each, logged at start.
+///
+/// A default route (`0.0.0.0/0`, `::/0`) announced by a health probe pulls every destination
+/// without a more specific route towards this host. An unspecified next hop (`0.0.0.0`, `::`) is
+/// accepted and sent by ExaBGP (its parser takes any address), so refusing it here would be
+/// stricter than the daemon; but receivers (FRR, BIRD, GoBGP) treat it as an invalid next hop and
+/// ignore the route (RFC 4271 §6.3, RFC 7606), which is worth one line at start rather than a
+/// silent outage.
+pub fn warnings(options: &CommonOptions) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for prefix in &options.prefixes {
+        if prefix.0.prefix_len() == 0 {
+            warnings.push(format!(
+                "--prefix {prefix} is a default route: it draws all traffic that has no more specific route"
+            ));
+        }
+    }
+    for (flag, hop) in [
+        ("--next-hop", Some(options.next_hop)),
+        ("--next-hop6", options.next_hop6),
+    ] {
+        if let Some(NextHop::Address(address)) = hop
+            && address.is_unspecified()
+        {
+            warnings.push(format!(
+                "{flag} {address} is the unspecified address: peers ignore routes with it as next hop; give self or a reachable address"
+            ));
+        }
+    }
+    warnings
+}
+
 impl Settings {
     /// Validate `options` as a whole. `default_name` is the binary's name.
     pub fn resolve(
@@ -140,6 +172,9 @@ impl Settings {
                 prefixes.len(),
                 options.increase
             ));
+        }
+        for warning in warnings(options) {
+            tracing::warn!("{warning}");
         }
         if options.fast_interval > options.interval {
             tracing::warn!(
@@ -280,31 +315,172 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    #[derive(Parser)]
-    struct Options {
-        #[command(flatten)]
-        common: CommonOptions,
+    /// A probe with no options of its own.
+    #[derive(Debug, Clone, clap::Args)]
+    struct NoOptions {}
+
+    fn options(args: &[&str]) -> CommonOptions {
+        let argv = std::iter::once("exaprobe-test").chain(args.iter().copied());
+        crate::options::Cli::<NoOptions>::try_parse_from(argv)
+            .unwrap_or_else(|error| panic!("{args:?}: {error}"))
+            .common
     }
 
-    fn resolve(args: &[&str]) -> Result<Settings, String> {
-        let argv = ["exaprobe-test", "--prefix", "192.0.2.1/32"]
-            .into_iter()
-            .chain(args.iter().copied());
-        let options = Options::try_parse_from(argv).expect("parsable options");
-        let modes = ModeFlags {
-            dry_run: false,
-            routes_optional: false,
-        };
-        Settings::resolve(&options.common, "test", modes)
+    const RUN: ModeFlags = ModeFlags {
+        dry_run: false,
+        routes_optional: false,
+    };
+
+    /// Every cross-option rule, with its exact message.
+    #[test]
+    fn cross_option_rules() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &[],
+                "no prefix to announce: give at least one --prefix (alias --ip)",
+            ),
+            (
+                &["--prefix", "192.0.2.1", "--ip", "192.0.2.1/32"],
+                "--prefix 192.0.2.1/32 is given twice",
+            ),
+            (
+                &["--prefix", "192.0.2.1", "--next-hop", "2001:db8::1"],
+                "--next-hop 2001:db8::1 is IPv6 but there are IPv4 prefixes: give an IPv4 --next-hop and --next-hop6 2001:db8::1",
+            ),
+            (
+                &["--prefix", "2001:db8::/48", "--next-hop", "10.0.0.1"],
+                "IPv6 prefix 2001:db8::/48 needs an IPv6 next hop: --next-hop 10.0.0.1 is IPv4, give --next-hop6",
+            ),
+            (
+                &["--prefix", "2001:db8::/48", "--next-hop6", "10.0.0.1"],
+                "--next-hop6 10.0.0.1 is not an IPv6 address",
+            ),
+            (
+                &[
+                    "--prefix",
+                    "192.0.2.1",
+                    "--prefix",
+                    "192.0.2.2",
+                    "--up-metric",
+                    "4294967295",
+                ],
+                "the MED would exceed 4294967295 with 2 prefixes, --increase 1 and these metrics",
+            ),
+            (
+                &[
+                    "--prefix",
+                    "192.0.2.1",
+                    "--down-metric",
+                    "4294967295",
+                    "--prefix",
+                    "192.0.2.2",
+                ],
+                "the MED would exceed 4294967295 with 2 prefixes, --increase 1 and these metrics",
+            ),
+        ];
+        for (args, expected) in cases {
+            assert_eq!(
+                Settings::resolve(&options(args), "exaprobe-test", RUN).unwrap_err(),
+                *expected,
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn valid_combinations_resolve() {
+        let cases: &[(&[&str], ModeFlags)] = &[
+            (
+                &[],
+                ModeFlags {
+                    dry_run: false,
+                    routes_optional: true,
+                },
+            ),
+            (&["--prefix", "192.0.2.1", "--prefix", "2001:db8::1"], RUN),
+            (
+                &["--prefix", "2001:db8::1", "--next-hop", "2001:db8::2"],
+                RUN,
+            ),
+            (
+                &[
+                    "--prefix",
+                    "192.0.2.1",
+                    "--prefix",
+                    "2001:db8::1",
+                    "--next-hop",
+                    "10.0.0.1",
+                    "--next-hop6",
+                    "2001:db8::2",
+                ],
+                RUN,
+            ),
+            (
+                &[
+                    "--prefix",
+                    "192.0.2.1",
+                    "--up-metric",
+                    "4294967095",
+                    "--increase",
+                    "0",
+                ],
+                RUN,
+            ),
+        ];
+        for (args, modes) in cases {
+            let settings = Settings::resolve(&options(args), "exaprobe-test", *modes);
+            assert!(settings.is_ok(), "{args:?}: {settings:?}");
+        }
+    }
+
+    #[test]
+    fn likely_mistakes_are_warned_about() {
+        let cases: &[(&[&str], &[&str])] = &[
+            (&["--prefix", "192.0.2.1"], &[]),
+            (
+                &["--prefix", "0.0.0.0/0", "--prefix", "::/0"],
+                &[
+                    "--prefix 0.0.0.0/0 is a default route: it draws all traffic that has no more specific route",
+                    "--prefix ::/0 is a default route: it draws all traffic that has no more specific route",
+                ],
+            ),
+            (
+                &[
+                    "--prefix",
+                    "192.0.2.1",
+                    "--next-hop",
+                    "0.0.0.0",
+                    "--next-hop6",
+                    "::",
+                ],
+                &[
+                    "--next-hop 0.0.0.0 is the unspecified address: peers ignore routes with it as next hop; give self or a reachable address",
+                    "--next-hop6 :: is the unspecified address: peers ignore routes with it as next hop; give self or a reachable address",
+                ],
+            ),
+        ];
+        for (args, expected) in cases {
+            assert_eq!(warnings(&options(args)), *expected, "{args:?}");
+        }
     }
 
     #[test]
     fn a_command_longer_than_one_atomic_pipe_write_is_refused() {
         let many: Vec<String> = (0..600).map(|i| format!("65000:{i}")).collect();
         let many = many.join(" ");
-        let error = resolve(&["--community", &many]).unwrap_err();
-        assert!(error.contains("more than the 4086 bytes"), "{error}");
+        let refused = Settings::resolve(
+            &options(&["--prefix", "192.0.2.1/32", "--community", &many]),
+            "test",
+            RUN,
+        );
+        assert!(refused.unwrap_err().contains("more than the 4086 bytes"));
         let some: Vec<String> = (0..100).map(|i| format!("65000:{i}")).collect();
-        assert!(resolve(&["--community", &some.join(" ")]).is_ok());
+        let some = some.join(" ");
+        let fine = Settings::resolve(
+            &options(&["--prefix", "192.0.2.1/32", "--community", &some]),
+            "test",
+            RUN,
+        );
+        assert!(fine.is_ok());
     }
 }

@@ -13,11 +13,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// Start the stack with one probe.
 fn stack(process: Process) -> Option<Stack> {
-    Stack::start(StackOptions {
-        version: Version::V5,
-        processes: vec![process],
-        ack: true,
-    })
+    Stack::start(StackOptions::new(Version::V5, vec![process]))
 }
 
 /// Poll until `done`, asserting at every poll that `prefix` is still announced with MED 100.

@@ -716,8 +716,17 @@ fn resolve(
 }
 
 fn read_pgpass(path: &Path, config: &tokio_postgres::Config) -> Option<String> {
+    use exaprobe_core::files::{FileError, READ_TIMEOUT, SECRET_CAP, open_regular, read_opened};
     use std::os::unix::fs::PermissionsExt;
-    let metadata = std::fs::metadata(path).ok()?;
+    // Only a small regular file: a FIFO or a device there must not hang or flood the probe.
+    let (file, metadata) = match open_regular(path) {
+        Ok(opened) => opened,
+        Err(FileError::Missing) => return None,
+        Err(error) => {
+            tracing::warn!(file = %path.display(), %error, "cannot read password file");
+            return None;
+        }
+    };
     if metadata.permissions().mode() & 0o077 != 0 {
         // libpq ignores such a file too.
         tracing::warn!(
@@ -726,7 +735,10 @@ fn read_pgpass(path: &Path, config: &tokio_postgres::Config) -> Option<String> {
         );
         return None;
     }
-    let text = match std::fs::read_to_string(path) {
+    let text = match read_opened(file, &metadata, SECRET_CAP, READ_TIMEOUT)
+        .map_err(|error| error.to_string())
+        .and_then(|bytes| String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string()))
+    {
         Ok(text) => text,
         Err(error) => {
             tracing::warn!(file = %path.display(), %error, "cannot read password file");
