@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -475,14 +475,15 @@ impl<P: Probe + Send + 'static> Checker<P> {
 }
 
 /// `Some(reason)` when `file` exists: "disable file X exists", with the first line of the file
-/// when it has one (the operator's note). Reads only a regular file, and only its first bytes.
+/// when it has one (the operator's note). Reads only a regular file (`files::open_regular`:
+/// no FIFO or device can hang it), and only its first bytes. Runs on the blocking pool.
 fn look_up_disable_file(file: &Path) -> Option<String> {
     use std::io::Read as _;
-    let metadata = std::fs::metadata(file).ok()?;
+    if !file.exists() {
+        return None;
+    }
     let mut note = String::new();
-    if metadata.is_file()
-        && let Ok(opened) = std::fs::File::open(file)
-    {
+    if let Ok((opened, _)) = crate::files::open_regular(file) {
         let mut bytes = Vec::with_capacity(NOTE_BYTES);
         let _ = opened.take(NOTE_BYTES as u64).read_to_end(&mut bytes);
         let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -496,7 +497,6 @@ fn look_up_disable_file(file: &Path) -> Option<String> {
             .take(200)
             .collect();
     }
-    let file = PathBuf::from(file);
     Some(if note.is_empty() {
         format!("disable file {} exists", file.display())
     } else {
