@@ -129,6 +129,14 @@ fn check_config<P: Probe>(probe: &P, settings: &Settings) -> ExitCode {
     use crate::output::print_line;
     print_line(&format!("{}: configuration OK", settings.name));
     print_line(&format!("check: {}", probe.target()));
+    let dialect = crate::dialect::describe(settings.routes.dialect);
+    if settings.detect_dialect {
+        print_line(&format!(
+            "dialect: --exabgp-api auto: asks ExaBGP at start (`system version`); the lines below are {dialect}, used when it does not answer"
+        ));
+    } else {
+        print_line(&format!("dialect: {dialect}"));
+    }
     let t = &settings.timing;
     print_line(&format!(
         "timing: interval {:?}, fast-interval {:?}, timeout {:?}, rise {}, fall {}",
