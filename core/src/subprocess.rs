@@ -11,8 +11,8 @@
 //!   child subreaper (`PR_SET_CHILD_SUBREAPER`), so orphaned descendants are reparented to it
 //!   instead of to init, where they can be found and killed. Everything killed is reaped: no
 //!   zombie, no leftover.
-//! - The pipes are not read to EOF: once the program's own process has exited, what is already in
-//!   them is read without waiting, so a descendant holding them open cannot stall the caller.
+//! - The pipes are never read to EOF: once the program's own process has exited, what is already
+//!   in them is read without waiting, so a descendant holding them open cannot stall the caller.
 //!
 //! # Design: one reaper, statuses routed by pid
 //!
@@ -33,14 +33,19 @@
 //!   neither missed nor taken for an orphan's.
 //! - Spawning is `std::process::Command::spawn` without a `pre_exec` closure, so std uses
 //!   `posix_spawn` (`clone` with `CLONE_VM | CLONE_VFORK`): the probe's address space is never
-//!   copied. The output pipes' read ends are registered with the runtime and read as data comes.
+//!   copied.
+//! - Output: the read ends of the pipes are registered with the runtime and read as data comes.
+//!   We keep the write ends open until the leader is reaped, so the pipes never hang up while it
+//!   runs or as it exits: a quiet program costs one wake-up (its SIGCHLD), not three. Pipes that
+//!   end a run empty and held by nobody else are reused by the next run (creating a pipe is one
+//!   of the dearer steps of a check); stdin is a duplicate of one `/dev/null` kept open.
 //! - Cleanup, when the leader has been reaped: SIGKILL its group at once (the group id cannot have
 //!   been reused: the reap and the kill happen under one lock, and members keep the id alive).
 //!   Then, round after round, list this process's children (`/proc/self/task/*/children`),
 //!   SIGKILL each that is not a running job's leader or a member of a running job's group, wait
 //!   for SIGCHLD and reap: killing a process reparents its children to us, so each round reaches
 //!   one level deeper, until no such child is left. When this process has no child at all,
-//!   `waitpid` says so (`ECHILD`) and `/proc` is not read: the common case costs two syscalls.
+//!   `waitpid` says so (`ECHILD`) and `/proc` is not read: the common case costs no extra syscall.
 //! - Attribution: an orphan in a running job's group belongs to that job and is left alone. An
 //!   orphan that left every group (`setsid`) cannot be attributed: it is killed when a job ends
 //!   and no other is running, so a hook running beside a check keeps its own escapees until it
@@ -50,10 +55,11 @@
 //!   process about to exit.
 
 use std::ffi::OsStr;
+use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::{Mutex, MutexGuard, Once, PoisonError};
+use std::sync::{Mutex, MutexGuard, Once, OnceLock, PoisonError};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -87,16 +93,16 @@ pub struct Finished {
 pub async fn run_captured(mut command: Command, tail: usize) -> std::io::Result<Finished> {
     // The listener must exist before the child does, or its SIGCHLD could be missed.
     let mut sigchld = signal(SignalKind::child())?;
-    let (out_read, out_write) = output_pipe()?;
-    let (err_read, err_write) = output_pipe()?;
+    let out = OutputPipe::take()?;
+    let err = OutputPipe::take()?;
     command
         .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(out_write)
-        .stderr(err_write);
+        .stdin(dev_null()?)
+        .stdout(out.for_child()?)
+        .stderr(err.for_child()?);
     let mut job = Job::spawn(command)?;
-    let mut stdout = Capture::new(out_read, tail)?;
-    let mut stderr = Capture::new(err_read, tail)?;
+    let mut stdout = Capture::new(out, tail)?;
+    let mut stderr = Capture::new(err, tail)?;
     let mut exited = false;
     let status = loop {
         if exited {
@@ -116,11 +122,15 @@ pub async fn run_captured(mut command: Command, tail: usize) -> std::io::Result<
         }
     };
     // The program is gone; a descendant may still hold the pipes: take what is there, no more.
-    stdout.drain_now();
-    stderr.drain_now();
-    let output_tail = join_tails(&[stdout.into_text(), stderr.into_text()]);
-    settle(Scope::Ending(job.pid), &mut sigchld).await;
+    let drained = stdout.drain_now() & stderr.drain_now();
+    let alone = !job.children_left || settle(Scope::Ending(job.pid), &mut sigchld).await;
     job.settled();
+    let output_tail = join_tails(&[stdout.tail.text(), stderr.tail.text()]);
+    if drained && alone {
+        // Empty, and no process is left that could hold a write end: fit for the next run.
+        stdout.recycle();
+        stderr.recycle();
+    }
     Ok(Finished {
         status,
         output_tail,
@@ -152,7 +162,14 @@ pub fn describe_status(status: &ExitStatus) -> String {
     }
 }
 
-// ---- the registry and the reaper --------------------------------------------------------------
+/// `sh -c SCRIPT`, the command hooks and `--shell` checks run.
+pub fn shell(script: impl AsRef<OsStr>) -> Command {
+    let mut command = Command::new("sh");
+    command.arg("-c").arg(script);
+    command
+}
+
+// ---- the registry and the reaper ----------------------------------------------------------------
 
 /// A running job: its leader (= process group) and, once reaped, how it ended.
 struct Entry {
@@ -202,24 +219,34 @@ enum Scope {
     Everything,
 }
 
-/// Reap, then kill the children `scope` allows. Returns true while some of them (or a zombie)
-/// is left, i.e. while another SIGCHLD is worth waiting for.
-fn cleanup_round(scope: Scope) -> bool {
+/// What a cleanup round left.
+enum Round {
+    /// This process has no child at all.
+    NoChild,
+    /// Children remain, but none that this scope may kill (other jobs, deferred escapees).
+    NothingToWaitFor,
+    /// Something was killed or is a zombie: wait for SIGCHLD and go again.
+    Wait,
+}
+
+/// Reap, then kill the children `scope` allows.
+fn cleanup_round(scope: Scope) -> Round {
     let mut jobs = registry();
     if !reap(&mut jobs) {
-        return false;
+        return Round::NoChild;
     }
+    let running = |pid: i32| {
+        jobs.iter()
+            .any(|job| job.pid.as_raw() == pid && job.status.is_none())
+    };
+    let any_running = jobs.iter().any(|job| job.status.is_none());
     let me = std::process::id() as i32;
-    let mut left = false;
+    let mut round = Round::NothingToWaitFor;
     for kid in children() {
-        let running = |pid: i32| {
-            jobs.iter()
-                .any(|job| job.pid.as_raw() == pid && job.status.is_none())
-        };
         if matches!(scope, Scope::Ending(_)) && running(kid) {
             continue;
         }
-        // Still our child (we hold the lock: nobody else reaps it, its pid cannot be reused).
+        // Still our child? (We hold the lock: nobody else reaps it, its pid cannot be reused.)
         let Some((state, parent, group)) = process_stat(kid) else {
             continue;
         };
@@ -227,28 +254,33 @@ fn cleanup_round(scope: Scope) -> bool {
             continue;
         }
         if state == 'Z' {
-            left = true;
+            round = Round::Wait;
             continue;
         }
         let killable = match scope {
             Scope::Everything => true,
-            Scope::Ending(ended) => {
-                !running(group) && (group == ended.as_raw() || !jobs.iter().any(|j| j.status.is_none()))
-            }
+            Scope::Ending(ended) => !running(group) && (group == ended.as_raw() || !any_running),
         };
         if killable {
             let _ = kill(Pid::from_raw(kid), Signal::SIGKILL);
-            left = true;
+            round = Round::Wait;
         }
     }
-    left
+    round
 }
 
-/// Kill and reap, round after round, until `scope` leaves nothing to wait for.
-async fn settle(scope: Scope, sigchld: &mut tokio::signal::unix::Signal) {
-    while cleanup_round(scope) {
-        if sigchld.recv().await.is_none() {
-            return;
+/// Kill and reap, round after round, until `scope` leaves nothing to wait for. Returns true when
+/// this process has no child left at all.
+async fn settle(scope: Scope, sigchld: &mut tokio::signal::unix::Signal) -> bool {
+    loop {
+        match cleanup_round(scope) {
+            Round::NoChild => return true,
+            Round::NothingToWaitFor => return false,
+            Round::Wait => {
+                if sigchld.recv().await.is_none() {
+                    return false;
+                }
+            }
         }
     }
 }
@@ -261,7 +293,10 @@ fn children() -> Vec<i32> {
     };
     for task in tasks.flatten() {
         if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
-            kids.extend(text.split_ascii_whitespace().filter_map(|pid| pid.parse::<i32>().ok()));
+            kids.extend(
+                text.split_ascii_whitespace()
+                    .filter_map(|pid| pid.parse::<i32>().ok()),
+            );
         }
     }
     kids
@@ -287,7 +322,7 @@ fn become_subreaper() {
     });
 }
 
-// ---- one job -------------------------------------------------------------------------------------
+// ---- one job ------------------------------------------------------------------------------------
 
 enum Stage {
     /// The leader has not been reaped yet.
@@ -302,6 +337,8 @@ enum Stage {
 struct Job {
     pid: Pid,
     stage: Stage,
+    /// Whether this process still had children when the leader was reaped.
+    children_left: bool,
 }
 
 impl Job {
@@ -311,25 +348,25 @@ impl Job {
         let child = command.spawn()?;
         let pid = Pid::from_raw(child.id() as i32);
         jobs.push(Entry { pid, status: None });
-        drop(jobs);
-        // The command holds our copies of the pipes' write ends: close them.
-        drop(command);
         Ok(Job {
             pid,
             stage: Stage::Running,
+            children_left: true,
         })
     }
 
     /// Reap what has ended; if the leader has, unregister it, kill its group, return its status.
     fn take_status(&mut self) -> Option<ExitStatus> {
         let mut jobs = registry();
-        reap(&mut jobs);
+        self.children_left = reap(&mut jobs);
         let index = jobs.iter().position(|job| job.pid == self.pid)?;
         let status = jobs[index].status?;
         jobs.swap_remove(index);
         // Under the same lock as the reap: members keep the group id alive, so this cannot hit a
-        // group that reused the number.
-        let _ = killpg(self.pid, Signal::SIGKILL);
+        // group that reused the number. ESRCH (nothing left) is the usual answer.
+        if killpg(self.pid, Signal::SIGKILL).is_ok() {
+            self.children_left = true;
+        }
         self.stage = Stage::Reaped;
         Some(status)
     }
@@ -362,31 +399,70 @@ impl Drop for Job {
     }
 }
 
-// ---- output --------------------------------------------------------------------------------------
+// ---- output -------------------------------------------------------------------------------------
 
-/// A pipe for a child's stdout or stderr: the read end non-blocking (ours), the write end
-/// blocking (the child's), both close-on-exec (the child gets a dup2'ed copy).
-fn output_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-    fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-    Ok((read, write))
+/// stdin for a program: a duplicate of one `/dev/null` kept open (a `dup`, not a path lookup).
+fn dev_null() -> std::io::Result<Stdio> {
+    static DEV_NULL: OnceLock<File> = OnceLock::new();
+    let file = match DEV_NULL.get() {
+        Some(file) => file,
+        None => {
+            let opened = File::open("/dev/null")?;
+            DEV_NULL.get_or_init(|| opened)
+        }
+    };
+    Ok(Stdio::from(file.try_clone()?))
+}
+
+/// A pipe for a program's stdout or stderr: the read end non-blocking, both close-on-exec (the
+/// program gets a duplicate of the write end as its fd 1 or 2).
+struct OutputPipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+/// Pipes returned clean by finished runs, for the next ones.
+static SPARE_PIPES: Mutex<Vec<OutputPipe>> = Mutex::new(Vec::new());
+const SPARE_PIPES_KEPT: usize = 4;
+
+impl OutputPipe {
+    /// A spare pipe, or a new one.
+    fn take() -> std::io::Result<OutputPipe> {
+        let spare = SPARE_PIPES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        if let Some(pipe) = spare {
+            return Ok(pipe);
+        }
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+        fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+        Ok(OutputPipe { read, write })
+    }
+
+    /// The program's end: a duplicate of the write end (ours stays open, see the module doc).
+    fn for_child(&self) -> std::io::Result<Stdio> {
+        Ok(Stdio::from(self.write.try_clone()?))
+    }
 }
 
 /// How many bytes one read takes, and how many reads one wake-up does before yielding.
 const CHUNK: usize = 32 * 1024;
 const READS_PER_WAKE: usize = 8;
 
-/// The read end of one output pipe and the tail kept from it.
+/// The read end of one output pipe (registered with the runtime) and the tail kept from it.
 struct Capture {
     pipe: Option<Receiver>,
+    write: OwnedFd,
     tail: Tail,
 }
 
 impl Capture {
-    fn new(pipe: OwnedFd, keep: usize) -> std::io::Result<Self> {
+    fn new(pipe: OutputPipe, keep: usize) -> std::io::Result<Self> {
         Ok(Capture {
-            // Already non-blocking (`output_pipe`): no need for the checking constructor's fcntls.
-            pipe: Some(Receiver::from_owned_fd_unchecked(pipe)?),
+            // Already non-blocking (`OutputPipe::take`): no need for the checking constructor.
+            pipe: Some(Receiver::from_owned_fd_unchecked(pipe.read)?),
+            write: pipe.write,
             tail: Tail::new(keep),
         })
     }
@@ -395,7 +471,7 @@ impl Capture {
         self.pipe.is_some()
     }
 
-    /// Wait until the pipe is readable, then read what is there (closing it at EOF).
+    /// Wait until the pipe is readable, then read what is there.
     async fn fill(&mut self) {
         let Some(pipe) = &self.pipe else {
             return std::future::pending().await;
@@ -409,30 +485,47 @@ impl Capture {
         }
     }
 
-    /// Read what is in the pipe now, without waiting, then close it. Reads directly: the
-    /// runtime may not have seen the pipe become readable yet, and `try_read` would trust it.
-    fn drain_now(&mut self) {
-        let Some(pipe) = self.pipe.take() else {
-            return;
+    /// Read what is in the pipe now, without waiting. Reads directly: the runtime may not have
+    /// seen the pipe become readable yet, and `try_read` would trust it. Returns true when the
+    /// pipe was emptied.
+    fn drain_now(&mut self) -> bool {
+        let Some(pipe) = &self.pipe else {
+            return false;
         };
         let mut chunk = [0u8; CHUNK];
         for _ in 0..2 * READS_PER_WAKE {
-            match nix::unistd::read(&pipe, &mut chunk) {
-                Ok(0) => break,
+            match nix::unistd::read(pipe, &mut chunk) {
+                Ok(0) => return false,
                 Ok(n) => self.tail.push(&chunk[..n]),
                 Err(Errno::EINTR) => {}
-                Err(_) => break,
+                Err(Errno::EAGAIN) => return true,
+                Err(_) => return false,
             }
         }
+        false
     }
 
-    fn into_text(self) -> String {
-        self.tail.text()
+    /// Give the pipe back for the next run (call only when it is empty and nobody else holds it).
+    fn recycle(mut self) {
+        let Some(pipe) = self.pipe.take() else {
+            return;
+        };
+        let Ok(read) = pipe.into_nonblocking_fd() else {
+            return;
+        };
+        let mut spare = SPARE_PIPES.lock().unwrap_or_else(PoisonError::into_inner);
+        if spare.len() < SPARE_PIPES_KEPT {
+            spare.push(OutputPipe {
+                read,
+                write: self.write,
+            });
+        }
     }
 }
 
 /// Read up to `reads` chunks into `tail`, stopping when the pipe is empty (as far as the runtime
-/// knows: `try_read` clears its readiness then). Returns false at EOF (or on an error).
+/// knows: `try_read` clears its readiness then). Returns false on an error (or EOF, which cannot
+/// happen while we hold the write end).
 fn read_some(pipe: &Receiver, tail: &mut Tail, reads: usize) -> bool {
     let mut chunk = [0u8; CHUNK];
     for _ in 0..reads {
@@ -491,13 +584,6 @@ fn join_tails(parts: &[String]) -> String {
         .map(String::as_str)
         .collect::<Vec<_>>()
         .join(" | ")
-}
-
-/// `sh -c SCRIPT`, the command hooks and `--shell` checks run.
-pub fn shell(script: impl AsRef<OsStr>) -> Command {
-    let mut command = Command::new("sh");
-    command.arg("-c").arg(script);
-    command
 }
 
 #[cfg(test)]
@@ -662,6 +748,19 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
+    }
+
+    #[tokio::test]
+    async fn a_reused_pipe_carries_nothing_over() {
+        let _shared = EXCLUSIVE.read().await;
+        for i in 0..20 {
+            let script = format!("echo out{i}; echo err{i} >&2; exit {}", i % 2);
+            let finished = run_captured(shell(&script), 100).await.unwrap();
+            assert_eq!(finished.output_tail, format!("out{i} | err{i}"));
+            assert_eq!(finished.status.code(), Some(i % 2));
+            let quiet = run_captured(shell("exit 0"), 100).await.unwrap();
+            assert_eq!(quiet.output_tail, "");
+        }
     }
 
     #[test]
