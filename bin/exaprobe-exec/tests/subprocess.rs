@@ -188,7 +188,8 @@ fn a_blank_shell_command_is_rejected_at_start() {
         "self",
         "--dry-run",
     ];
-    let cases: [(&[&str], &[(&str, &str)]); 5] = [
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+    let cases: [Case; 5] = [
         (&["--shell", ""], &[]),
         (&["--shell", "   "], &[]),
         (&["--shell", "\t\n"], &[]),
