@@ -1,6 +1,9 @@
 //! Transition hooks (`--execute`, `--up-execute`, ...): commands run through `sh -c` when the
 //! state changes, with `STATE` in their environment, one after another in transition order, each
 //! under `--hook-timeout`, on a task of their own so they never stall the check loop.
+//!
+//! They run like the exec check (see [`crate::subprocess`]): output read as it comes (the tail is
+//! logged), and when a hook ends or times out, everything it started is killed and reaped.
 
 use std::time::Duration;
 
@@ -8,7 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::health::State;
 use crate::settings::HookCommands;
-use crate::subprocess::{describe_status, run_detached};
+use crate::subprocess::{Finished, TAIL_BYTES, describe_status, run_captured, shell};
 
 /// Queue of hook runs, executed in order by a background task.
 pub struct Hooks {
@@ -42,13 +45,25 @@ impl Hooks {
 }
 
 async fn run_one(command: &str, state: &'static str, timeout: Duration) {
-    let mut process = tokio::process::Command::new("sh");
-    process.arg("-c").arg(command).env("STATE", state);
-    match tokio::time::timeout(timeout, run_detached(process)).await {
-        Ok(Ok(status)) if status.success() => tracing::debug!(hook = command, state, "hook done"),
-        Ok(Ok(status)) => {
-            tracing::warn!(hook = command, state, result = %describe_status(&status), "hook failed")
+    let mut process = shell(command);
+    process.env("STATE", state);
+    match tokio::time::timeout(timeout, run_captured(process, TAIL_BYTES)).await {
+        Ok(Ok(Finished {
+            status,
+            output_tail,
+        })) if status.success() => {
+            tracing::debug!(hook = command, state, output = output_tail, "hook done")
         }
+        Ok(Ok(Finished {
+            status,
+            output_tail,
+        })) => tracing::warn!(
+            hook = command,
+            state,
+            result = %describe_status(&status),
+            output = output_tail,
+            "hook failed"
+        ),
         Ok(Err(error)) => tracing::warn!(hook = command, state, %error, "hook could not start"),
         Err(_) => tracing::warn!(hook = command, state, ?timeout, "hook timed out; killed"),
     }

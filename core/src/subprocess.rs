@@ -1,131 +1,160 @@
-//! Running a program in its own process group, so a timeout kills everything it started.
+//! Running a program (the exec check, a transition hook) so that whatever it writes cannot stall
+//! it and nothing it starts outlives it.
 //!
-//! Used by the exec probe (the check) and by the transition hooks. The runner enforces
-//! deadlines by dropping futures; [`GroupGuard`] makes sure that dropping also kills the group.
+//! # What [`run_captured`] guarantees
+//!
+//! - stdout and stderr are read while the program runs, keeping only the last `tail` bytes of
+//!   each: a program may write any amount and is judged by its exit status alone.
+//! - The program runs in a process group of its own with stdin from `/dev/null`. When its own
+//!   process exits, or when the future is dropped (the runner's timeout), the group is killed
+//!   (SIGKILL) and so is every descendant that left it (`setsid`, `setpgid`): this process is a
+//!   child subreaper (`PR_SET_CHILD_SUBREAPER`), so orphaned descendants are reparented to it
+//!   instead of to init, where they can be found and killed. Everything killed is reaped: no
+//!   zombie, no leftover.
+//! - The pipes are never read to EOF: once the program's own process has exited, what is already
+//!   in them is read without waiting, so a descendant holding them open cannot stall the caller.
+//!
+//! # Design: one reaper, statuses routed by pid
+//!
+//! Orphans can only be reaped with `waitpid(-1)`, which would steal the exit status of any child
+//! waited for elsewhere (tokio::process, std's `Child::wait`). So this module owns all waiting
+//! for children in the process: code in a process that uses it must not start children any
+//! other way. (The probes and hooks do not; tests that spawn the binaries live in other
+//! processes.)
+//!
+//! - A registry (a mutex-guarded list) holds the running jobs: the leader's pid, which is also
+//!   the process group id, and once reaped its exit status.
+//! - [`reap`] loops `waitpid(-1, WNOHANG)` under the lock: a registered pid's status is stored
+//!   for its job, any other pid (an orphan) is simply reaped. Whichever task is awake reaps; there
+//!   is no reaper thread or task, hence no thread hand-off.
+//! - A job waits on tokio's SIGCHLD stream: a signal handler writes to the runtime's self-pipe,
+//!   so the wake-up is one `epoll_wait` return on the runtime's own thread. The listener exists
+//!   before the spawn, and the spawn and the registration happen under the lock, so an exit is
+//!   neither missed nor taken for an orphan's.
+//! - Spawning is `std::process::Command::spawn` without a `pre_exec` closure, so std uses
+//!   `posix_spawn` (`clone` with `CLONE_VM | CLONE_VFORK`): the probe's address space is never
+//!   copied.
+//! - Output: the read ends of the pipes are registered with the runtime and read as data comes.
+//!   We keep the write ends open until the leader is reaped, so the pipes never hang up while it
+//!   runs or as it exits: a quiet program costs one wake-up (its SIGCHLD), not three. Pipes that
+//!   end a run empty and held by nobody else are reused by the next run (creating a pipe is one
+//!   of the dearer steps of a check); stdin is a duplicate of one `/dev/null` kept open.
+//! - Cleanup, when the leader has been reaped: SIGKILL its group at once (the group id cannot have
+//!   been reused: the reap and the kill happen under one lock, and members keep the id alive).
+//!   Then, round after round, list this process's children (`/proc/self/task/*/children`),
+//!   SIGKILL each that is not a running job's leader or a member of a running job's group, wait
+//!   for SIGCHLD and reap: killing a process reparents its children to us, so each round reaches
+//!   one level deeper, until no such child is left. When this process has no child at all,
+//!   `waitpid` says so (`ECHILD`) and `/proc` is not read: the common case costs no extra syscall.
+//! - Attribution: an orphan in a running job's group belongs to that job and is left alone. An
+//!   orphan that left every group (`setsid`) cannot be attributed: it is killed when a job ends
+//!   and no other is running, so a hook running beside a check keeps its own escapees until it
+//!   ends. In the usual case (no hook running) it is killed when the check ends.
+//! - On drop (a timeout): the job is unregistered, its group killed, and the same cleanup is
+//!   spawned as a task on the runtime. [`shutdown`] kills and reaps whatever is left, for a
+//!   process about to exit.
 
-use std::process::{ExitStatus, Stdio};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard, Once, OnceLock, PoisonError};
+use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Command;
+use tokio::net::unix::pipe::Receiver;
+use tokio::signal::unix::{SignalKind, signal};
 
-/// Kills a process group (SIGKILL) when dropped, unless disarmed.
-#[derive(Debug)]
-pub struct GroupGuard {
-    group: Option<Pid>,
-}
-
-impl GroupGuard {
-    /// Guard the group led by `pid`.
-    pub fn new(pid: u32) -> Self {
-        GroupGuard {
-            group: i32::try_from(pid).ok().map(Pid::from_raw),
-        }
-    }
-
-    /// Kill the group now.
-    pub fn kill(&mut self) {
-        if let Some(group) = self.group.take() {
-            let _ = killpg(group, Signal::SIGKILL);
-        }
-    }
-
-    /// Stop guarding (the group exited by itself and may keep background children).
-    pub fn disarm(&mut self) {
-        self.group = None;
-    }
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+/// How much of each of stdout and stderr is kept for a reason or a log line.
+pub const TAIL_BYTES: usize = 4096;
 
 /// How a captured program ended.
 #[derive(Debug)]
 pub struct Finished {
     /// Its exit status.
     pub status: ExitStatus,
-    /// The last bytes of its stdout and stderr, lossily decoded, whitespace collapsed.
+    /// The kept tails of its stdout and stderr, lossily decoded, control characters dropped,
+    /// whitespace collapsed, joined by ` | `.
     pub output_tail: String,
 }
 
-/// Run `command` in a new process group with stdin closed, capturing the last `tail` bytes of
-/// stdout and stderr. When the program exits, what is left of its group is killed (so a
-/// background child holding the pipes cannot stall the check). Dropping the future kills the
-/// group too.
+/// Run `command` in a new process group with stdin from `/dev/null`, reading stdout and stderr as
+/// they come and keeping the last `tail` bytes of each. When the program's own process exits,
+/// everything it started is killed and reaped before this returns; dropping the future kills
+/// everything too (the reaping then finishes on a task of its own).
+///
+/// `command` must not have a `pre_exec` closure, uid, gid or changed `PATH` (std would then fork
+/// instead of `posix_spawn`); its stdin, stdout, stderr and process group are set here.
 pub async fn run_captured(mut command: Command, tail: usize) -> std::io::Result<Finished> {
+    // The listener must exist before the child does, or its SIGCHLD could be missed.
+    let mut sigchld = signal(SignalKind::child())?;
+    let out = OutputPipe::take()?;
+    let err = OutputPipe::take()?;
     command
         .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = command.spawn()?;
-    let mut guard = GroupGuard::new(child.id().unwrap_or(0));
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let status = child.wait().await?;
-    // The leader is gone: kill its stragglers so the pipes close, then read what is left.
-    guard.kill();
-    let (out, err) = tokio::join!(read_tail(stdout, tail), read_tail(stderr, tail));
-    let mut combined = String::new();
-    for part in [out, err] {
-        let part = part.split_whitespace().collect::<Vec<_>>().join(" ");
-        if !part.is_empty() {
-            if !combined.is_empty() {
-                combined.push_str(" | ");
+        .stdin(dev_null()?)
+        .stdout(out.for_child()?)
+        .stderr(err.for_child()?);
+    let mut job = Job::spawn(command)?;
+    let mut stdout = Capture::new(out, tail)?;
+    let mut stderr = Capture::new(err, tail)?;
+    let mut exited = false;
+    let status = loop {
+        if exited {
+            if let Some(status) = job.take_status() {
+                break status;
             }
-            combined.push_str(&part);
+            exited = false;
         }
+        tokio::select! {
+            biased;
+            notice = sigchld.recv() => match notice {
+                Some(()) => exited = true,
+                None => return Err(std::io::Error::other("the runtime is shutting down")),
+            },
+            () = stdout.fill(), if stdout.is_open() => {}
+            () = stderr.fill(), if stderr.is_open() => {}
+        }
+    };
+    // The program is gone; a descendant may still hold the pipes: take what is there, no more.
+    let drained = stdout.drain_now() & stderr.drain_now();
+    let alone = !job.children_left || settle(Scope::Ending(job.pid), &mut sigchld).await;
+    job.settled();
+    let output_tail = join_tails(&[stdout.tail.text(), stderr.tail.text()]);
+    if drained && alone {
+        // Empty, and no process is left that could hold a write end: fit for the next run.
+        stdout.recycle();
+        stderr.recycle();
     }
     Ok(Finished {
         status,
-        output_tail: combined,
+        output_tail,
     })
 }
 
-/// Run `command` in a new process group with stdin and stdout closed (stderr goes to ours, so to
-/// ExaBGP's log). The group is killed only if the future is dropped (timeout).
-pub async fn run_detached(mut command: Command) -> std::io::Result<ExitStatus> {
-    command
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .kill_on_drop(true);
-    let mut child = command.spawn()?;
-    let mut guard = GroupGuard::new(child.id().unwrap_or(0));
-    let status = child.wait().await?;
-    guard.disarm();
-    Ok(status)
-}
-
-async fn read_tail<R: AsyncRead + Unpin>(reader: Option<R>, keep: usize) -> String {
-    let Some(mut reader) = reader else {
-        return String::new();
+/// Kill every program still running (checks, hooks, what they left behind) and reap them,
+/// waiting at most `grace`. For a process about to exit: without it, a descendant that a
+/// timed-out check left outside its process group would outlive the probe.
+pub async fn shutdown(grace: Duration) {
+    let Ok(mut sigchld) = signal(SignalKind::child()) else {
+        return;
     };
-    let mut kept: Vec<u8> = Vec::new();
-    let mut chunk = [0u8; 8192];
-    while let Ok(n) = reader.read(&mut chunk).await {
-        if n == 0 {
-            break;
-        }
-        kept.extend_from_slice(&chunk[..n]);
-        if kept.len() > keep {
-            kept.drain(..kept.len() - keep);
+    {
+        let jobs = registry();
+        for job in jobs.iter().filter(|job| job.status.is_none()) {
+            let _ = killpg(job.pid, Signal::SIGKILL);
         }
     }
-    let text = String::from_utf8_lossy(&kept);
-    text.chars()
-        .filter(|c| !c.is_control() || *c == ' ' || *c == '\n')
-        .collect()
+    let _ = tokio::time::timeout(grace, settle(Scope::Everything, &mut sigchld)).await;
 }
 
 /// Describe an exit status for a log line: `exit 3`, `killed by signal 9`.
 pub fn describe_status(status: &ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit {code}"),
         (None, Some(signal)) => format!("killed by signal {signal}"),
@@ -133,63 +162,621 @@ pub fn describe_status(status: &ExitStatus) -> String {
     }
 }
 
+/// `sh -c SCRIPT`, the command hooks and `--shell` checks run.
+pub fn shell(script: impl AsRef<OsStr>) -> Command {
+    let mut command = Command::new("sh");
+    command.arg("-c").arg(script);
+    command
+}
+
+// ---- the registry and the reaper ----------------------------------------------------------------
+
+/// A running job: its leader (= process group) and, once reaped, how it ended.
+struct Entry {
+    pid: Pid,
+    status: Option<ExitStatus>,
+}
+
+static JOBS: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+fn registry() -> MutexGuard<'static, Vec<Entry>> {
+    JOBS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Reap every child that has ended, storing the statuses of registered leaders. Returns false
+/// when this process has no child left at all.
+fn reap(jobs: &mut [Entry]) -> bool {
+    loop {
+        match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => return true,
+            Ok(WaitStatus::Exited(pid, code)) => {
+                record(jobs, pid, ExitStatus::from_raw((code & 0xff) << 8))
+            }
+            Ok(WaitStatus::Signaled(pid, signal, core)) => record(
+                jobs,
+                pid,
+                ExitStatus::from_raw(signal as i32 | if core { 0x80 } else { 0 }),
+            ),
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(Errno::ECHILD) => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+fn record(jobs: &mut [Entry], pid: Pid, status: ExitStatus) {
+    if let Some(job) = jobs.iter_mut().find(|job| job.pid == pid) {
+        job.status = Some(status);
+    }
+}
+
+/// Which children a cleanup round may kill.
+#[derive(Clone, Copy)]
+enum Scope {
+    /// After the job led by this pid: its group's members, and escapees when no job is running.
+    Ending(Pid),
+    /// Before exiting: every child.
+    Everything,
+}
+
+/// What a cleanup round left.
+enum Round {
+    /// This process has no child at all.
+    NoChild,
+    /// Children remain, but none that this scope may kill (other jobs, deferred escapees).
+    NothingToWaitFor,
+    /// Something was killed or is a zombie: wait for SIGCHLD and go again.
+    Wait,
+}
+
+/// Reap, then kill the children `scope` allows.
+fn cleanup_round(scope: Scope) -> Round {
+    let mut jobs = registry();
+    if !reap(&mut jobs) {
+        return Round::NoChild;
+    }
+    let running = |pid: i32| {
+        jobs.iter()
+            .any(|job| job.pid.as_raw() == pid && job.status.is_none())
+    };
+    let any_running = jobs.iter().any(|job| job.status.is_none());
+    let me = std::process::id() as i32;
+    let mut round = Round::NothingToWaitFor;
+    for kid in children() {
+        if matches!(scope, Scope::Ending(_)) && running(kid) {
+            continue;
+        }
+        // Still our child? (We hold the lock: nobody else reaps it, its pid cannot be reused.)
+        let Some((state, parent, group)) = process_stat(kid) else {
+            continue;
+        };
+        if parent != me {
+            continue;
+        }
+        if state == 'Z' {
+            round = Round::Wait;
+            continue;
+        }
+        let killable = match scope {
+            Scope::Everything => true,
+            Scope::Ending(ended) => !running(group) && (group == ended.as_raw() || !any_running),
+        };
+        if killable {
+            let _ = kill(Pid::from_raw(kid), Signal::SIGKILL);
+            round = Round::Wait;
+        }
+    }
+    round
+}
+
+/// Kill and reap, round after round, until `scope` leaves nothing to wait for. Returns true when
+/// this process has no child left at all.
+async fn settle(scope: Scope, sigchld: &mut tokio::signal::unix::Signal) -> bool {
+    loop {
+        match cleanup_round(scope) {
+            Round::NoChild => return true,
+            Round::NothingToWaitFor => return false,
+            Round::Wait => {
+                if sigchld.recv().await.is_none() {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// This process's children, from every thread's `/proc/self/task/TID/children`.
+fn children() -> Vec<i32> {
+    let mut kids = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return kids;
+    };
+    for task in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            kids.extend(
+                text.split_ascii_whitespace()
+                    .filter_map(|pid| pid.parse::<i32>().ok()),
+            );
+        }
+    }
+    kids
+}
+
+/// State, parent and process group of `pid`, from `/proc/PID/stat`.
+fn process_stat(pid: i32) -> Option<(char, i32, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let parent = fields.next()?.parse().ok()?;
+    let group = fields.next()?.parse().ok()?;
+    Some((state, parent, group))
+}
+
+/// Make this process the reaper of its orphaned descendants (once per process).
+fn become_subreaper() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if let Err(error) = nix::sys::prctl::set_child_subreaper(true) {
+            tracing::warn!(%error, "cannot become a child subreaper: programs that detach from their process group may outlive their check");
+        }
+    });
+}
+
+// ---- one job ------------------------------------------------------------------------------------
+
+enum Stage {
+    /// The leader has not been reaped yet.
+    Running,
+    /// The leader was reaped and its group killed; leftovers may remain.
+    Reaped,
+    /// Everything it started is gone.
+    Settled,
+}
+
+/// A spawned program. Dropping it before it settled kills what is left and reaps it later.
+struct Job {
+    pid: Pid,
+    stage: Stage,
+    /// Whether this process still had children when the leader was reaped.
+    children_left: bool,
+}
+
+impl Job {
+    fn spawn(mut command: Command) -> std::io::Result<Job> {
+        become_subreaper();
+        let mut jobs = registry();
+        let child = command.spawn()?;
+        let pid = Pid::from_raw(child.id() as i32);
+        jobs.push(Entry { pid, status: None });
+        Ok(Job {
+            pid,
+            stage: Stage::Running,
+            children_left: true,
+        })
+    }
+
+    /// Reap what has ended; if the leader has, unregister it, kill its group, return its status.
+    fn take_status(&mut self) -> Option<ExitStatus> {
+        let mut jobs = registry();
+        self.children_left = reap(&mut jobs);
+        let index = jobs.iter().position(|job| job.pid == self.pid)?;
+        let status = jobs[index].status?;
+        jobs.swap_remove(index);
+        // Under the same lock as the reap: members keep the group id alive, so this cannot hit a
+        // group that reused the number. ESRCH (nothing left) is the usual answer.
+        if killpg(self.pid, Signal::SIGKILL).is_ok() {
+            self.children_left = true;
+        }
+        self.stage = Stage::Reaped;
+        Some(status)
+    }
+
+    fn settled(&mut self) {
+        self.stage = Stage::Settled;
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        match self.stage {
+            Stage::Settled => return,
+            Stage::Running => {
+                let mut jobs = registry();
+                jobs.retain(|job| job.pid != self.pid);
+                // The leader is not reaped (we hold the lock), so the group id is still ours.
+                let _ = killpg(self.pid, Signal::SIGKILL);
+            }
+            Stage::Reaped => {}
+        }
+        let group = self.pid;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Ok(mut sigchld) = signal(SignalKind::child()) {
+                    settle(Scope::Ending(group), &mut sigchld).await;
+                }
+            });
+        }
+    }
+}
+
+// ---- output -------------------------------------------------------------------------------------
+
+/// stdin for a program: a duplicate of one `/dev/null` kept open (a `dup`, not a path lookup).
+fn dev_null() -> std::io::Result<Stdio> {
+    static DEV_NULL: OnceLock<File> = OnceLock::new();
+    let file = match DEV_NULL.get() {
+        Some(file) => file,
+        None => {
+            let opened = File::open("/dev/null")?;
+            DEV_NULL.get_or_init(|| opened)
+        }
+    };
+    Ok(Stdio::from(file.try_clone()?))
+}
+
+/// A pipe for a program's stdout or stderr: the read end non-blocking, both close-on-exec (the
+/// program gets a duplicate of the write end as its fd 1 or 2).
+struct OutputPipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+/// Pipes returned clean by finished runs, for the next ones.
+static SPARE_PIPES: Mutex<Vec<OutputPipe>> = Mutex::new(Vec::new());
+const SPARE_PIPES_KEPT: usize = 4;
+
+impl OutputPipe {
+    /// A spare pipe, or a new one.
+    fn take() -> std::io::Result<OutputPipe> {
+        let spare = SPARE_PIPES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        if let Some(pipe) = spare {
+            return Ok(pipe);
+        }
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+        fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+        Ok(OutputPipe { read, write })
+    }
+
+    /// The program's end: a duplicate of the write end (ours stays open, see the module doc).
+    fn for_child(&self) -> std::io::Result<Stdio> {
+        Ok(Stdio::from(self.write.try_clone()?))
+    }
+}
+
+/// How many bytes one read takes, and how many reads one wake-up does before yielding.
+const CHUNK: usize = 32 * 1024;
+const READS_PER_WAKE: usize = 8;
+
+/// The read end of one output pipe (registered with the runtime) and the tail kept from it.
+struct Capture {
+    pipe: Option<Receiver>,
+    write: OwnedFd,
+    tail: Tail,
+}
+
+impl Capture {
+    fn new(pipe: OutputPipe, keep: usize) -> std::io::Result<Self> {
+        Ok(Capture {
+            // Already non-blocking (`OutputPipe::take`): no need for the checking constructor.
+            pipe: Some(Receiver::from_owned_fd_unchecked(pipe.read)?),
+            write: pipe.write,
+            tail: Tail::new(keep),
+        })
+    }
+
+    fn is_open(&self) -> bool {
+        self.pipe.is_some()
+    }
+
+    /// Wait until the pipe is readable, then read what is there.
+    async fn fill(&mut self) {
+        let Some(pipe) = &self.pipe else {
+            return std::future::pending().await;
+        };
+        let open = match pipe.readable().await {
+            Ok(()) => read_some(pipe, &mut self.tail, READS_PER_WAKE),
+            Err(_) => false,
+        };
+        if !open {
+            self.pipe = None;
+        }
+    }
+
+    /// Read what is in the pipe now, without waiting. Reads directly: the runtime may not have
+    /// seen the pipe become readable yet, and `try_read` would trust it. Returns true when the
+    /// pipe was emptied.
+    fn drain_now(&mut self) -> bool {
+        let Some(pipe) = &self.pipe else {
+            return false;
+        };
+        let mut chunk = [0u8; CHUNK];
+        for _ in 0..2 * READS_PER_WAKE {
+            match nix::unistd::read(pipe, &mut chunk) {
+                Ok(0) => return false,
+                Ok(n) => self.tail.push(&chunk[..n]),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => return true,
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    /// Give the pipe back for the next run (call only when it is empty and nobody else holds it).
+    fn recycle(mut self) {
+        let Some(pipe) = self.pipe.take() else {
+            return;
+        };
+        let Ok(read) = pipe.into_nonblocking_fd() else {
+            return;
+        };
+        let mut spare = SPARE_PIPES.lock().unwrap_or_else(PoisonError::into_inner);
+        if spare.len() < SPARE_PIPES_KEPT {
+            spare.push(OutputPipe {
+                read,
+                write: self.write,
+            });
+        }
+    }
+}
+
+/// Read up to `reads` chunks into `tail`, stopping when the pipe is empty (as far as the runtime
+/// knows: `try_read` clears its readiness then). Returns false on an error (or EOF, which cannot
+/// happen while we hold the write end).
+fn read_some(pipe: &Receiver, tail: &mut Tail, reads: usize) -> bool {
+    let mut chunk = [0u8; CHUNK];
+    for _ in 0..reads {
+        match pipe.try_read(&mut chunk) {
+            Ok(0) => return false,
+            Ok(n) => tail.push(&chunk[..n]),
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// The last `keep` bytes of a stream.
+struct Tail {
+    keep: usize,
+    bytes: Vec<u8>,
+}
+
+impl Tail {
+    fn new(keep: usize) -> Self {
+        Tail {
+            keep,
+            bytes: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        if chunk.len() >= self.keep {
+            self.bytes.clear();
+            self.bytes
+                .extend_from_slice(&chunk[chunk.len() - self.keep..]);
+            return;
+        }
+        let overflow = (self.bytes.len() + chunk.len()).saturating_sub(self.keep);
+        self.bytes.drain(..overflow);
+        self.bytes.extend_from_slice(chunk);
+    }
+
+    /// Lossily decoded, control characters dropped, whitespace collapsed.
+    fn text(&self) -> String {
+        let text = String::from_utf8_lossy(&self.bytes);
+        let printable: String = text
+            .chars()
+            .filter(|c| !c.is_control() || c.is_whitespace())
+            .collect();
+        printable.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+fn join_tails(parts: &[String]) -> String {
+    parts
+        .iter()
+        .filter(|part| !part.is_empty())
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::Instant;
 
-    fn sh(script: &str) -> Command {
-        let mut command = Command::new("sh");
-        command.arg("-c").arg(script);
-        command
+    /// `shutdown` kills every job of the process: under `cargo test` (one process, tests in
+    /// threads) it must not run beside the other tests, which hold this shared.
+    static EXCLUSIVE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+    /// True once `pid` is neither running nor a zombie (reaped).
+    fn gone(pid: i32) -> bool {
+        process_stat(pid).is_none()
+    }
+
+    fn read_pids(file: &std::path::Path) -> Vec<i32> {
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(|pid| pid.parse().unwrap())
+            .collect()
+    }
+
+    /// Poll until every pid is reaped; the cleanup after a drop runs on a task of its own.
+    async fn all_gone(pids: &[i32]) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !pids.iter().all(|&pid| gone(pid)) {
+            assert!(Instant::now() < deadline, "left behind: {pids:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     #[tokio::test]
     async fn captures_status_and_tail() {
-        let finished = run_captured(sh("echo hello; echo oops >&2; exit 3"), 100)
+        let _shared = EXCLUSIVE.read().await;
+        let finished = run_captured(shell("echo hello; echo oops >&2; exit 3"), 100)
             .await
             .unwrap();
         assert_eq!(finished.status.code(), Some(3));
         assert_eq!(finished.output_tail, "hello | oops");
-        let long = run_captured(sh("seq 1 1000"), 10).await.unwrap();
+        let long = run_captured(shell("seq 1 1000"), 10).await.unwrap();
         assert!(long.output_tail.ends_with("1000"), "{}", long.output_tail);
         assert!(long.output_tail.len() <= 10);
     }
 
     #[tokio::test]
-    async fn background_children_do_not_stall_the_check() {
-        let started = std::time::Instant::now();
-        let finished = run_captured(sh("sleep 30 & echo started"), 100)
-            .await
-            .unwrap();
-        assert!(finished.status.success());
-        assert!(started.elapsed() < Duration::from_secs(10));
+    async fn output_far_beyond_a_pipe_buffer_is_read_while_the_program_runs() {
+        let _shared = EXCLUSIVE.read().await;
+        for script in [
+            "head -c 10000000 /dev/zero; echo; echo the end",
+            "head -c 10000000 /dev/zero >&2; echo >&2; echo the end >&2",
+        ] {
+            let run = run_captured(shell(script), TAIL_BYTES);
+            let finished = tokio::time::timeout(Duration::from_secs(20), run)
+                .await
+                .expect("a chatty program must not block on its pipe")
+                .unwrap();
+            assert!(finished.status.success(), "{script}");
+            assert!(finished.output_tail.ends_with("the end"), "{script}");
+            assert!(finished.output_tail.len() <= TAIL_BYTES, "{script}");
+        }
     }
 
     #[tokio::test]
-    async fn dropping_kills_the_whole_group() {
+    async fn background_children_are_killed_when_the_program_exits() {
+        let _shared = EXCLUSIVE.read().await;
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let script = format!(
+            "sleep 30 & echo $! >> {0}; setsid sleep 30 & echo $! >> {0}; echo started",
+            pids.display()
+        );
+        let run = run_captured(shell(&script), 100);
+        let finished = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .expect("a child holding the pipes must not stall the run")
+            .unwrap();
+        assert!(finished.status.success());
+        assert_eq!(finished.output_tail, "started");
+        let pids = read_pids(&pids);
+        assert_eq!(pids.len(), 2);
+        // The group member is killed and reaped before the run returns; the escapee too when no
+        // other job runs (other tests of this binary may be running jobs beside this one).
+        assert!(gone(pids[0]), "the background sleep {} survived", pids[0]);
+        all_gone(&pids).await;
+    }
+
+    #[tokio::test]
+    async fn a_grandchild_that_left_the_group_cannot_hold_the_pipe() {
+        let _shared = EXCLUSIVE.read().await;
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        // The grandchild's parent outlives the leader: it is reparented only once that parent is
+        // killed, one round deeper.
+        let script = format!(
+            "sh -c 'setsid sleep 30 & echo $! >> {0}; sleep 30' & echo $! >> {0}; sleep 0.2; exit 0",
+            pids.display()
+        );
+        let run = run_captured(shell(&script), 100);
+        let finished = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .expect("the run must end when its leader exits")
+            .unwrap();
+        assert!(finished.status.success());
+        let pids = read_pids(&pids);
+        assert_eq!(pids.len(), 2, "{pids:?}");
+        all_gone(&pids).await;
+    }
+
+    #[tokio::test]
+    async fn dropping_kills_everything_even_what_ignores_sigterm() {
+        let _shared = EXCLUSIVE.read().await;
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let started = dir.path().join("started");
+        let script = format!(
+            "trap '' TERM; sleep 60 & echo $! >> {0}; setsid sleep 60 & echo $! >> {0}; echo $$ >> {0}; touch {1}; wait",
+            pids.display(),
+            started.display()
+        );
+        let mut run = Box::pin(run_captured(shell(&script), 100));
+        let until_started = async {
+            while !started.exists() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::select! {
+            _ = &mut run => panic!("the script should still be running"),
+            () = until_started => {}
+        }
+        let pids = read_pids(&pids);
+        assert_eq!(pids.len(), 3);
+        drop(run);
+        all_gone(&pids).await;
+    }
+
+    #[tokio::test]
+    async fn shutdown_kills_and_reaps_a_running_job() {
+        let _exclusive = EXCLUSIVE.write().await;
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("pid");
-        let script = format!("sleep 60 & echo $! > {}; wait", pidfile.display());
-        let run = run_captured(sh(&script), 100);
-        let waited = tokio::time::timeout(Duration::from_millis(500), run).await;
-        assert!(waited.is_err(), "the script should still be running");
-        let pid: i32 = std::fs::read_to_string(&pidfile)
+        let script = format!("echo $$ > {}; exec sleep 60", pidfile.display());
+        let job = tokio::spawn(run_captured(shell(&script), 100));
+        while read_pids(&pidfile).is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        shutdown(Duration::from_secs(5)).await;
+        let finished = tokio::time::timeout(Duration::from_secs(10), job)
+            .await
+            .expect("the job ends once killed")
             .unwrap()
-            .trim()
-            .parse()
             .unwrap();
-        let gone = (0..200).any(|_| {
-            std::thread::sleep(Duration::from_millis(10));
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            stat.is_empty() || stat.contains(") Z ")
-        });
-        assert!(gone, "the background sleep {pid} survived the timeout");
+        assert_eq!(describe_status(&finished.status), "killed by signal 9");
+        all_gone(&read_pids(&pidfile)).await;
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_an_error_not_a_status() {
+        let _shared = EXCLUSIVE.read().await;
+        let error = run_captured(Command::new("/nonexistent/program"), 100)
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
+    }
+
+    #[tokio::test]
+    async fn a_reused_pipe_carries_nothing_over() {
+        let _shared = EXCLUSIVE.read().await;
+        for i in 0..20 {
+            let script = format!("echo out{i}; echo err{i} >&2; exit {}", i % 2);
+            let finished = run_captured(shell(&script), 100).await.unwrap();
+            assert_eq!(finished.output_tail, format!("out{i} | err{i}"));
+            assert_eq!(finished.status.code(), Some(i % 2));
+            let quiet = run_captured(shell("exit 0"), 100).await.unwrap();
+            assert_eq!(quiet.output_tail, "");
+        }
+    }
+
+    #[test]
+    fn tail_keeps_the_last_bytes() {
+        let mut tail = Tail::new(5);
+        tail.push(b"abc");
+        tail.push(b"defg");
+        assert_eq!(tail.bytes, b"cdefg");
+        tail.push(b"0123456789");
+        assert_eq!(tail.bytes, b"56789");
+        tail.push(b"\x07x\ty");
+        assert_eq!(tail.text(), "9x y");
     }
 
     #[test]
     fn describes_statuses() {
-        use std::os::unix::process::ExitStatusExt;
         assert_eq!(describe_status(&ExitStatus::from_raw(3 << 8)), "exit 3");
         assert_eq!(
             describe_status(&ExitStatus::from_raw(9)),

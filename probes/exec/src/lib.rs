@@ -1,19 +1,17 @@
 //! The exec check: run a program, and its exit status says whether the service is healthy.
 //!
 //! The replacement for ExaBGP healthcheck's `--cmd`. The program runs directly (no shell) unless
-//! `--shell` asks for `sh -c`; it runs in its own process group, so the runner's timeout kills
-//! it and everything it started. Exit 0 is healthy, an exit code listed in
-//! `--degraded-exit-code` is degraded, anything else (or a signal) is unhealthy, with the tail
-//! of the program's output in the reason.
+//! `--shell` asks for `sh -c`. [`exaprobe_core::subprocess`] runs it: output read as it comes
+//! (any amount), and when the program exits or the runner's timeout fires, everything it started
+//! is killed and reaped. Exit 0 is healthy, an exit code listed in `--degraded-exit-code` is
+//! degraded, anything else (or a signal) is unhealthy, with the tail of the program's output in
+//! the reason. How much it wrote never matters.
 
 use std::ffi::OsString;
 use std::time::Duration;
 
-use exaprobe_core::subprocess::{describe_status, run_captured};
+use exaprobe_core::subprocess::{TAIL_BYTES, describe_status, run_captured};
 use exaprobe_core::{Outcome, Probe};
-
-/// How much of the program's output goes into a failure reason.
-const OUTPUT_TAIL_BYTES: usize = 300;
 
 /// Options of the exec check.
 #[derive(Debug, Clone, clap::Args)]
@@ -50,6 +48,10 @@ impl ExecProbe {
     /// Build the probe. The timeout is enforced by the runner (which kills the process group).
     pub fn new(options: &ExecOptions, _timeout: Duration) -> anyhow::Result<Self> {
         let (program, args) = match (&options.shell, options.command.split_first()) {
+            (Some(script), _) if script.trim().is_empty() => {
+                // `sh -c ''` exits 0: an empty check would always be healthy.
+                anyhow::bail!("--shell is empty: give the command line to run through sh -c")
+            }
             (Some(script), _) => (
                 OsString::from("sh"),
                 vec![OsString::from("-c"), OsString::from(script)],
@@ -80,9 +82,9 @@ impl Probe for ExecProbe {
     }
 
     async fn check(&mut self) -> Outcome {
-        let mut command = tokio::process::Command::new(&self.program);
+        let mut command = std::process::Command::new(&self.program);
         command.args(&self.args);
-        let finished = match run_captured(command, OUTPUT_TAIL_BYTES).await {
+        let finished = match run_captured(command, TAIL_BYTES).await {
             Ok(finished) => finished,
             Err(error) => {
                 return Outcome::unhealthy(format!(

@@ -1,0 +1,316 @@
+//! The real exaprobe-exec binary running real programs that misbehave: output far beyond a pipe
+//! buffer, a blank `--shell`, grandchildren that leave the process group and hold the pipes,
+//! checks that ignore SIGTERM. Afterwards nothing they started may be left: no process (found by
+//! a marker in its command line, wherever it was reparented) and no zombie under the probe.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+use exaprobe_testkit::{ChildGuard, temp_dir, wait_for};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_exaprobe-exec");
+
+/// Run the binary to completion: (exit code, stdout, stderr).
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let output = Command::new(BINARY)
+        .args(args)
+        .env_remove("EXAPROBE_SHELL")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A `sleep` whose command line carries a marker unique to this test run, so that a leftover is
+/// found wherever it went.
+struct Marker(String);
+
+impl Marker {
+    fn new(test: u32) -> Marker {
+        Marker(format!("{}{:03}", std::process::id(), test))
+    }
+
+    /// `sleep N` with the marker as its duration (seconds: long enough to outlive any test).
+    fn sleep(&self) -> String {
+        format!("sleep {}", self.0)
+    }
+
+    /// Pids of live processes whose command line holds the marker.
+    fn survivors(&self) -> Vec<i32> {
+        let needle = format!("sleep\0{}\0", self.0);
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|cmdline| {
+                        cmdline
+                            .windows(needle.len())
+                            .any(|w| w == needle.as_bytes())
+                    })
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+
+    fn assert_none_left(&self) {
+        wait_for(
+            "every marked process to be killed",
+            Duration::from_secs(5),
+            || self.survivors().is_empty().then_some(()),
+        );
+    }
+}
+
+/// The children of `pid` (all its threads) with their state letter.
+fn children_of(pid: u32) -> Vec<(i32, char)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|kid| kid.parse::<i32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|kid| {
+            let stat = std::fs::read_to_string(format!("/proc/{kid}/stat")).ok()?;
+            let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+            Some((kid, state))
+        })
+        .collect()
+}
+
+/// A probe run under this test as its ExaBGP (answering `done` is not needed: `--no-ack`).
+struct Probe {
+    child: ChildGuard,
+    lines: Receiver<String>,
+}
+
+impl Probe {
+    fn start(args: &[&str]) -> Probe {
+        let mut command = Command::new(BINARY);
+        command
+            .args([
+                "--name",
+                "subprocess",
+                "--prefix",
+                "192.0.2.13/32",
+                "--next-hop",
+                "self",
+                "--no-ack",
+            ])
+            .args(args)
+            .env_remove("EXAPROBE_SHELL")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = ChildGuard::spawn(&mut command);
+        let stdout = child.child().stdout.take().unwrap();
+        let (sender, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Probe { child, lines }
+    }
+
+    fn next_line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a command from the probe")
+    }
+
+    /// Wait until the probe has no child that is not a running check (`sh`), and no zombie.
+    fn assert_no_leftover_children(&mut self) {
+        let pid = self.child.pid();
+        wait_for(
+            "the probe to have no zombie and no leftover child",
+            Duration::from_secs(5),
+            || children_of(pid).is_empty().then_some(()),
+        );
+    }
+}
+
+#[test]
+fn output_far_beyond_a_pipe_buffer_is_healthy_on_stdout_and_on_stderr() {
+    for script in [
+        "head -c 10000000 /dev/zero; exit 0",
+        "head -c 10000000 /dev/zero >&2; exit 0",
+    ] {
+        let (code, out, err) = run(&["--once", "--timeout", "10", "--shell", script], &[]);
+        assert_eq!(code, 0, "{script}: {out}{err}");
+        assert!(out.contains("OK") && out.contains("healthy in"), "{out}");
+    }
+}
+
+#[test]
+fn a_failing_chatty_check_reports_only_the_tail_of_each_stream() {
+    let script = "seq 1 200000; echo last words; seq 1 200000 >&2; echo complaint >&2; exit 1";
+    let (code, out, _) = run(&["--once", "--timeout", "10", "--shell", script], &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("exit 1: "), "{out}");
+    let (stdout_tail, stderr_tail) = out
+        .split_once(" | ")
+        .expect("the stdout and stderr tails, joined");
+    assert!(stdout_tail.ends_with("200000 last words"), "{out}");
+    assert!(stderr_tail.contains("200000 complaint"), "{out}");
+    assert!(
+        !out.contains(" 1 2 3 "),
+        "the head of the output was kept: {out}"
+    );
+    assert!(out.len() < 2 * 4096 + 500, "{} bytes", out.len());
+}
+
+#[test]
+fn a_blank_shell_command_is_rejected_at_start() {
+    let dir = temp_dir();
+    let config = dir.path().join("probe.toml");
+    std::fs::write(&config, "shell = \"  \"\n").unwrap();
+    let base = [
+        "--prefix",
+        "192.0.2.13/32",
+        "--next-hop",
+        "self",
+        "--dry-run",
+    ];
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+    let cases: [Case; 5] = [
+        (&["--shell", ""], &[]),
+        (&["--shell", "   "], &[]),
+        (&["--shell", "\t\n"], &[]),
+        (&[], &[("EXAPROBE_SHELL", "")]),
+        (&["--config", config.to_str().unwrap()], &[]),
+    ];
+    for (extra, env) in cases {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let (code, out, err) = run(&args, env);
+        assert_eq!(code, 78, "{extra:?} {env:?}: {out}{err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains("--shell"), "{err}");
+        assert!(out.is_empty(), "{out}");
+    }
+}
+
+#[test]
+fn a_grandchild_that_called_setsid_cannot_hold_the_pipe_or_survive() {
+    let marker = Marker::new(1);
+    for script in [
+        // Double fork: the grandchild is reparented to the probe before the check ends.
+        format!("( setsid {} & ); echo started; exit 0", marker.sleep()),
+        // Its parent outlives the check's own process: reached one round deeper.
+        format!(
+            "sh -c 'setsid {} & exec sleep 30' & echo started; exit 0",
+            marker.sleep()
+        ),
+    ] {
+        let (code, out, err) = run(&["--once", "--timeout", "10", "--shell", &script], &[]);
+        assert_eq!(code, 0, "{script}: {out}{err}");
+        assert!(out.contains("OK"), "{out}");
+        marker.assert_none_left();
+    }
+}
+
+#[test]
+fn a_timed_out_check_that_ignores_sigterm_leaves_nothing_behind() {
+    let marker = Marker::new(2);
+    let script = format!(
+        "trap '' TERM; {0} & setsid {0} & ( setsid {0} & ); exec {0}",
+        marker.sleep()
+    );
+    let mut probe = Probe::start(&[
+        "--interval",
+        "60",
+        "--rise",
+        "1",
+        "--fall",
+        "1",
+        "--timeout",
+        "0.5",
+        "--shell",
+        &script,
+    ]);
+    // The first check times out: DOWN, announced with the down metric.
+    assert!(probe.next_line().contains("med 1000"));
+    marker.assert_none_left();
+    probe.assert_no_leftover_children();
+}
+
+#[test]
+fn many_checks_leaving_children_behind_leave_nothing() {
+    let marker = Marker::new(3);
+    let dir = temp_dir();
+    let stop = dir.path().join("stop");
+    let count = dir.path().join("count");
+    let script = format!(
+        "printf x >> {count}; test -e {stop} && exit 0; {0} & setsid {0} & ( {0} & ); exit 0",
+        marker.sleep(),
+        count = count.display(),
+        stop = stop.display(),
+    );
+    let mut probe = Probe::start(&[
+        "--interval",
+        "0.05",
+        "--fast-interval",
+        "0.05",
+        "--rise",
+        "1",
+        "--shell",
+        &script,
+    ]);
+    assert!(probe.next_line().contains("med 100"));
+    wait_for("30 checks", Duration::from_secs(30), || {
+        (std::fs::metadata(&count).map(|m| m.len()).unwrap_or(0) >= 30).then_some(())
+    });
+    // Each check kills what it left before the next one starts: at most one check's worth.
+    assert!(marker.survivors().len() <= 3, "{:?}", marker.survivors());
+    std::fs::write(&stop, "").unwrap();
+    marker.assert_none_left();
+    // Checks keep running (a plain `sh` that exits at once): wait for a moment between two.
+    probe.assert_no_leftover_children();
+    assert!(probe.child.child().try_wait().unwrap().is_none());
+}
+
+#[test]
+fn hooks_get_the_same_guarantees() {
+    let marker = Marker::new(4);
+    let dir = temp_dir();
+    let ran = dir.path().join("ran");
+    let hook = format!(
+        "head -c 10000000 /dev/zero; head -c 10000000 /dev/zero >&2; setsid {0} & {0} & echo $STATE >> {1}",
+        marker.sleep(),
+        ran.display()
+    );
+    let mut probe = Probe::start(&[
+        "--interval",
+        "60",
+        "--rise",
+        "1",
+        "--execute",
+        &hook,
+        "--",
+        "true",
+    ]);
+    assert!(probe.next_line().contains("med 100"));
+    wait_for("the hook to finish", Duration::from_secs(20), || {
+        std::fs::read_to_string(&ran)
+            .ok()
+            .filter(|text| text.contains("UP"))
+    });
+    marker.assert_none_left();
+    probe.assert_no_leftover_children();
+}
