@@ -86,7 +86,10 @@ where
             return check_config(&probe, &settings);
         }
         if common.once {
-            return crate::runner::once(probe, &settings).await;
+            let code = crate::runner::once(probe, &settings).await;
+            // A check that timed out may have left descendants: kill and reap them first.
+            crate::subprocess::shutdown(std::time::Duration::from_millis(500)).await;
+            return code;
         }
         let reload_binary = binary.clone();
         let reload: crate::runner::Reload<P> =
@@ -99,7 +102,10 @@ where
                     .map_err(|error| one_line(&format!("{error:#}")))?;
                 Ok((settings, probe))
             });
-        crate::runner::run(probe, settings, reload).await
+        let code = crate::runner::run(probe, settings, reload).await;
+        // What a dropped check or hook left behind; short, within SIGTERM's 1.5 s exit budget.
+        crate::subprocess::shutdown(std::time::Duration::from_millis(250)).await;
+        code
     });
     // The stdin reader sits in a blocking read on tokio's blocking pool: do not wait for it.
     runtime.shutdown_background();
