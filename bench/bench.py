@@ -185,7 +185,7 @@ def timers(extra):
 
 def exaprobe_exec(prefixes, command, extra=()):
     argv = [str(BIN / "exaprobe-exec"), "--name", "bench", "--prefix", prefixes[0], "--next-hop", "10.0.0.1",
-            *timers(extra)]
+            "--exabgp-api", "4", *timers(extra)]
     for p in prefixes[1:]:
         argv += ["--prefix", p]
     return argv + ["--shell", command]
@@ -201,7 +201,7 @@ def healthcheck(prefixes, command, extra=()):
 
 def http_probe(prefixes, url, extra=()):
     return [str(BIN / "exaprobe-http"), "--name", "bench", "--prefix", prefixes[0], "--next-hop", "10.0.0.1",
-            *timers(extra), "--url", url]
+            "--exabgp-api", "4", *timers(extra), "--url", url]
 
 
 # ---- a local HTTP service -------------------------------------------------------------------
@@ -522,7 +522,7 @@ def main():
     config = work / "many.toml"
     config.write_text("prefix = [" + ", ".join(f'"{p}"' for p in many) + "]\n")
     o_ann, o_wd, o_wdn = measure_many(lambda: [str(BIN / "exaprobe-exec"), "--config", str(config), "--next-hop", "10.0.0.1",
-                                               *TIMERS, "--shell", exec_cmd], prefixes_n)
+                                               "--exabgp-api", "4", *TIMERS, "--shell", exec_cmd], prefixes_n)
     t_ann, t_wd, t_wdn = measure_many(lambda: healthcheck(many, exec_cmd), prefixes_n)
     add(f"{prefixes_n} prefixes: start -> last announce ACKed", f"{o_ann:.2f} s", f"{t_ann:.2f} s", "rise 2 x fast 0.5 s included",
         ratio(o_ann, t_ann))

@@ -43,7 +43,7 @@ class Probe:
         for i in range(prefixes):
             args += ["--prefix", f"192.0.2.{i % 250}/32" if i < 250 else f"198.51.100.{i - 250}/32"]
         args += ["--interval", "0.05", "--fast-interval", "0.05", "--rise", "1", "--fall", "1",
-                 "--withdraw-on-down", *extra, "--", "test", "-f", self.flag]
+                 "--withdraw-on-down", "--exabgp-api", "4", *extra, "--", "test", "-f", self.flag]
         self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.DEVNULL)
         fcntl.fcntl(self.process.stdout.fileno(), F_SETPIPE_SZ, 4096)
