@@ -37,8 +37,9 @@ fn start(flag: &Path, count: usize, extra: &[&str]) -> SlowExabgp {
             "--exabgp-api",
             "4",
         ]
-        .iter()
-        .filter(|option| !extra.contains(option))
+        .chunks(2)
+        .filter(|pair| !extra.contains(&pair[0]))
+        .flatten()
         .map(|s| s.to_string()),
     );
     args.extend(extra.iter().map(|s| s.to_string()));
@@ -232,8 +233,11 @@ fn route_changes_stay_on_time_when_stderr_is_not_drained() {
     let dir = temp_dir();
     let flag = dir.path().join("healthy");
     std::fs::write(&flag, "").unwrap();
-    // -vv logs every check: stderr fills within a second.
-    let exabgp = start(&flag, 1, &["-vv", "--interval", "0.02"]);
+    let exabgp = start(
+        &flag,
+        1,
+        &["-v", "--interval", "0.01", "--fast-interval", "0.01"],
+    );
     assert!(
         exabgp
             .command(Duration::from_secs(3))
@@ -241,8 +245,14 @@ fn route_changes_stay_on_time_when_stderr_is_not_drained() {
             .line
             .contains("med 100")
     );
+    // ExaBGP stops draining stderr while the service flaps every 10 ms: each flap logs a few
+    // lines, so the 4 KiB pipe and the probe's 1024-line queue overflow within seconds.
     exabgp.read_stderr(false);
-    std::thread::sleep(Duration::from_secs(2));
+    let flapper = Flapper::start(flag.clone(), Duration::from_millis(10));
+    std::thread::sleep(Duration::from_secs(6));
+    flapper.stop();
+    std::fs::write(&flag, "").unwrap();
+    exabgp.commands_until_quiet(Duration::from_millis(500));
     for (change, expected) in [(false, "med 1000"), (true, "med 100")] {
         if change {
             std::fs::write(&flag, "").unwrap();
