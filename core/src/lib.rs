@@ -16,10 +16,13 @@
 //! - [`hooks`]: commands run on state changes. [`subprocess`]: process-group handling.
 //! - [`app`]: the binaries' `main`, modes and exit codes. [`logging`]: stderr, text or JSON.
 //! - [`docs`]: man pages and completions from the clap definitions, for packaging.
-//! - [`duration`], [`secret`]: parsing helpers probes share.
+//! - [`duration`], [`size`], [`address`], [`secret`]: parsing helpers probes share (durations,
+//!   byte sizes, `HOST:PORT` with its IPv6 rule, password files).
+//! - [`redact`]: the one rule that keeps passwords out of every target, log line and error.
 //!
 //! Binaries call `exaprobe_core::main` (`pub fn main` in [`app`]).
 
+pub mod address;
 pub mod app;
 pub mod docs;
 pub mod duration;
@@ -31,11 +34,13 @@ pub mod logging;
 pub mod options;
 pub mod output;
 pub mod probe;
+pub mod redact;
 pub mod render;
 pub mod route;
 pub mod runner;
 pub mod secret;
 pub mod settings;
+pub mod size;
 pub mod subprocess;
 
 pub use app::main;

@@ -71,7 +71,26 @@ pub fn load<O: clap::CommandFactory + FromArgMatches>(argv: &[OsString]) -> Resu
 }
 
 /// Parse `argv` with `command` into `O`, layering environment and config file.
+///
+/// Errors never show a password or a control character of what the operator gave: every value
+/// quoted in them (from the command line, the environment or the file) is shown redacted and
+/// escaped ([`crate::redact`]).
 pub fn load_with<O: FromArgMatches>(command: Command, argv: &[OsString]) -> Result<O, LoadError> {
+    let mut inputs: Vec<OsString> = argv.to_vec();
+    inputs.extend(
+        std::env::vars_os()
+            .filter(|(name, _)| name.to_string_lossy().starts_with(ENV_PREFIX))
+            .map(|(_, value)| value),
+    );
+    load_layers(command, argv, &mut inputs).map_err(|error| scrub(error, &inputs))
+}
+
+/// [`load_with`] before scrubbing; the config file's arguments are added to `inputs`.
+fn load_layers<O: FromArgMatches>(
+    command: Command,
+    argv: &[OsString],
+    inputs: &mut Vec<OsString>,
+) -> Result<O, LoadError> {
     let command = with_env(command);
     // First pass, lenient: find --config and what the command line and environment set. A
     // required option may still be missing here: the file can provide it.
@@ -87,11 +106,13 @@ pub fn load_with<O: FromArgMatches>(command: Command, argv: &[OsString]) -> Resu
         let matches = command
             .clone()
             .try_get_matches_from(argv)
-            .map_err(|error| classify(error, None))?;
+            .map_err(|error| classify(error, None, inputs))?;
         return O::from_arg_matches(&matches)
             .map_err(|error| LoadError::Usage(error.with_cmd(&command)));
     };
     let file_args = file_arguments(&command, &first, &path)?;
+    inputs.extend(file_args.named.iter().cloned());
+    inputs.extend(file_args.positional.iter().cloned());
     let mut merged: Vec<OsString> = Vec::with_capacity(argv.len() + file_args.named.len());
     merged.extend(argv.first().cloned());
     merged.extend(file_args.named);
@@ -109,15 +130,63 @@ pub fn load_with<O: FromArgMatches>(command: Command, argv: &[OsString]) -> Resu
             // Blame the command line when it is wrong on its own (beyond what the file supplies).
             match command.clone().try_get_matches_from(argv) {
                 Err(own) if own.kind() != clap::error::ErrorKind::MissingRequiredArgument => {
-                    classify(own, None)
+                    classify(own, None, inputs)
                 }
-                _ => classify(error, Some(&path)),
+                _ => classify(error, Some(&path), inputs),
             }
         })?;
     O::from_arg_matches(&matches).map_err(|error| LoadError::Usage(error.with_cmd(&command)))
 }
 
-fn classify(error: clap::Error, file: Option<&Path>) -> LoadError {
+/// The error with every password and control character of the operator's values hidden.
+fn scrub(error: LoadError, inputs: &[OsString]) -> LoadError {
+    match error {
+        LoadError::Config(message) => LoadError::Config(scrub_text(&message, inputs)),
+        LoadError::Usage(error)
+            if matches!(
+                error.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            LoadError::Usage(error)
+        }
+        LoadError::Usage(error) => {
+            let rendered = error.render().to_string();
+            let clean = scrub_text(&rendered, inputs);
+            if clean == rendered {
+                return LoadError::Usage(error);
+            }
+            // Same kind (so the same exit code), same text, without the secret; clap's colours
+            // are lost for this one message.
+            let message = clean.strip_prefix("error: ").unwrap_or(&clean).to_string();
+            LoadError::Usage(clap::Error::raw(error.kind(), message))
+        }
+    }
+}
+
+/// `text` with each value of `inputs` (and its `--name=value` part) shown as
+/// [`crate::redact`] shows it, then any password left redacted.
+fn scrub_text(text: &str, inputs: &[OsString]) -> String {
+    let mut values: Vec<String> = Vec::new();
+    for input in inputs {
+        let input = input.to_string_lossy().into_owned();
+        if let Some((_, value)) = input.strip_prefix("--").and_then(|a| a.split_once('=')) {
+            values.push(value.to_string());
+        }
+        values.push(input);
+    }
+    values.sort_by_key(|value| std::cmp::Reverse(value.len()));
+    let mut text = text.to_string();
+    for value in values.iter().filter(|v| !v.is_empty()) {
+        let shown = crate::redact::escape_controls(&crate::redact::redact_input(value));
+        if shown != *value {
+            text = text.replace(value.as_str(), &shown);
+        }
+    }
+    crate::redact::redact_text(&text)
+}
+
+fn classify(error: clap::Error, file: Option<&Path>, inputs: &[OsString]) -> LoadError {
     use clap::error::ErrorKind;
     if matches!(
         error.kind(),
@@ -125,7 +194,7 @@ fn classify(error: clap::Error, file: Option<&Path>) -> LoadError {
     ) {
         return LoadError::Usage(error);
     }
-    let rendered = error.render().to_string();
+    let rendered = scrub_text(&error.render().to_string(), inputs);
     // The message without clap's usage and help footer (a missing-argument error lists the
     // arguments on the lines after the first).
     let first_line = rendered
@@ -390,6 +459,35 @@ mod tests {
             .find(|a| a.get_id() == "verbose")
             .unwrap();
         assert!(verbose.get_env().is_none());
+    }
+
+    #[test]
+    fn errors_never_show_a_password_or_a_control_character() {
+        let argv: Vec<OsString> = vec![
+            "x".into(),
+            "--rise".into(),
+            "redis://:SECRETPW@h:x\nFORGED".into(),
+        ];
+        let Err(LoadError::Usage(error)) = load::<Options>(&argv) else {
+            panic!("expected a usage error");
+        };
+        let shown = error.render().to_string();
+        assert!(shown.contains("redis://:***@h:x\\nFORGED"), "{shown}");
+        assert!(
+            !shown.contains("SECRETPW") && !shown.contains("\nFORGED"),
+            "{shown}"
+        );
+        assert!(error.use_stderr());
+        let shown = config_message(load_with("rise = 'postgres://u:SECRETPW@h/db'\n", &[]));
+        assert!(
+            shown.contains("postgres://u:***@h/db") && !shown.contains("SECRETPW"),
+            "{shown}"
+        );
+        let argv: Vec<OsString> = vec!["x".into(), "--rise=host=h password='SECRET PW'".into()];
+        let Err(LoadError::Usage(error)) = load::<Options>(&argv) else {
+            panic!("expected a usage error");
+        };
+        assert!(!error.render().to_string().contains("SECRET"));
     }
 
     #[test]
