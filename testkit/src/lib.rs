@@ -150,6 +150,7 @@ pub fn temp_dir() -> tempfile::TempDir {
         .tempdir()
         .expect("create a temporary directory")
 }
+pub mod cli;
 pub mod postgres;
 pub mod redis;
 pub mod unbound;
