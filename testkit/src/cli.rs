@@ -44,10 +44,11 @@ pub fn run(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
 
 /// Start `binary` in its normal mode (add `--dry-run`), wait for its `starting` log line, then
 /// stop it (SIGTERM) and return everything it wrote to stderr.
-pub fn start_and_stop(binary: &Path, args: &[&str]) -> String {
+pub fn start_and_stop(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let mut guard = ChildGuard::spawn(
         Command::new(binary)
             .args(args)
+            .envs(env.iter().copied())
             .env_remove("EXAPROBE_LOG")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

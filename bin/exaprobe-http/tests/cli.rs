@@ -89,6 +89,7 @@ fn a_url_password_is_sent_but_never_shown() {
             "--name",
             "web",
         ],
+        &[],
     );
     assert!(
         log.lines()
