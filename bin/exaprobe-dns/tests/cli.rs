@@ -60,6 +60,6 @@ fn one_ipv6_rule() {
     assert!(
         check_line("dns.example:53")
             .unwrap_err()
-            .contains("not an IP address")
+            .contains("not IP or IP:PORT")
     );
 }

@@ -105,7 +105,7 @@ fn parse_server(text: &str) -> Result<SocketAddr, String> {
     )?;
     let ip = address.ip().ok_or_else(|| {
         format!(
-            "'{}' is not an IP address (a server is asked by address)",
+            "'{}' is not IP or IP:PORT (a server is asked by address)",
             address.host
         )
     })?;
