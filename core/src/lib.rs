@@ -19,11 +19,15 @@
 //! - [`hooks`]: commands run on state changes. [`subprocess`]: process-group handling.
 //! - [`app`]: the binaries' `main`, modes and exit codes. [`logging`]: stderr, text or JSON.
 //! - [`docs`]: man pages and completions from the clap definitions, for packaging.
-//! - [`duration`], [`secret`]: parsing helpers probes share. [`files`]: reading operator-given
-//!   files safely (regular files only, capped, with a deadline). [`escape`]: one-line-safe text.
+//! - [`duration`], [`size`], [`address`], [`secret`]: parsing helpers probes share (durations,
+//!   byte sizes, `HOST:PORT` with its IPv6 rule, password files). [`files`]: reading
+//!   operator-given files safely (regular files only, capped, with a deadline). [`escape`]:
+//!   one-line-safe text.
+//! - [`redact`]: the one rule that keeps passwords out of every target, log line and error.
 //!
 //! Binaries call `exaprobe_core::main` (`pub fn main` in [`app`]).
 
+pub mod address;
 pub mod app;
 pub mod dialect;
 pub mod docs;
@@ -38,12 +42,14 @@ pub mod logging;
 pub mod options;
 pub mod output;
 pub mod probe;
+pub mod redact;
 pub mod render;
 pub mod route;
 mod routing;
 pub mod runner;
 pub mod secret;
 pub mod settings;
+pub mod size;
 pub mod subprocess;
 
 pub use app::main;

@@ -161,8 +161,49 @@ pub fn load<O: clap::CommandFactory + FromArgMatches>(argv: &[OsString]) -> Resu
 }
 
 /// Parse `argv` with `command` into `O`, layering the process environment and config file.
+///
+/// Errors never show a password or a control character of what the operator gave: every value
+/// quoted in them (from the command line or the environment) is shown redacted and escaped
+/// ([`crate::redact`]), and any URL or DSN password left in the text is redacted.
 pub fn load_with<O: FromArgMatches>(command: Command, argv: &[OsString]) -> Result<O, LoadError> {
-    load_from(command, argv, &|name| std::env::var_os(name))
+    let mut inputs: Vec<OsString> = argv.to_vec();
+    inputs.extend(
+        std::env::vars_os()
+            .filter(|(name, _)| name.to_string_lossy().starts_with(ENV_PREFIX))
+            .map(|(_, value)| value),
+    );
+    load_from(command, argv, &|name| std::env::var_os(name)).map_err(|error| scrub(error, &inputs))
+}
+
+/// The error with every password and control character of the operator's values hidden.
+fn scrub(error: LoadError, inputs: &[OsString]) -> LoadError {
+    match error {
+        LoadError::Display(error) => LoadError::Display(error),
+        LoadError::Usage(message) => LoadError::Usage(scrub_text(&message, inputs)),
+        LoadError::Config(message) => LoadError::Config(scrub_text(&message, inputs)),
+    }
+}
+
+/// `text` with each value of `inputs` (and its `--name=value` part) shown as
+/// [`crate::redact`] shows it, then any password left redacted.
+fn scrub_text(text: &str, inputs: &[OsString]) -> String {
+    let mut values: Vec<String> = Vec::new();
+    for input in inputs {
+        let input = input.to_string_lossy().into_owned();
+        if let Some((_, value)) = input.strip_prefix("--").and_then(|a| a.split_once('=')) {
+            values.push(value.to_string());
+        }
+        values.push(input);
+    }
+    values.sort_by_key(|value| std::cmp::Reverse(value.len()));
+    let mut text = text.to_string();
+    for value in values.iter().filter(|v| !v.is_empty()) {
+        let shown = crate::redact::escape_controls(&crate::redact::redact_input(value));
+        if shown != *value {
+            text = text.replace(value.as_str(), &shown);
+        }
+    }
+    crate::redact::redact_text(&text)
 }
 
 /// Parse `argv` with `command` into `O`, layering the environment `env` gives and the config
@@ -1004,6 +1045,35 @@ mod tests {
                 .rise,
             2
         );
+    }
+
+    #[test]
+    fn errors_never_show_a_password_or_a_control_character() {
+        let argv: Vec<OsString> = vec![
+            "x".into(),
+            "--rise".into(),
+            "redis://:SECRETPW@h:x\nFORGED".into(),
+        ];
+        let Err(error) = load::<Options>(&argv) else {
+            panic!("expected a usage error");
+        };
+        assert_eq!(error.exit_code(), crate::app::EX_USAGE);
+        let shown = error.message();
+        assert!(shown.contains("redis://:***@h:x"), "{shown}");
+        assert!(
+            !shown.contains("SECRETPW") && !shown.contains("\nFORGED\n") && !shown.contains('\n'),
+            "{shown}"
+        );
+        let shown = config_message(load_with("rise = 'postgres://u:SECRETPW@h/db'\n", &[]));
+        assert!(
+            shown.contains("postgres://u:***@h/db") && !shown.contains("SECRETPW"),
+            "{shown}"
+        );
+        let argv: Vec<OsString> = vec!["x".into(), "--rise=host=h password='SECRET PW'".into()];
+        let Err(error) = load::<Options>(&argv) else {
+            panic!("expected a usage error");
+        };
+        assert!(!error.message().contains("SECRET"), "{}", error.message());
     }
 
     #[test]

@@ -1,8 +1,11 @@
-//! Secrets (database and Redis passwords) read from files, with a warning when the file is
-//! readable by others. Secrets are never taken only from argv and never logged.
+//! Secrets (database, Redis and HTTP passwords) read from files, with a warning when the file is
+//! readable by others, and a warning when a password sits on the command line instead. Secrets
+//! are never logged (see [`crate::redact`]).
 
+use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Once;
 
 use anyhow::Result;
 
@@ -42,6 +45,53 @@ pub fn read_secret_file(path: &Path) -> Result<String> {
     Ok(secret)
 }
 
+/// The options of `args` (a command line, program name first) whose value holds a password,
+/// as `--url`; a password in a positional argument is named `a command-line argument`.
+pub fn passwords_in_args(args: &[OsString]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending_option: Option<String> = None;
+    for arg in args.iter().skip(1) {
+        let arg = arg.to_string_lossy();
+        let option = pending_option.take();
+        if arg == "--" {
+            continue;
+        }
+        if let Some(long) = arg.strip_prefix("--") {
+            match long.split_once('=') {
+                Some((name, value)) => {
+                    if crate::redact::contains_password(value) {
+                        found.push(format!("--{name}"));
+                    }
+                }
+                None => pending_option = Some(format!("--{long}")),
+            }
+            continue;
+        }
+        if crate::redact::contains_password(&arg) {
+            found.push(option.unwrap_or_else(|| "a command-line argument".to_string()));
+        }
+    }
+    found.dedup();
+    found
+}
+
+/// Warn (once per process, one line) when the command line holds a password: every local user
+/// can read it with `ps`. `alternatives` names where the probe takes it instead, e.g.
+/// `--password-file, REDISCLI_AUTH, or the URL in EXAPROBE_URL or the --config file`.
+pub fn warn_password_on_command_line(alternatives: &str) {
+    static WARNED: Once = Once::new();
+    let options = passwords_in_args(&std::env::args_os().collect::<Vec<_>>());
+    if options.is_empty() {
+        return;
+    }
+    WARNED.call_once(|| {
+        tracing::warn!(
+            "a password is on the command line ({}), where every local user can read it (ps): use {alternatives} instead",
+            options.join(", ")
+        );
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +102,33 @@ mod tests {
         let path = dir.path().join("pw");
         std::fs::write(&path, "s3cret\nignored\n").unwrap();
         assert_eq!(read_secret_file(&path).unwrap(), "s3cret");
+    }
+
+    #[test]
+    fn passwords_on_the_command_line_are_found() {
+        let args = |list: &[&str]| list.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            passwords_in_args(&args(&["p", "--url", "redis://:pw@h", "--name", "x"])),
+            ["--url"]
+        );
+        assert_eq!(
+            passwords_in_args(&args(&["p", "--dsn=host=h password=pw", "--once"])),
+            ["--dsn"]
+        );
+        assert!(
+            passwords_in_args(&args(&[
+                "p",
+                "--url",
+                "http://u@h/",
+                "--password-file",
+                "/f"
+            ]))
+            .is_empty()
+        );
+        assert_eq!(
+            passwords_in_args(&args(&["p", "--", "curl", "http://u:pw@h/"])),
+            ["a command-line argument"]
+        );
     }
 
     #[test]

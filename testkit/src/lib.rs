@@ -151,6 +151,7 @@ pub fn temp_dir() -> tempfile::TempDir {
         .expect("create a temporary directory")
 }
 pub mod certs;
+pub mod cli;
 pub mod dns;
 pub mod exabgp;
 pub mod http;

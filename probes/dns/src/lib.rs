@@ -95,17 +95,21 @@ pub struct DnsOptions {
     pub serial_reference: Option<SocketAddr>,
 }
 
+/// A server address by the shared `HOST:PORT` rule: IP or IP:PORT, IPv6 with a port in
+/// brackets; a bare IPv6 address is on port 53, and `::1:53` (ambiguous) is refused.
 fn parse_server(text: &str) -> Result<SocketAddr, String> {
-    let text = text.trim();
-    if let Ok(ip) = text
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-    {
-        return Ok(SocketAddr::new(ip, 53));
-    }
-    text.parse()
-        .map_err(|_| format!("'{text}' is not IP or IP:PORT (IPv6 as [::1]:53)"))
+    let address = exaprobe_core::address::parse_host_port(
+        text.trim(),
+        Some(53),
+        exaprobe_core::address::Syntax::Option,
+    )?;
+    let ip = address.ip().ok_or_else(|| {
+        format!(
+            "'{}' is not IP or IP:PORT (a server is asked by address)",
+            address.host
+        )
+    })?;
+    Ok(SocketAddr::new(ip, address.port))
 }
 
 fn parse_name(text: &str) -> Result<Name, String> {
@@ -383,10 +387,10 @@ impl DnsProbe {
 
 impl Probe for DnsProbe {
     fn target(&self) -> String {
-        format!(
+        exaprobe_core::redact::for_display(&format!(
             "{} {} {} @{}",
             self.options.query, self.options.class, self.options.record_type, self.options.server
-        )
+        ))
     }
 
     async fn check(&mut self) -> Outcome {
@@ -435,6 +439,19 @@ mod tests {
             "127.0.0.1:5353".parse().unwrap()
         );
         assert!(parse_server("dns.example").is_err());
+        assert_eq!(
+            parse_server("[::1]:5353").unwrap(),
+            "[::1]:5353".parse().unwrap()
+        );
+        assert_eq!(
+            parse_server("2001:db8::53").unwrap(),
+            "[2001:db8::53]:53".parse().unwrap()
+        );
+        let error = parse_server("::1:53").unwrap_err();
+        assert!(
+            error.contains("[::1:53]") && error.contains("[::1]:53"),
+            "{error}"
+        );
         assert_eq!(parse_type("aaaa").unwrap(), RecordType::AAAA);
         assert!(parse_type("BOGUS").is_err());
         assert_eq!(parse_class("ch").unwrap(), DNSClass::CH);

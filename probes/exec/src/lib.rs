@@ -73,12 +73,16 @@ impl ExecProbe {
 }
 
 impl Probe for ExecProbe {
+    /// The command line, through the shared redaction rule (a URL password in an argument is
+    /// `***`, a newline is `\n`) so it stays one safe line in logs.
     fn target(&self) -> String {
-        std::iter::once(&self.program)
-            .chain(&self.args)
-            .map(|part| part.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ")
+        exaprobe_core::redact::redact_text(
+            &std::iter::once(&self.program)
+                .chain(&self.args)
+                .map(|part| exaprobe_core::redact::escape_controls(&part.to_string_lossy()))
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
     }
 
     async fn check(&mut self) -> Outcome {
@@ -105,5 +109,31 @@ impl Probe for ExecProbe {
             Some(code) if self.degraded_exit_codes.contains(&code) => Outcome::degraded(reason),
             _ => Outcome::unhealthy(reason),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_is_one_line_without_passwords() {
+        let options = ExecOptions {
+            shell: None,
+            degraded_exit_codes: Vec::new(),
+            command: [
+                "curl",
+                "-sf",
+                "http://u:SECRETPW@127.0.0.1/",
+                "a\nINFO forged",
+            ]
+            .map(OsString::from)
+            .to_vec(),
+        };
+        let probe = ExecProbe::new(&options, Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            probe.target(),
+            "curl -sf http://u:***@127.0.0.1/ a\\nINFO forged"
+        );
     }
 }

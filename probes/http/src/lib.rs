@@ -28,7 +28,6 @@ use crate::connections::ConnectCounter;
 pub use options::{ConnectTo, HeaderExpectation, HttpOptions, StatusRanges};
 
 /// Checks one URL per check.
-#[derive(Debug)]
 pub struct HttpProbe {
     client: reqwest::Client,
     /// Never keeps a connection: the one retry after a failure on a reused connection.
@@ -47,14 +46,34 @@ pub struct HttpProbe {
     cert_expiry_warn: Option<u32>,
 }
 
+impl std::fmt::Debug for HttpProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpProbe")
+            .field("target", &self.target())
+            .finish_non_exhaustive()
+    }
+}
+
 impl HttpProbe {
     /// Build the client. `timeout` is the check deadline: the client's own deadlines sit just
     /// inside it, so a slow phase is reported by name before the runner gives up.
     pub fn new(options: &HttpOptions, timeout: Duration) -> Result<Self> {
-        let url = options.url.clone();
+        let mut url = options.url.clone();
         if !matches!(url.scheme(), "http" | "https") {
-            anyhow::bail!("--url {url}: only http:// and https:// are supported");
+            anyhow::bail!(
+                "--url {}: only http:// and https:// are supported",
+                exaprobe_core::redact::for_display(url.as_str())
+            );
         }
+        if let Some(path) = &options.password_file {
+            let password =
+                exaprobe_core::secret::read_secret_file(path).context("--password-file")?;
+            url.set_password(Some(&password))
+                .map_err(|()| anyhow::anyhow!("--password-file: --url has no host for a user"))?;
+        }
+        exaprobe_core::secret::warn_password_on_command_line(
+            "--password-file, or the URL in EXAPROBE_URL or the --config file",
+        );
         let host = url.host_str().context("--url has no host")?.to_string();
         let mut headers = HeaderMap::new();
         for (name, value) in &options.headers {
@@ -68,7 +87,10 @@ impl HttpProbe {
             (None, None) => None,
         };
         if options.insecure {
-            tracing::warn!(url = %url, "--insecure: the server's certificate is NOT verified");
+            tracing::warn!(
+                url = %exaprobe_core::redact::for_display(url.as_str()),
+                "--insecure: the server's certificate is NOT verified"
+            );
         }
         let verification = if options.insecure {
             Verification::None
@@ -250,8 +272,13 @@ impl HttpProbe {
 }
 
 impl Probe for HttpProbe {
+    /// `METHOD URL`, the URL's password shown as `***` (the shared redaction rule).
     fn target(&self) -> String {
-        format!("{} {}", self.method, self.url)
+        format!(
+            "{} {}",
+            self.method,
+            exaprobe_core::redact::for_display(self.url.as_str())
+        )
     }
 
     async fn check(&mut self) -> Outcome {

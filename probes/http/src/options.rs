@@ -13,9 +13,13 @@ use crate::parse_header;
 /// Options of the HTTP check.
 #[derive(Debug, Clone, clap::Args)]
 pub struct HttpOptions {
-    /// URL to request (http:// or https://; IPv6 literals as http://[::1]:8080/).
+    /// URL to request (http:// or https://; IPv6 literals as http://[::1]:8080/). A password in
+    /// it is sent as basic auth and shown as ***; prefer --password-file.
     #[arg(long, value_name = "URL", value_parser = parse_url, help_heading = "HTTP check")]
     pub url: Url,
+    /// File holding the basic-auth password for the URL's user (first line).
+    #[arg(long, value_name = "FILE", help_heading = "HTTP check")]
+    pub password_file: Option<PathBuf>,
     /// Request method.
     #[arg(long, default_value = "GET", value_parser = parse_method, value_name = "METHOD", help_heading = "HTTP check")]
     pub method: Method,
@@ -54,13 +58,8 @@ pub struct HttpOptions {
         help_heading = "HTTP check"
     )]
     pub expect_headers: Vec<HeaderExpectation>,
-    /// Read at most this many bytes of the body for the body checks.
-    #[arg(
-        long,
-        default_value_t = 65536,
-        value_name = "BYTES",
-        help_heading = "HTTP check"
-    )]
+    /// Read at most this many bytes of the body for the body checks (units: 64kB, 1MiB, ...).
+    #[arg(long, default_value = "65536", value_parser = exaprobe_core::size::parse_byte_size_usize, value_name = "BYTES", help_heading = "HTTP check")]
     pub max_body_bytes: usize,
     /// Connect to this address instead of resolving the URL's host, keeping the host for the
     /// Host header and TLS: IP, IP:PORT, [IPV6]:PORT, or HOST:PORT:IP.
@@ -111,8 +110,28 @@ pub struct HttpOptions {
     pub fresh_connection: bool,
 }
 
+/// A URL, refused when it holds a control character (the URL standard would drop a newline or
+/// tab silently, making another URL) or an unbracketed IPv6 address. Errors do not repeat the
+/// value (clap shows it, redacted by the loader).
 fn parse_url(text: &str) -> Result<Url, String> {
-    Url::parse(text).map_err(|error| format!("'{text}' is not a URL: {error}"))
+    exaprobe_core::redact::reject_controls(text)?;
+    Url::parse(text).map_err(|error| {
+        let authority = text
+            .split_once("://")
+            .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
+            .unwrap_or("");
+        let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        match exaprobe_core::address::parse_host_port(
+            hostport,
+            Some(80),
+            exaprobe_core::address::Syntax::Url,
+        ) {
+            Err(hint) if hostport.contains("::") || hostport.matches(':').count() > 1 => {
+                format!("not a URL: {hint}")
+            }
+            _ => format!("not a URL: {error}"),
+        }
+    })
 }
 
 fn parse_method(text: &str) -> Result<Method, String> {
@@ -275,18 +294,27 @@ impl ConnectTo {
 
 impl FromStr for ConnectTo {
     type Err = String;
+    /// IP or IP:PORT by the shared `HOST:PORT` rule (a bare IPv6 address has no port), else
+    /// HOST:PORT:IP.
     fn from_str(text: &str) -> Result<Self, String> {
+        use exaprobe_core::address::{Syntax, parse_host_port};
         let text = text.trim();
-        if let Ok(ip) = text
-            .trim_matches(|c| c == '[' || c == ']')
-            .parse::<IpAddr>()
-        {
-            return Ok(ConnectTo::Address(ip));
-        }
-        if let Ok(address) = text.parse::<std::net::SocketAddr>() {
-            return Ok(ConnectTo::Socket(address));
-        }
         let bad = || format!("'{text}' is not IP, IP:PORT, [IPV6]:PORT or HOST:PORT:IP");
+        // Port 0 is never written (the parser refuses it): it marks "no port given".
+        match parse_host_port(text, Some(0), Syntax::Option) {
+            Ok(address) => match address.ip() {
+                Some(ip) if address.port == 0 => return Ok(ConnectTo::Address(ip)),
+                Some(ip) => {
+                    return Ok(ConnectTo::Socket(std::net::SocketAddr::new(
+                        ip,
+                        address.port,
+                    )));
+                }
+                None => {}
+            },
+            Err(hint) if hint.contains("ambiguous") => return Err(hint),
+            Err(_) => {}
+        }
         let mut parts = text.splitn(3, ':');
         let (Some(host), Some(port), Some(address)) = (parts.next(), parts.next(), parts.next())
         else {
@@ -369,6 +397,25 @@ mod tests {
         for bad in ["", "example.com", "host:port:ip", ":443:192.0.2.1"] {
             assert!(bad.parse::<ConnectTo>().is_err(), "{bad}");
         }
+        let error = "::1:8443".parse::<ConnectTo>().unwrap_err();
+        assert!(error.contains("[::1]:8443"), "{error}");
+    }
+
+    #[test]
+    fn urls_with_control_characters_or_bare_ipv6_are_refused() {
+        assert!(parse_url("http://127.0.0.1/health").is_ok());
+        for bad in [
+            "http://127.0.0.1/he\nalth",
+            "http://127.0.0.1/\t",
+            "http://h/\r",
+        ] {
+            let error = parse_url(bad).unwrap_err();
+            assert!(error.contains("control character"), "{error}");
+        }
+        let error = parse_url("http://::1:8080/").unwrap_err();
+        assert!(error.contains("[::1]:8080"), "{error}");
+        let error = parse_url("http://u:SECRETPW@h:port/").unwrap_err();
+        assert!(!error.contains("SECRETPW"), "{error}");
     }
 
     #[test]

@@ -161,58 +161,38 @@ pub(crate) fn split_extras(dsn: &str) -> Result<(String, Extras), String> {
     Ok((kept.join(" "), extras))
 }
 
-/// The DSN with any password replaced by `***`, for logs and debug output.
+/// The DSN with any password replaced by `***`, for logs and debug output: the shared rule of
+/// every probe ([`exaprobe_core::redact`]), control characters escaped.
 pub(crate) fn redact(dsn: &str) -> String {
-    let trimmed = dsn.trim();
-    if url_body(trimmed).is_some() {
-        let prefix = url_prefix_len(trimmed);
-        let mut text = trimmed.to_string();
-        // Password in the credentials: user:password@host.
-        if let Some(at) = trimmed.find('@')
-            && let Some(colon) = trimmed[prefix..at].find(':')
-        {
-            text.replace_range(prefix + colon + 1..at, "***");
-        }
-        // Password as a query parameter.
-        if let Some(query_at) = url_query_start(&text) {
-            let head = text[..=query_at].to_string();
-            let params: Vec<String> = text[query_at + 1..]
-                .split('&')
-                .map(|param| match param.split_once('=') {
-                    Some((key, _)) if decode(key).is_ok_and(|k| k == "password") => {
-                        format!("{key}=***")
-                    }
-                    _ => param.to_string(),
-                })
-                .collect();
-            text = head + &params.join("&");
-        }
-        return text;
-    }
-    match keyword_pairs(trimmed) {
-        Ok(pairs) => pairs
-            .into_iter()
-            .map(|(key, value)| {
-                if key == "password" {
-                    format!("{key}=***")
-                } else if value.is_empty()
-                    || value.contains(|c: char| c.is_whitespace() || c == '\'' || c == '\\')
-                {
-                    format!("{key}={}", quote(&value))
-                } else {
-                    format!("{key}={value}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
-        // Unparsable: show nothing that could be a secret.
-        Err(_) => "<invalid connection string>".to_string(),
-    }
+    exaprobe_core::redact::for_display(dsn.trim())
 }
 
-/// True when the DSN carries a password (URL credentials, `password=` key or parameter).
-pub(crate) fn has_password(dsn: &str) -> bool {
-    redact(dsn) != dsn.trim()
+/// Refuse what would make a DSN unsafe to show or ambiguous to read: a control character in a
+/// URL or inside a `key=value` value (whitespace between pairs is fine), and in a URL an IPv6
+/// host with a port outside brackets (`postgresql://::1:5432/db`; write `[::1]:5432`).
+pub(crate) fn check_values(dsn: &str) -> Result<(), String> {
+    let dsn = dsn.trim();
+    if url_body(dsn).is_none() {
+        for (key, value) in keyword_pairs(dsn).unwrap_or_default() {
+            exaprobe_core::redact::reject_controls(&value)
+                .map_err(|why| format!("the value of '{key}' {why}"))?;
+        }
+        return Ok(());
+    }
+    exaprobe_core::redact::reject_controls(dsn)?;
+    let body = &dsn[url_prefix_len(dsn)..];
+    let authority = body.split(['/', '?']).next().unwrap_or("");
+    let hosts = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, hosts)| hosts);
+    for host in hosts.split(',').filter(|h| !h.is_empty()) {
+        exaprobe_core::address::parse_host_port(
+            host,
+            Some(5432),
+            exaprobe_core::address::Syntax::Url,
+        )?;
+    }
+    Ok(())
 }
 
 /// Split one `.pgpass` line into its five fields, unescaping `\:` and `\\`.
@@ -329,12 +309,21 @@ mod tests {
         );
         assert_eq!(
             redact("host=h password='unterminated"),
-            "<invalid connection string>"
+            "host=h password=***"
         );
+        assert_eq!(redact("host=h user='a\nb'"), "host=h user='a\\nb'");
         assert_eq!(redact("host=h user=u"), "host=h user=u");
-        assert!(has_password("postgresql://u:x@h"));
-        assert!(!has_password("postgresql://u@h"));
-        assert!(!has_password("host=h"));
+    }
+
+    #[test]
+    fn control_characters_and_bare_ipv6_are_refused() {
+        assert!(check_values("host=h\n  dbname=app\tuser=u").is_ok());
+        let error = check_values("host=h user='a\nINFO forged'").unwrap_err();
+        assert!(error.contains("'user'") && error.contains("\\n"), "{error}");
+        assert!(check_values("postgresql://u@h/d\nb").is_err());
+        assert!(check_values("postgresql://u@[::1]:5432,h2:5433,%2Frun/db").is_ok());
+        let error = check_values("postgresql://u@::1:5432/db").unwrap_err();
+        assert!(error.contains("[::1]:5432"), "{error}");
     }
 
     #[test]

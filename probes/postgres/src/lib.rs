@@ -50,8 +50,10 @@ impl fmt::Display for Dsn {
 #[derive(Debug, Clone, Copy)]
 struct DsnParser;
 
-/// Syntax check of a DSN, with the redacted value in the error.
+/// Syntax check of a DSN, with the redacted value in the error: no control character inside a
+/// value (it would reach the target line), no unbracketed IPv6 address with a port in a URL.
 fn validate_dsn(text: &str) -> Result<(), String> {
+    dsn::check_values(text).map_err(|e| format!("'{}': {e}", dsn::redact(text)))?;
     let (clean, _) =
         dsn::split_extras(text).map_err(|e| format!("'{}': {e}", dsn::redact(text)))?;
     if !clean.trim().is_empty() {
@@ -110,33 +112,6 @@ pub enum Role {
     Replica,
     /// Either.
     Any,
-}
-
-/// A byte count as PostgreSQL writes sizes: `1048576`, `512kB`, `16MB`, `1GB` (1 kB = 1024 B).
-pub fn parse_byte_size(text: &str) -> Result<u64, String> {
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a size (expected e.g. 1048576, 512kB, 16MB, 1GB)"))?;
-    let scale: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "k" | "kB" | "KB" | "KiB" => 1 << 10,
-        "M" | "MB" | "MiB" => 1 << 20,
-        "G" | "GB" | "GiB" => 1 << 30,
-        "T" | "TB" | "TiB" => 1 << 40,
-        other => {
-            return Err(format!(
-                "'{text}' has an unknown unit '{other}' (use kB, MB, GB or TB)"
-            ));
-        }
-    };
-    value
-        .checked_mul(scale)
-        .ok_or_else(|| format!("'{text}' is too large"))
 }
 
 fn parse_query(text: &str) -> Result<String, String> {
@@ -211,12 +186,12 @@ pub struct PostgresOptions {
     pub degraded_lag: Option<Duration>,
 
     /// On a replica, unhealthy when received WAL not yet replayed exceeds this size
-    /// (bytes, or with a unit: 512kB, 16MB, 1GB).
-    #[arg(long, value_name = "SIZE", value_parser = parse_byte_size, help_heading = "Postgres check")]
+    /// (bytes, or with a unit: 512kB, 16MB, 1GB, 64MiB; kB, MB, GB are 1024-based as in PostgreSQL).
+    #[arg(long, value_name = "SIZE", value_parser = exaprobe_core::size::parse_byte_size, help_heading = "Postgres check")]
     pub max_lag_bytes: Option<u64>,
 
     /// On a replica, degraded when received WAL not yet replayed exceeds this size.
-    #[arg(long, value_name = "SIZE", value_parser = parse_byte_size, help_heading = "Postgres check")]
+    #[arg(long, value_name = "SIZE", value_parser = exaprobe_core::size::parse_byte_size, help_heading = "Postgres check")]
     pub degraded_lag_bytes: Option<u64>,
 
     /// On a replica, unhealthy unless its WAL receiver is streaming from the upstream server
@@ -575,11 +550,9 @@ fn resolve(
             .parse::<tokio_postgres::Config>()
             .map_err(|e| anyhow::anyhow!("--dsn {}: {}", dsn::redact(raw), error_chain(&e)))?
     };
-    if dsn::has_password(raw) {
-        tracing::warn!(
-            "the --dsn contains a password; prefer --password-file, PGPASSWORD or .pgpass"
-        );
-    }
+    exaprobe_core::secret::warn_password_on_command_line(
+        "--password-file, PGPASSWORD, a .pgpass file, or the DSN in EXAPROBE_DSN or the --config file",
+    );
 
     if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
         let hosts = env("PGHOST").filter(|h| !h.is_empty()).unwrap_or_else(|| {
@@ -862,7 +835,9 @@ impl PostgresProbe {
             expect: options.expect.clone(),
             statement_timeout: timeout,
             fresh_connection: options.fresh_connection,
-            target,
+            // Built from the resolved settings (no password); user and database names from the
+            // DSN or PGUSER may hold anything, so the shared rule escapes them.
+            target: exaprobe_core::redact::for_display(&target),
             endpoint,
             session: None,
             in_flight: false,
@@ -1058,19 +1033,19 @@ mod tests {
     }
 
     #[test]
-    fn byte_sizes() {
-        assert_eq!(parse_byte_size("1048576"), Ok(1_048_576));
-        assert_eq!(parse_byte_size("512kB"), Ok(512 * 1024));
-        assert_eq!(parse_byte_size("16MB"), Ok(16 << 20));
-        assert_eq!(parse_byte_size("1 GB"), Ok(1 << 30));
-        assert!(parse_byte_size("x").unwrap_err().contains("'x'"));
-        assert!(
-            parse_byte_size("5 parsecs")
-                .unwrap_err()
-                .contains("unknown unit")
+    fn byte_sizes_use_the_shared_parser() {
+        assert_eq!(
+            options(&["--max-lag-bytes", "16MB"]).max_lag_bytes,
+            Some(16 << 20)
         );
-        assert!(parse_byte_size("99999999999999999999TB").is_err());
-        assert!(parse_byte_size("-1").is_err());
+        assert_eq!(
+            options(&["--degraded-lag-bytes", "512kB"]).degraded_lag_bytes,
+            Some(512 * 1024)
+        );
+        assert_eq!(
+            options(&["--max-lag-bytes", "1048576"]).max_lag_bytes,
+            Some(1_048_576)
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod target;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use exaprobe_core::address::{HostPort, Syntax, parse_host_port};
 use exaprobe_core::{Outcome, Probe};
 use exaprobe_tls::{TlsFiles, Verification};
 use redis::aio::MultiplexedConnection;
@@ -57,11 +58,12 @@ pub struct RedisOptions {
     /// A replica is unhealthy when it last heard from its master longer ago than this.
     #[arg(long, value_parser = exaprobe_core::duration::parse_positive_duration, value_name = "DURATION", help_heading = "Redis check")]
     pub max_link_age: Option<Duration>,
-    /// A replica is unhealthy when it is more than this many bytes behind its master.
-    #[arg(long, value_name = "BYTES", help_heading = "Redis check")]
+    /// A replica is unhealthy when it is more than this many bytes behind its master (units:
+    /// 512kB, 16MB, 64MiB, 1m).
+    #[arg(long, value_name = "BYTES", value_parser = exaprobe_core::size::parse_byte_size, help_heading = "Redis check")]
     pub max_lag_bytes: Option<u64>,
     /// A replica is degraded (worse MED) when more than this many bytes behind its master.
-    #[arg(long, value_name = "BYTES", help_heading = "Redis check")]
+    #[arg(long, value_name = "BYTES", value_parser = exaprobe_core::size::parse_byte_size, help_heading = "Redis check")]
     pub degraded_lag_bytes: Option<u64>,
     /// GET KEY must return VALUE (a canary key written by your application).
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value, help_heading = "Redis check")]
@@ -70,10 +72,11 @@ pub struct RedisOptions {
     #[arg(
         long,
         value_name = "HOST:PORT",
+        value_parser = parse_address,
         requires = "master_name",
         help_heading = "Redis check"
     )]
-    pub sentinel: Option<String>,
+    pub sentinel: Option<HostPort>,
     /// The master name known to the Sentinel.
     #[arg(
         long,
@@ -86,10 +89,11 @@ pub struct RedisOptions {
     #[arg(
         long,
         value_name = "HOST:PORT",
+        value_parser = parse_address,
         requires = "sentinel",
         help_heading = "Redis check"
     )]
-    pub announce_address: Option<String>,
+    pub announce_address: Option<HostPort>,
     /// PEM CA bundle for rediss:// (default: the system's roots).
     #[arg(long, value_name = "FILE", help_heading = "Redis check")]
     pub ca_file: Option<std::path::PathBuf>,
@@ -102,6 +106,12 @@ pub struct RedisOptions {
     /// A new connection for every check instead of reusing one.
     #[arg(long, help_heading = "Redis check")]
     pub fresh_connection: bool,
+}
+
+/// `--sentinel` and `--announce-address` by the shared `HOST:PORT` rule (port required, IPv6
+/// in brackets).
+fn parse_address(text: &str) -> Result<HostPort, String> {
+    parse_host_port(text, None, Syntax::Option)
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
@@ -143,14 +153,12 @@ impl RedisProbe {
         ) {
             (Some(file), _, _) => Some(exaprobe_core::secret::read_secret_file(file)?),
             (None, Some(password), _) if !password.is_empty() => Some(password),
-            (None, _, Some(password)) => {
-                tracing::warn!(
-                    "the --url contains a password, visible in the process list: use --password-file or REDISCLI_AUTH"
-                );
-                Some(password.clone())
-            }
+            (None, _, Some(password)) => Some(password.clone()),
             _ => None,
         };
+        exaprobe_core::secret::warn_password_on_command_line(
+            "--password-file, REDISCLI_AUTH, or the URL in EXAPROBE_URL or the --config file",
+        );
         let mut info = RedisConnectionInfo::default().set_db(options.url.db);
         if let Some(user) = options.username.as_ref().or(options.url.username.as_ref()) {
             info = info.set_username(user);
@@ -423,23 +431,14 @@ impl RedisProbe {
 
     async fn judge_sentinel(
         &self,
-        sentinel: &str,
+        sentinel: &HostPort,
         name: &str,
         deadline: Instant,
     ) -> Result<(), String> {
-        let (host, port) = sentinel
-            .rsplit_once(':')
-            .ok_or_else(|| format!("--sentinel {sentinel} is not HOST:PORT"))?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("--sentinel {sentinel} is not HOST:PORT"))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
+        let host = sentinel.host_string();
         let stream = match timeout_at(
             deadline,
-            tokio::net::TcpStream::connect((host.as_str(), port)),
+            tokio::net::TcpStream::connect((host.as_str(), sentinel.port)),
         )
         .await
         {
@@ -464,11 +463,10 @@ impl RedisProbe {
         let Some((master_host, master_port)) = address else {
             return Err(format!("sentinel {sentinel} knows no master named {name}"));
         };
-        let this = self
-            .options
-            .announce_address
-            .clone()
-            .unwrap_or_else(|| self.options.url.endpoint.to_string());
+        let this = self.options.announce_address.as_ref().map_or_else(
+            || self.options.url.endpoint.to_string(),
+            HostPort::to_string,
+        );
         if same_address(&this, &master_host, &master_port) {
             Ok(())
         } else {
@@ -551,8 +549,9 @@ fn describe(error: &RedisError) -> String {
 }
 
 impl Probe for RedisProbe {
+    /// The URL without its credentials (shown by the shared redaction rule in any case).
     fn target(&self) -> String {
-        self.options.url.to_string()
+        exaprobe_core::redact::for_display(&self.options.url.to_string())
     }
 
     async fn check(&mut self) -> Outcome {

@@ -72,6 +72,7 @@ impl FromStr for RedisUrl {
                 "--url is not a Redis URL ({why}): expected redis://HOST:PORT[/DB], rediss://..., or unix:///PATH"
             )
         };
+        exaprobe_core::redact::reject_controls(text).map_err(|why| format!("--url {why}"))?;
         let (scheme, rest) = text.split_once("://").ok_or_else(|| bad("no scheme"))?;
         if scheme == "unix" || scheme == "redis+unix" {
             let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
@@ -112,22 +113,13 @@ impl FromStr for RedisUrl {
                 None => (Some(credentials.to_string()), None),
             },
         };
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed ["))?;
-            (host.to_string(), after.strip_prefix(':'))
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((host, port)) => (host.to_string(), Some(port)),
-                None => (hostport.to_string(), None),
-            }
-        };
-        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(bad("no usable host"));
-        }
-        let port = match port {
-            Some(port) => port.parse::<u16>().map_err(|_| bad("bad port"))?,
-            None => 6379,
-        };
+        let address = exaprobe_core::address::parse_host_port(
+            hostport,
+            Some(6379),
+            exaprobe_core::address::Syntax::Url,
+        )
+        .map_err(|why| bad(&why))?;
+        let (host, port) = (address.host_string(), address.port);
         let db = if path.is_empty() {
             0
         } else {
@@ -191,8 +183,16 @@ mod tests {
             "redis://h/x",
             "unix://relative",
             "redis://[::1",
+            "redis://h:6379/0\n",
+            "redis://::1",
         ] {
             assert!(bad.parse::<RedisUrl>().is_err(), "{bad}");
         }
+        let error = "redis://::1:6380".parse::<RedisUrl>().unwrap_err();
+        assert!(error.contains("[::1]:6380"), "{error}");
+        let error = "redis://:SECRETPW@h:notaport"
+            .parse::<RedisUrl>()
+            .unwrap_err();
+        assert!(!error.contains("SECRETPW"), "{error}");
     }
 }

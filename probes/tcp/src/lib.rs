@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use exaprobe_core::address::{HostPort, Syntax, parse_host_port};
 use exaprobe_core::{Outcome, Probe};
 use exaprobe_tls::{TlsFiles, Verification};
 use rustls::pki_types::ServerName;
@@ -19,20 +20,15 @@ use tokio::time::{Instant, timeout_at};
 pub struct TcpOptions {
     /// Where to connect: HOST:PORT, IP:PORT or [IPV6]:PORT. Every address of a name is tried.
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_address, help_heading = "TCP check")]
-    pub address: String,
+    pub address: HostPort,
     /// Send this after connecting (escapes: \r \n \t \\ \xHH).
     #[arg(long, value_name = "TEXT", help_heading = "TCP check")]
     pub send: Option<Payload>,
     /// The first bytes read must match this regular expression (e.g. '^220 ' for SMTP).
     #[arg(long, value_name = "REGEX", value_parser = parse_regex, help_heading = "TCP check")]
     pub expect: Option<regex::bytes::Regex>,
-    /// Read at most this many bytes looking for --expect.
-    #[arg(
-        long,
-        default_value_t = 4096,
-        value_name = "BYTES",
-        help_heading = "TCP check"
-    )]
+    /// Read at most this many bytes looking for --expect (units: 4kB, 1MiB, ...).
+    #[arg(long, default_value = "4096", value_parser = exaprobe_core::size::parse_byte_size_usize, value_name = "BYTES", help_heading = "TCP check")]
     pub max_read_bytes: usize,
     /// Complete a TLS handshake after connecting (then send/expect go over TLS).
     #[arg(long, help_heading = "TCP check")]
@@ -69,19 +65,9 @@ pub struct TcpOptions {
     pub insecure: bool,
 }
 
-fn parse_address(text: &str) -> Result<String, String> {
-    let (host, port) = text
-        .rsplit_once(':')
-        .ok_or_else(|| format!("'{text}' is not HOST:PORT"))?;
-    port.parse::<u16>()
-        .ok()
-        .filter(|p| *p != 0)
-        .ok_or_else(|| format!("'{port}' in '{text}' is not a port"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("'{text}' has no usable host"));
-    }
-    Ok(text.to_string())
+/// `--address` by the shared `HOST:PORT` rule: the port is required, IPv6 in brackets.
+fn parse_address(text: &str) -> Result<HostPort, String> {
+    parse_host_port(text, None, Syntax::Option)
 }
 
 fn parse_regex(text: &str) -> Result<regex::bytes::Regex, String> {
@@ -131,7 +117,7 @@ pub fn parse_escaped(text: &str) -> Result<Vec<u8>, String> {
 
 /// Connects (and talks) once per check; keeps no connection between checks.
 pub struct TcpProbe {
-    address: String,
+    address: HostPort,
     host: String,
     send: Option<Payload>,
     expect: Option<regex::bytes::Regex>,
@@ -143,17 +129,10 @@ pub struct TcpProbe {
 impl TcpProbe {
     /// Build the probe; `timeout` is the check deadline (the probe's own sits just inside it).
     pub fn new(options: &TcpOptions, timeout: Duration) -> Result<Self> {
-        let (host, _) = options
-            .address
-            .rsplit_once(':')
-            .context("--address needs HOST:PORT")?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
+        let host = options.address.host_string();
         let tls = if options.tls {
             if options.insecure {
-                tracing_warn_insecure(&options.address);
+                tracing_warn_insecure(&options.address.to_string());
             }
             let verification = if options.insecure {
                 Verification::None
@@ -196,7 +175,12 @@ impl TcpProbe {
     }
 
     async fn connect(&self, deadline: Instant) -> Result<TcpStream, String> {
-        let addresses = match timeout_at(deadline, tokio::net::lookup_host(&self.address)).await {
+        let addresses = match timeout_at(
+            deadline,
+            tokio::net::lookup_host((self.host.as_str(), self.address.port)),
+        )
+        .await
+        {
             Err(_) => return Err(format!("timeout resolving {}", self.host)),
             Ok(Err(error)) => return Err(format!("DNS: cannot resolve {}: {error}", self.host)),
             Ok(Ok(addresses)) => addresses.collect::<Vec<_>>(),
@@ -273,7 +257,7 @@ impl Probe for TcpProbe {
         } else {
             "tcp://"
         };
-        format!("{tls}{}", self.address)
+        exaprobe_core::redact::for_display(&format!("{tls}{}", self.address))
     }
 
     async fn check(&mut self) -> Outcome {
@@ -359,8 +343,14 @@ mod tests {
             "mail.example:587",
             "localhost:1",
         ] {
-            assert!(parse_address(good).is_ok(), "{good}");
+            assert_eq!(
+                parse_address(good).map(|a| a.to_string()),
+                Ok(good.to_string())
+            );
         }
+        let error = parse_address("::1:80").unwrap_err();
+        assert!(error.contains("[::1]:80"), "{error}");
+        assert!(parse_address("::1").unwrap_err().contains("[::1]:PORT"));
         for bad in [
             "127.0.0.1",
             "host:0",
