@@ -109,6 +109,8 @@ impl Probe {
                 "--next-hop",
                 "self",
                 "--no-ack",
+                "--exabgp-api",
+                "4",
             ])
             .args(args)
             .env_remove("EXAPROBE_SHELL")
@@ -193,7 +195,9 @@ fn a_blank_shell_command_is_rejected_at_start() {
         (&["--shell", ""], &[]),
         (&["--shell", "   "], &[]),
         (&["--shell", "\t\n"], &[]),
-        (&[], &[("EXAPROBE_SHELL", "")]),
+        // An empty EXAPROBE_* variable counts as unset (then the program is missing: 64); a
+        // blank one is a blank --shell.
+        (&[], &[("EXAPROBE_SHELL", "  ")]),
         (&["--config", config.to_str().unwrap()], &[]),
     ];
     for (extra, env) in cases {

@@ -66,7 +66,7 @@ fn a_newline_cannot_forge_a_log_line() {
     );
     assert_eq!(result.code, Some(64), "{result:?}");
     assert!(
-        result.stderr.contains("'--dsn'") && result.stderr.contains("control character"),
+        result.stderr.contains("--dsn: ") && result.stderr.contains("control character"),
         "{result:?}"
     );
     assert!(!result.all().contains("\nINFO forged"), "{result:?}");

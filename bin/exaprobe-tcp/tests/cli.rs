@@ -16,7 +16,7 @@ fn ipv6_addresses_need_brackets_with_a_port() {
     let result = run(binary(), &["--address", "::1:80", "--once"], &[]);
     assert_eq!(result.code, Some(64), "{result:?}");
     assert!(
-        result.stderr.contains("'--address <HOST:PORT>'")
+        result.stderr.contains("--address: ")
             && result.stderr.contains("[::1]:80")
             && result.stderr.contains("[::1:80]"),
         "{result:?}"
