@@ -36,6 +36,13 @@ impl Info {
     }
 }
 
+/// Bytes a replica is behind its master, from the master's `master_repl_offset` and the
+/// replica's `slave_repl_offset` (both read from INFO, so anything a server sends); never
+/// negative.
+pub fn lag_bytes(master_offset: i64, replica_offset: i64) -> u64 {
+    u64::try_from(master_offset - replica_offset).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
