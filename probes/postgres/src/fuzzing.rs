@@ -2,9 +2,12 @@
 
 use crate::dsn;
 
+/// The keys taken out of a DSN, as `(key, value)` pairs.
+pub type ExtraPairs = Vec<(&'static str, String)>;
+
 /// `dsn::split_extras`: the DSN without the keys tokio-postgres does not know, and those keys
 /// as `(key, value)` pairs.
-pub fn split_extras(text: &str) -> Result<(String, Vec<(&'static str, String)>), String> {
+pub fn split_extras(text: &str) -> Result<(String, ExtraPairs), String> {
     let (clean, extras) = dsn::split_extras(text)?;
     let pairs = [
         ("sslmode", extras.sslmode),
