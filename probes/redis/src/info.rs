@@ -40,7 +40,8 @@ impl Info {
 /// replica's `slave_repl_offset` (both read from INFO, so anything a server sends); never
 /// negative.
 pub fn lag_bytes(master_offset: i64, replica_offset: i64) -> u64 {
-    u64::try_from(master_offset - replica_offset).unwrap_or(0)
+    let lag = i128::from(master_offset) - i128::from(replica_offset);
+    u64::try_from(lag.max(0)).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -60,5 +61,16 @@ mod tests {
         assert_eq!(info.number("loading"), Some(0));
         assert_eq!(info.get("garbage line"), None);
         assert_eq!(info.number("master_host"), None);
+    }
+
+    /// Offsets come from whatever a server sends: far apart ones must not overflow (a panic
+    /// with overflow checks, a wrapped "no lag" without).
+    #[test]
+    fn lag_never_overflows() {
+        assert_eq!(lag_bytes(2000, 1234), 766);
+        assert_eq!(lag_bytes(100, 9000), 0);
+        assert_eq!(lag_bytes(i64::MAX, -1), 1 << 63);
+        assert_eq!(lag_bytes(i64::MAX, i64::MIN), u64::MAX);
+        assert_eq!(lag_bytes(i64::MIN, i64::MAX), 0);
     }
 }
