@@ -34,7 +34,11 @@ fn durations(text: &str) {
     let number = text.trim();
     if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         let seconds = parse_duration(&format!("{number}s"));
-        assert_eq!(seconds.clone().ok(), parsed.clone().ok(), "{text:?} vs seconds");
+        assert_eq!(
+            seconds.clone().ok(),
+            parsed.clone().ok(),
+            "{text:?} vs seconds"
+        );
         if let Ok(seconds) = seconds {
             if let Ok(ms) = parse_duration(&format!("{number}ms")) {
                 assert!(
