@@ -145,7 +145,7 @@ impl FromStr for ExtendedCommunityList {
         parse_list(text, "extended community", |word| {
             let bad = || {
                 format!(
-                    "'{word}' is not an extended community (expected target:ASN:N, origin:IP:N, redirect:ASN:N or 0x + 16 hex digits)"
+                    "'{word}' is not an extended community (expected target:ASN:N or origin:ASN:N with a 16-bit ASN or N, origin:IP:N with a 16-bit N, redirect:ASN:N with a 16-bit ASN, or 0x + 16 hex digits)"
                 )
             };
             if let Some(hex) = word.strip_prefix("0x") {
@@ -157,11 +157,27 @@ impl FromStr for ExtendedCommunityList {
             }
             let parts: Vec<&str> = word.split(':').collect();
             let [kind, admin, assigned] = parts[..] else { return Err(bad()) };
-            if !matches!(kind, "target" | "origin" | "redirect") {
-                return Err(bad());
-            }
-            let admin_ok = admin.parse::<u32>().is_ok() || admin.parse::<Ipv4Addr>().is_ok();
-            if !admin_ok || assigned.parse::<u32>().is_err() {
+            // What ExaBGP can encode in the 6 value bytes: plain decimal numbers (it reads
+            // `+1` as an address), a 2-byte ASN with a 4-byte number, or (target and origin
+            // only) a 4-byte ASN or an IPv4 address with a 2-byte number.
+            let number = |text: &str| -> Option<u64> {
+                if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                text.parse().ok()
+            };
+            let Some(assigned) = number(assigned) else { return Err(bad()) };
+            let fits = match (kind, number(admin)) {
+                ("target" | "origin" | "redirect", Some(asn)) if asn <= 0xFFFF => {
+                    assigned <= 0xFFFF_FFFF
+                }
+                ("target" | "origin", Some(asn)) => asn <= 0xFFFF_FFFF && assigned <= 0xFFFF,
+                ("target" | "origin", None) => {
+                    admin.parse::<Ipv4Addr>().is_ok() && assigned <= 0xFFFF
+                }
+                _ => false,
+            };
+            if !fits {
                 return Err(bad());
             }
             Ok(word.to_string())
@@ -332,6 +348,33 @@ mod tests {
             vec!["65000:1:2"]
         );
         assert!("65000:1".parse::<LargeCommunityList>().is_err());
+    }
+
+    /// Found by fuzzing (route_render): values ExaBGP cannot encode used to pass, so ExaBGP
+    /// rejected the whole announce.
+    #[test]
+    fn extended_communities_fit_exabgp_encoding() {
+        for bad in [
+            "target:65000:+0",
+            "target:+1:5",
+            "target:70000:70000",
+            "origin:192.0.2.1:65536",
+            "redirect:192.0.2.1:7",
+            "redirect:70000:1",
+        ] {
+            assert!(bad.parse::<ExtendedCommunityList>().is_err(), "{bad}");
+        }
+        for good in [
+            "target:65000:4294967295",
+            "target:4200000000:65535",
+            "origin:192.0.2.1:65535",
+            "redirect:65000:4294967295",
+        ] {
+            assert_eq!(
+                good.parse::<ExtendedCommunityList>().unwrap().0,
+                vec![good.to_string()]
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! operator's query, and turns the answers into an [`Outcome`].
 
 mod dsn;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod tls;
 
 use std::fmt;

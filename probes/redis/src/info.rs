@@ -36,6 +36,14 @@ impl Info {
     }
 }
 
+/// Bytes a replica is behind its master, from the master's `master_repl_offset` and the
+/// replica's `slave_repl_offset` (both read from INFO, so anything a server sends); never
+/// negative.
+pub fn lag_bytes(master_offset: i64, replica_offset: i64) -> u64 {
+    let lag = i128::from(master_offset) - i128::from(replica_offset);
+    u64::try_from(lag.max(0)).unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +61,16 @@ mod tests {
         assert_eq!(info.number("loading"), Some(0));
         assert_eq!(info.get("garbage line"), None);
         assert_eq!(info.number("master_host"), None);
+    }
+
+    /// Offsets come from whatever a server sends: far apart ones must not overflow (a panic
+    /// with overflow checks, a wrapped "no lag" without).
+    #[test]
+    fn lag_never_overflows() {
+        assert_eq!(lag_bytes(2000, 1234), 766);
+        assert_eq!(lag_bytes(100, 9000), 0);
+        assert_eq!(lag_bytes(i64::MAX, -1), 1 << 63);
+        assert_eq!(lag_bytes(i64::MAX, i64::MIN), u64::MAX);
+        assert_eq!(lag_bytes(i64::MIN, i64::MAX), 0);
     }
 }

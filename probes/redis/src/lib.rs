@@ -21,7 +21,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{RedisConnectionInfo, RedisError};
 use tokio::time::{Instant, timeout_at};
 
-pub use info::Info;
+pub use info::{Info, lag_bytes};
 pub use target::{Endpoint, RedisUrl};
 
 /// Which role the node must have.
@@ -426,7 +426,7 @@ impl RedisProbe {
         let master_offset = Info::parse(&text)
             .number("master_repl_offset")
             .ok_or("no master_repl_offset from the master")?;
-        Ok(u64::try_from(master_offset - replica_offset).unwrap_or(0))
+        Ok(info::lag_bytes(master_offset, replica_offset))
     }
 
     async fn judge_sentinel(

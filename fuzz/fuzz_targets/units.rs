@@ -1,0 +1,86 @@
+//! Durations (`core/src/duration.rs`) and byte sizes (`exaprobe_postgres::parse_byte_size`; the
+//! shared `core/src/size.rs` is not on main yet).
+//!
+//! Properties: never a panic; an accepted duration is at most a year; `parse_positive_duration`
+//! accepts exactly the non-zero durations `parse_duration` accepts; a plain number means seconds
+//! (`N` = `Ns`, `Nms` is a thousandth of it, `Nm` sixty times, within float rounding); an
+//! accepted size is the number times its unit and prints back to the same size.
+#![no_main]
+
+use std::time::Duration;
+
+use exaprobe_core::duration::{parse_duration, parse_positive_duration};
+use exaprobe_postgres::parse_byte_size;
+use libfuzzer_sys::fuzz_target;
+
+fn close(a: Duration, b: Duration) -> bool {
+    let (a, b) = (a.as_secs_f64(), b.as_secs_f64());
+    // Each parse rounds to a nanosecond; scaling by 1000 scales that error too.
+    (a - b).abs() <= 2e-6 + a.abs().max(b.abs()) * 1e-12
+}
+
+fn durations(text: &str) {
+    let parsed = parse_duration(text);
+    if let Ok(value) = parsed {
+        assert!(
+            value <= Duration::from_secs(365 * 86400),
+            "{text:?} -> {value:?}"
+        );
+    }
+    match parse_positive_duration(text) {
+        Ok(value) => assert_eq!(Ok(value), parsed, "{text:?}"),
+        Err(_) => assert!(parsed.is_err() || parsed == Ok(Duration::ZERO), "{text:?}"),
+    }
+    let number = text.trim();
+    if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let seconds = parse_duration(&format!("{number}s"));
+        assert_eq!(
+            seconds.clone().ok(),
+            parsed.clone().ok(),
+            "{text:?} vs seconds"
+        );
+        if let Ok(seconds) = seconds {
+            if let Ok(ms) = parse_duration(&format!("{number}ms")) {
+                assert!(
+                    close(ms * 1000, seconds),
+                    "{number}ms = {ms:?}, {number}s = {seconds:?}"
+                );
+            } else {
+                panic!("{number}s accepted but {number}ms refused");
+            }
+            if let Ok(minutes) = parse_duration(&format!("{number}m")) {
+                assert!(close(minutes, seconds * 60), "{number}m = {minutes:?}");
+            }
+        }
+    }
+}
+
+fn sizes(text: &str) {
+    let Ok(size) = parse_byte_size(text) else {
+        return;
+    };
+    assert_eq!(parse_byte_size(&size.to_string()), Ok(size), "{text:?}");
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .expect("an accepted size starts with a number");
+    let scale = match unit.trim().chars().next() {
+        None | Some('B') => 1,
+        Some('k' | 'K') => 1 << 10,
+        Some('M') => 1 << 20,
+        Some('G') => 1 << 30,
+        Some('T') => 1 << 40,
+        Some(other) => panic!("{text:?} accepted with unit {other:?}"),
+    };
+    assert_eq!(number.checked_mul(scale), Some(size), "{text:?}");
+}
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    durations(&text);
+    sizes(&text);
+});

@@ -1,0 +1,202 @@
+//! Checks shared by the fuzz targets.
+//!
+//! [`check_routes`] is the renderer's safety property: every line a [`RoutePolicy`] renders, in
+//! every state, is one printable ASCII line that parses as exactly one ExaBGP route command with
+//! well-formed values (so no option or config value can inject a second command).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use exaprobe_core::options::ApiDialect;
+use exaprobe_core::render::{RoutePolicy, Target};
+
+/// Render `policy` in every state and check each line (panics, for libFuzzer, on a bad one).
+pub fn check_routes(policy: &RoutePolicy) {
+    for target in [
+        Target::Up { penalty: 0 },
+        Target::Up { penalty: 7 },
+        Target::Down,
+        Target::Disabled,
+        Target::Gone,
+    ] {
+        let plan = policy.plan(target);
+        assert_eq!(plan.len(), policy.prefixes.len().min(plan.len()));
+        for (prefix, action) in plan {
+            let expected_lines = match (policy.dialect, policy.neighbors.len()) {
+                (ApiDialect::V6, n) if n > 0 => n,
+                _ => 1,
+            };
+            assert_eq!(action.lines.len(), expected_lines, "{:?}", action.lines);
+            for line in &action.lines {
+                check_line(line, policy.dialect, &prefix.to_string(), action.announce);
+            }
+        }
+    }
+}
+
+/// One rendered command: printable ASCII, single spaces, and the grammar of one route command.
+pub fn check_line(line: &str, dialect: ApiDialect, prefix: &str, announce: bool) {
+    assert!(
+        line.bytes().all(|b| (0x20..0x7f).contains(&b)),
+        "non-printable byte in {line:?}"
+    );
+    assert!(
+        !line.contains("  ") && !line.starts_with(' ') && !line.ends_with(' '),
+        "{line:?}"
+    );
+    let mut tokens = line.split(' ').peekable();
+    let mut next = || {
+        tokens
+            .next()
+            .unwrap_or_else(|| panic!("{line:?} ends early"))
+    };
+    // Neighbor selectors.
+    let mut verb = next();
+    match dialect {
+        ApiDialect::V4 => {
+            while verb == "neighbor" {
+                let peer = next();
+                assert!(
+                    peer == "*" || peer.parse::<IpAddr>().is_ok(),
+                    "neighbor {peer:?} in {line:?}"
+                );
+                verb = next();
+                if verb == "," {
+                    verb = next();
+                    assert_eq!(verb, "neighbor", "{line:?}");
+                }
+            }
+        }
+        ApiDialect::V6 => {
+            assert_eq!(verb, "peer", "{line:?}");
+            let peer = next();
+            assert!(
+                peer == "*" || peer.parse::<IpAddr>().is_ok(),
+                "peer {peer:?} in {line:?}"
+            );
+            verb = next();
+        }
+    }
+    assert_eq!(
+        verb,
+        if announce { "announce" } else { "withdraw" },
+        "{line:?}"
+    );
+    assert_eq!(next(), "route", "{line:?}");
+    assert_eq!(next(), prefix, "{line:?}");
+    assert_eq!(next(), "next-hop", "{line:?}");
+    let hop = next();
+    assert!(
+        hop == "self" || hop.parse::<IpAddr>().is_ok(),
+        "next hop {hop:?} in {line:?}"
+    );
+    // Attributes, each at most once, in the renderer's order.
+    let order = [
+        "med",
+        "local-preference",
+        "community",
+        "extended-community",
+        "large-community",
+        "as-path",
+        "path-information",
+    ];
+    let mut position = 0;
+    drop(next);
+    while let Some(keyword) = tokens.next() {
+        let at = order[position..]
+            .iter()
+            .position(|k| *k == keyword)
+            .unwrap_or_else(|| panic!("unexpected {keyword:?} in {line:?}"));
+        position += at + 1;
+        if !announce {
+            assert_eq!(
+                keyword, "path-information",
+                "withdraw with {keyword}: {line:?}"
+            );
+        }
+        let value_ok: fn(&str) -> bool = match keyword {
+            "med" | "local-preference" => |v| v.parse::<u32>().is_ok(),
+            "path-information" => |v| v.parse::<u32>().is_ok() || v.parse::<Ipv4Addr>().is_ok(),
+            "community" => community,
+            "extended-community" => extended_community,
+            "large-community" => |v| {
+                let parts: Vec<&str> = v.split(':').collect();
+                parts.len() == 3 && parts.iter().all(|p| decimal_u32(p))
+            },
+            _ => decimal_u32, // as-path
+        };
+        if matches!(keyword, "med" | "local-preference" | "path-information") {
+            let value = tokens
+                .next()
+                .unwrap_or_else(|| panic!("{line:?} ends early"));
+            assert!(value_ok(value), "{keyword} {value:?} in {line:?}");
+            continue;
+        }
+        assert_eq!(tokens.next(), Some("["), "{line:?}");
+        let mut count = 0;
+        loop {
+            let value = tokens
+                .next()
+                .unwrap_or_else(|| panic!("unclosed list in {line:?}"));
+            if value == "]" {
+                break;
+            }
+            assert!(value_ok(value), "{keyword} value {value:?} in {line:?}");
+            count += 1;
+        }
+        assert!(count > 0, "empty {keyword} list in {line:?}");
+    }
+}
+
+/// A canonical decimal u32 (no sign, no leading zeros): what ExaBGP reads back unchanged.
+pub fn decimal_u32(text: &str) -> bool {
+    text.parse::<u32>().is_ok_and(|n| n.to_string() == text)
+}
+
+fn community(value: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "no-export",
+        "no-advertise",
+        "no-export-subconfed",
+        "nopeer",
+        "blackhole",
+    ];
+    NAMES.contains(&value)
+        || value.split_once(':').is_some_and(|(high, low)| {
+            decimal_u32(high)
+                && decimal_u32(low)
+                && high.parse::<u16>().is_ok()
+                && low.parse::<u16>().is_ok()
+        })
+}
+
+/// An extended community ExaBGP 4.2/5.0 encodes (`_extended_community` in its
+/// `configuration/static/parser.py`): plain decimal numbers, and 6 value bytes: `target`/`origin`
+/// take a 2-byte ASN with a 4-byte number, or a 4-byte ASN or IPv4 with a 2-byte number;
+/// `redirect` only a 2-byte ASN with a 4-byte number.
+fn extended_community(value: &str) -> bool {
+    if let Some(hex) = value.strip_prefix("0x") {
+        return hex.len() == 16
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    }
+    let digits = |text: &str| -> Option<u64> {
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        text.parse::<u64>().ok()
+    };
+    let parts: Vec<&str> = value.split(':').collect();
+    let [kind, admin, assigned] = parts[..] else {
+        return false;
+    };
+    let Some(assigned) = digits(assigned) else {
+        return false;
+    };
+    match (kind, digits(admin)) {
+        ("target" | "origin" | "redirect", Some(asn)) if asn <= 0xFFFF => assigned <= 0xFFFF_FFFF,
+        ("target" | "origin", Some(asn)) => asn <= 0xFFFF_FFFF && assigned <= 0xFFFF,
+        ("target" | "origin", None) => admin.parse::<Ipv4Addr>().is_ok() && assigned <= 0xFFFF,
+        _ => false,
+    }
+}
