@@ -52,6 +52,20 @@ fn check_classify(line: &str) {
             word == "shutdown" || word.starts_with("shutdown ") || json,
             "{line:?} read as shutdown"
         ),
+        Message::ErrorDetail(detail) => {
+            assert!(
+                word.starts_with("error:"),
+                "{line:?} read as an error detail"
+            );
+            assert!(
+                !detail.contains('\n') && detail.chars().count() <= 300,
+                "{detail:?}"
+            );
+        }
+        Message::Version(found) => assert!(
+            word.starts_with("exabgp ") || json,
+            "{line:?} read as a version answer ({found:?})"
+        ),
         Message::Other => assert!(
             !matches!(word, "done" | "error" | "shutdown"),
             "{line:?} not recognised"

@@ -108,6 +108,10 @@ fuzz_target!(|data: &[u8]| {
             t.parse::<LargeCommunityList>().ok().map(|l| l.0)
         }),
         disabled_communities: communities(6),
+        drain_community: communities(12)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| "65535:0".into()),
         as_path: parsed(field(7)),
         up_as_path: parsed(field(8)),
         down_as_path: parsed(field(9)),

@@ -1,5 +1,4 @@
-//! Durations (`core/src/duration.rs`) and byte sizes (`exaprobe_postgres::parse_byte_size`; the
-//! shared `core/src/size.rs` is not on main yet).
+//! Durations (`core/src/duration.rs`) and byte sizes (the shared `core/src/size.rs`).
 //!
 //! Properties: never a panic; an accepted duration is at most a year; `parse_positive_duration`
 //! accepts exactly the non-zero durations `parse_duration` accepts; a plain number means seconds
@@ -10,7 +9,7 @@
 use std::time::Duration;
 
 use exaprobe_core::duration::{parse_duration, parse_positive_duration};
-use exaprobe_postgres::parse_byte_size;
+use exaprobe_core::size::parse_byte_size;
 use libfuzzer_sys::fuzz_target;
 
 fn close(a: Duration, b: Duration) -> bool {
@@ -68,13 +67,17 @@ fn sizes(text: &str) {
     let number: u64 = digits
         .parse()
         .expect("an accepted size starts with a number");
-    let scale = match unit.trim().chars().next() {
-        None | Some('B') => 1,
-        Some('k' | 'K') => 1 << 10,
-        Some('M') => 1 << 20,
-        Some('G') => 1 << 30,
-        Some('T') => 1 << 40,
-        Some(other) => panic!("{text:?} accepted with unit {other:?}"),
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" => 1000,
+        "m" => 1000_u64.pow(2),
+        "g" => 1000_u64.pow(3),
+        "t" => 1000_u64.pow(4),
+        "kb" | "kib" => 1 << 10,
+        "mb" | "mib" => 1 << 20,
+        "gb" | "gib" => 1 << 30,
+        "tb" | "tib" => 1 << 40,
+        other => panic!("{text:?} accepted with unit {other:?}"),
     };
     assert_eq!(number.checked_mul(scale), Some(size), "{text:?}");
 }

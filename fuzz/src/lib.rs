@@ -14,6 +14,7 @@ pub fn check_routes(policy: &RoutePolicy) {
     for target in [
         Target::Up { penalty: 0 },
         Target::Up { penalty: 7 },
+        Target::Draining { penalty: 3 },
         Target::Down,
         Target::Disabled,
         Target::Gone,
@@ -21,11 +22,8 @@ pub fn check_routes(policy: &RoutePolicy) {
         let plan = policy.plan(target);
         assert_eq!(plan.len(), policy.prefixes.len().min(plan.len()));
         for (prefix, action) in plan {
-            let expected_lines = match (policy.dialect, policy.neighbors.len()) {
-                (ApiDialect::V6, n) if n > 0 => n,
-                _ => 1,
-            };
-            assert_eq!(action.lines.len(), expected_lines, "{:?}", action.lines);
+            // One command per prefix in both dialects (ExaBGP 6 takes `peer [A, B] ...`).
+            assert_eq!(action.lines.len(), 1, "{:?}", action.lines);
             for line in &action.lines {
                 check_line(line, policy.dialect, &prefix.to_string(), action.announce);
             }
@@ -68,7 +66,21 @@ pub fn check_line(line: &str, dialect: ApiDialect, prefix: &str, announce: bool)
         }
         ApiDialect::V6 => {
             assert_eq!(verb, "peer", "{line:?}");
-            let peer = next();
+            let mut peer = next();
+            if let Some(first) = peer.strip_prefix('[') {
+                // `peer [A, B] ...`: addresses until the closing bracket.
+                let mut address = first.to_string();
+                loop {
+                    let last = address.ends_with(']');
+                    let ip = address.trim_end_matches(']').trim_end_matches(',');
+                    assert!(ip.parse::<IpAddr>().is_ok(), "peer {ip:?} in {line:?}");
+                    if last {
+                        break;
+                    }
+                    address = next().to_string();
+                }
+                peer = "*";
+            }
             assert!(
                 peer == "*" || peer.parse::<IpAddr>().is_ok(),
                 "peer {peer:?} in {line:?}"

@@ -27,9 +27,9 @@ pub fn redact(text: &str) -> String {
     dsn::redact(text)
 }
 
-/// `dsn::has_password`: whether the DSN carries a password.
+/// Whether the DSN carries a password, by the shared rule (`exaprobe_core::redact`).
 pub fn has_password(text: &str) -> bool {
-    dsn::has_password(text)
+    exaprobe_core::redact::contains_password(text)
 }
 
 /// `dsn::pgpass_lookup`: the password for these connection parameters in `.pgpass` text.
