@@ -52,9 +52,7 @@ fn one_ipv6_rule() {
     );
     let error = check_line("::1:53").unwrap_err();
     assert!(
-        error.contains("--server: ")
-            && error.contains("[::1]:53")
-            && error.contains("[::1:53]"),
+        error.contains("--server: ") && error.contains("[::1]:53") && error.contains("[::1:53]"),
         "{error}"
     );
     assert!(

@@ -300,7 +300,11 @@ mod tests {
         // Found by fuzzing: tokio-postgres reads everything up to the last `@` as user
         // information, here user `h/db?application_nstgres` and password `//h/db?...=a`.
         let odd = "postgres://h/db?application_nstgres://h/db?application_name=a@b";
-        assert!(!redact(odd).contains("application_name=a@"), "{}", redact(odd));
+        assert!(
+            !redact(odd).contains("application_name=a@"),
+            "{}",
+            redact(odd)
+        );
         assert_eq!(
             redact("postgres://u:secret@h:5/db"),
             "postgres://u:***@h:5/db"
