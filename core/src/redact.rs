@@ -16,24 +16,29 @@
 /// whole value is one URL or DSN; its authority ends at the first `/`, `?` or `#` (RFC 3986), so
 /// `http://h:8080/a?who=me@example` keeps its query. Idempotent.
 pub fn redact_value(value: &str) -> String {
-    redact_keys(&redact_userinfo(value, Scope::Whole, Precision::Exact))
+    redact_keys(
+        &redact_userinfo(value, Scope::Whole, Precision::Exact),
+        Scope::Whole,
+    )
 }
 
 /// A free text (an error message quoting values) with every URL password and `password=` value
 /// replaced by `***`. URLs end at whitespace or a quote; for a malformed URL more is hidden
 /// rather than less. Idempotent.
 pub fn redact_text(text: &str) -> String {
-    redact_keys(&redact_userinfo(
-        text,
+    redact_keys(
+        &redact_userinfo(text, Scope::Tokens, Precision::Conservative),
         Scope::Tokens,
-        Precision::Conservative,
-    ))
+    )
 }
 
 /// An operator's raw input, possibly malformed (a password with an unencoded `/` or a space),
 /// redacted as one value, hiding more rather than less: for errors that echo what was given.
 pub fn redact_input(raw: &str) -> String {
-    redact_keys(&redact_userinfo(raw, Scope::Whole, Precision::Conservative))
+    redact_keys(
+        &redact_userinfo(raw, Scope::Whole, Precision::Conservative),
+        Scope::Whole,
+    )
 }
 
 /// True when an operator's input holds a password (to warn about one on the command line).
@@ -142,7 +147,7 @@ fn password_span(token: &str, precision: Precision) -> Option<(usize, usize)> {
 }
 
 /// Hide the value of every `password=` and `sslpassword=` key or parameter of `text`.
-fn redact_keys(text: &str) -> String {
+fn redact_keys(text: &str, scope: Scope) -> String {
     let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
@@ -171,7 +176,7 @@ fn redact_keys(text: &str) -> String {
         let value_trimmed = value_part.trim_start();
         let value_at = key_end + spaces + 1 + (value_part.len() - value_trimmed.len());
         let in_url = lower[..key_start].ends_with(['?', '&', ';']);
-        let value_len = value_length(value_trimmed, in_url);
+        let value_len = value_length(value_trimmed, in_url, scope);
         if value_len == 0 || &text[value_at..value_at + value_len] == "***" {
             continue;
         }
@@ -186,7 +191,7 @@ fn redact_keys(text: &str) -> String {
 
 /// Length of a key's value at the start of `text`: a libpq quoted value (`'...'`, backslash
 /// escapes), a URL parameter (up to `&` or whitespace), or a bare word (up to whitespace).
-fn value_length(text: &str, in_url: bool) -> usize {
+fn value_length(text: &str, in_url: bool, scope: Scope) -> usize {
     let mut chars = text.char_indices();
     if text.starts_with('\'') {
         chars.next();
@@ -203,8 +208,9 @@ fn value_length(text: &str, in_url: bool) -> usize {
     }
     while let Some((i, c)) = chars.next() {
         let end = if in_url {
-            // Not at a quote or `#`: tokio-postgres reads a parameter up to `&` (found by fuzzing).
-            c.is_whitespace() || c == '&'
+            // Not at a quote or `#`, and in a whole value not at a space either: tokio-postgres
+            // reads a parameter up to `&` (found by fuzzing). In free text a space ends it.
+            c == '&' || (c.is_whitespace() && scope != Scope::Whole)
         } else {
             c.is_whitespace()
         };
@@ -295,6 +301,24 @@ mod tests {
             assert_eq!(redact_value(input), shown, "{input}");
             assert_eq!(redact_text(input), shown, "{input}");
         }
+    }
+
+    #[test]
+    fn url_parameters_run_to_the_ampersand_as_tokio_postgres_reads_them() {
+        // Found by fuzzing: a password parameter holding a quote, a `#` or a space.
+        assert_eq!(
+            redact_input("postgresql://h/db?password=s'cret&x=1"),
+            "postgresql://h/db?password=***&x=1"
+        );
+        assert_eq!(
+            redact_input("postgresql://h/db?password=secre#t"),
+            "postgresql://h/db?password=***"
+        );
+        assert_eq!(
+            redact_input("postgresql://?password=*** xpk"),
+            "postgresql://?password=***"
+        );
+        assert!(contains_password("postgresql://?password=*** xpk"));
     }
 
     #[test]
