@@ -170,7 +170,7 @@ async fn over_tcp(
 /// Why `answer` is not the reply to `query`, or `None` when it is: a response (QR set) with
 /// the query's id, opcode and question. (Its source address is the server's: the UDP socket
 /// is connected to it, so the kernel drops datagrams from any other address or port.)
-fn mismatch(query: &Message, answer: &Message) -> Option<&'static str> {
+pub(crate) fn mismatch(query: &Message, answer: &Message) -> Option<&'static str> {
     if answer.metadata.message_type != MessageType::Response {
         return Some("QR bit clear (query echoed back)");
     }

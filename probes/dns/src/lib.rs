@@ -7,6 +7,9 @@
 //! health check of one server must not retry elsewhere, search, or cache.
 
 mod exchange;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod serial;
 
 use std::net::{IpAddr, SocketAddr};
