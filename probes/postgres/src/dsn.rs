@@ -73,6 +73,11 @@ fn keyword_pairs(dsn: &str) -> Result<Vec<(String, String)>, String> {
             }
             return Ok(pairs);
         }
+        // libpq keywords are plain names; anything else (say a URL) must not survive cleaning,
+        // where it could turn the string into a URL with a password redaction never saw.
+        if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err("a key may only hold letters, digits and '_'".into());
+        }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next() != Some('=') {
             return Err(format!("expected '=' after '{key}'"));
@@ -293,6 +298,15 @@ mod tests {
         assert!(split_extras("postgres://h/db?sslmode").is_err());
         assert!(split_extras("postgres://h/db?sslmode=%ff").is_err());
         assert_eq!(split_extras("").unwrap().0, "");
+    }
+
+    /// Found by fuzzing (postgres_dsn): a URL-like key made the cleaned DSN a URL, whose
+    /// password the redaction (which saw a key=value string) left in place.
+    #[test]
+    fn keys_are_plain_names() {
+        let raw = "sslmode=require postgresql://u:secret@h/db?x=1";
+        assert!(split_extras(raw).is_err());
+        assert!(!redact(raw).contains("secret"), "{}", redact(raw));
     }
 
     #[test]
