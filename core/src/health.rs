@@ -113,7 +113,7 @@ impl Hysteresis {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::Observation::{Disabled, Failure, Success};
     use super::State::*;
     use super::*;
@@ -168,7 +168,8 @@ mod tests {
         assert!(Rising(2).differs_from(Up));
     }
 
-    fn observation() -> impl proptest::strategy::Strategy<Value = Observation> {
+    /// Any observation, for property tests here and in `routing`.
+    pub(crate) fn observation() -> impl proptest::strategy::Strategy<Value = Observation> {
         proptest::prop_oneof![
             proptest::strategy::Just(Success),
             proptest::strategy::Just(Failure),

@@ -287,6 +287,7 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::tests::observation;
     use Observation::{Disabled, Failure, Success};
 
     const SECOND: Duration = Duration::from_secs(1);
@@ -465,14 +466,6 @@ mod tests {
             r.observe(t0 + Duration::from_secs(31) * i, observation, 0);
             assert!(!r.is_held(), "a change every 31 s is at most 2 per minute");
         }
-    }
-
-    fn observation() -> impl proptest::strategy::Strategy<Value = Observation> {
-        proptest::prop_oneof![
-            proptest::strategy::Just(Success),
-            proptest::strategy::Just(Failure),
-            proptest::strategy::Just(Disabled),
-        ]
     }
 
     proptest::proptest! {
