@@ -28,8 +28,8 @@ pub const NAGIOS_UNKNOWN: u8 = 3;
 /// # #[derive(Debug, Clone, clap::Args)] struct MyOptions {}
 /// # struct MyProbe;
 /// # impl exaprobe_core::Probe for MyProbe {
-/// #     fn target(&self) -> String { String::new() }
-/// #     async fn check(&mut self) -> exaprobe_core::Outcome { exaprobe_core::Outcome::Healthy }
+/// #     fn describe(&self) -> String { String::new() }
+/// #     async fn check(&mut self, _deadline: tokio::time::Instant) -> exaprobe_core::Outcome { exaprobe_core::Outcome::Healthy }
 /// # }
 /// fn main() -> std::process::ExitCode {
 ///     let binary = Binary { name: "exaprobe-mine", about: "Announce while mine is healthy" };
@@ -134,7 +134,7 @@ fn config_error(binary: &str, message: &str, once: bool) -> ExitCode {
 fn check_config<P: Probe>(probe: &P, settings: &Settings) -> ExitCode {
     use crate::output::print_line;
     print_line(&format!("{}: configuration OK", settings.name));
-    print_line(&format!("check: {}", probe.target()));
+    print_line(&format!("check: {}", probe.describe()));
     let dialect = crate::dialect::describe(settings.routes.dialect);
     if settings.detect_dialect {
         print_line(&format!(

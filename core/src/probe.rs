@@ -1,6 +1,9 @@
 //! The one trait a probe implements, and what a check returns.
 
 use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// What one check found out about the service.
 ///
@@ -65,8 +68,18 @@ impl Outcome {
 pub trait Probe {
     /// A short human description of what is checked (`GET http://127.0.0.1/health`), used in
     /// logs and in the `--once` status line. Never include a secret.
-    fn target(&self) -> String;
+    fn describe(&self) -> String;
 
-    /// Run one check. May keep state (a connection) between calls.
-    fn check(&mut self) -> impl Future<Output = Outcome>;
+    /// Run one check, finishing by `deadline`. May keep state (a connection) between calls.
+    ///
+    /// The runner sets `deadline` a little before its own hard `--timeout` (see
+    /// [`check_deadline`]), so a probe that bounds each phase by it can say which phase was slow
+    /// ("timeout connecting to ...") before the runner drops the future with a generic reason.
+    fn check(&mut self, deadline: Instant) -> impl Future<Output = Outcome>;
+}
+
+/// The deadline the runner gives a check started at `started` under `--timeout`: 95 % of it,
+/// leaving the probe time to report its own reason before the hard timeout.
+pub(crate) fn check_deadline(started: Instant, timeout: Duration) -> Instant {
+    started + timeout.mul_f64(0.95)
 }

@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         name: "exaprobe-dns",
         about: "Announce anycast prefixes to ExaBGP while a DNS server answers as expected",
     };
-    exaprobe_core::main(binary, |dns: &DnsOptions, common: &CommonOptions| {
-        DnsProbe::new(dns, common.timeout)
+    exaprobe_core::main(binary, |dns: &DnsOptions, _common: &CommonOptions| {
+        DnsProbe::new(dns)
     })
 }

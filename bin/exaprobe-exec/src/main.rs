@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         name: "exaprobe-exec",
         about: "Announce anycast prefixes to ExaBGP while a program exits 0 (a drop-in for `exabgp healthcheck --cmd`)",
     };
-    exaprobe_core::main(binary, |exec: &ExecOptions, common: &CommonOptions| {
-        ExecProbe::new(exec, common.timeout)
+    exaprobe_core::main(binary, |exec: &ExecOptions, _common: &CommonOptions| {
+        ExecProbe::new(exec)
     })
 }

@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         name: "exaprobe-http",
         about: "Announce anycast prefixes to ExaBGP while an HTTP(S) endpoint answers as expected",
     };
-    exaprobe_core::main(binary, |http: &HttpOptions, common: &CommonOptions| {
-        HttpProbe::new(http, common.timeout)
+    exaprobe_core::main(binary, |http: &HttpOptions, _common: &CommonOptions| {
+        HttpProbe::new(http)
     })
 }

@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         name: "exaprobe-redis",
         about: "Announce anycast prefixes to ExaBGP while a Redis node is healthy (role, replica link, Sentinel)",
     };
-    exaprobe_core::main(binary, |redis: &RedisOptions, common: &CommonOptions| {
-        RedisProbe::new(redis, common.timeout)
+    exaprobe_core::main(binary, |redis: &RedisOptions, _common: &CommonOptions| {
+        RedisProbe::new(redis)
     })
 }

@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         name: "exaprobe-tcp",
         about: "Announce anycast prefixes to ExaBGP while a TCP service accepts connections (and answers as expected)",
     };
-    exaprobe_core::main(binary, |tcp: &TcpOptions, common: &CommonOptions| {
-        TcpProbe::new(tcp, common.timeout)
+    exaprobe_core::main(binary, |tcp: &TcpOptions, _common: &CommonOptions| {
+        TcpProbe::new(tcp)
     })
 }

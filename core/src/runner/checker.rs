@@ -50,7 +50,8 @@ pub(crate) enum Request {
 /// Run one check under the timeout, turning a slow healthy answer into a degraded one.
 pub(crate) async fn timed_check<P: Probe>(probe: &mut P, timing: &Timing) -> (Outcome, Duration) {
     let started = Instant::now();
-    let result = timeout(timing.timeout, probe.check()).await;
+    let deadline = crate::probe::check_deadline(started, timing.timeout);
+    let result = timeout(timing.timeout, probe.check(deadline)).await;
     let elapsed = started.elapsed();
     let outcome = match result {
         Err(_) => Outcome::unhealthy(format!("timed out after {}", millis(timing.timeout))),
@@ -140,7 +141,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
     /// Check forever (the supervisor stops polling this future to stop).
     pub(crate) async fn run(mut self) -> Infallible {
         tracing::info!(
-            target = %self.probe.target(),
+            target = %self.probe.describe(),
             prefixes = self.settings.routes.prefixes.len(),
             rise = self.settings.hysteresis.rise,
             fall = self.settings.hysteresis.fall,
@@ -457,7 +458,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
             self.retired_drain_until = Some(Instant::now() + length);
         }
         tracing::info!(
-            target = %self.probe.target(),
+            target = %self.probe.describe(),
             prefixes = self.settings.routes.prefixes.len(),
             removed = removed.len(),
             "configuration reloaded"

@@ -18,7 +18,7 @@ pub async fn once<P: Probe>(mut probe: P, settings: &Settings) -> ExitCode {
     }
     let (outcome, elapsed) = timed_check(&mut probe, &settings.timing).await;
     let perf = format!("| time={:.3}s", elapsed.as_secs_f64());
-    let target = probe.target();
+    let target = probe.describe();
     let (code, line) = match &outcome {
         Outcome::Healthy => (
             0,

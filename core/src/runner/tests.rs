@@ -59,11 +59,11 @@ impl Service {
 struct ServiceProbe(Service);
 
 impl Probe for ServiceProbe {
-    fn target(&self) -> String {
+    fn describe(&self) -> String {
         "the test's service".into()
     }
 
-    async fn check(&mut self) -> Outcome {
+    async fn check(&mut self, _deadline: Instant) -> Outcome {
         self.0.checks.lock().unwrap().push(Instant::now());
         let count = self.0.count.fetch_add(1, Ordering::Relaxed);
         let healthy = match *self.0.health.lock().unwrap() {

@@ -14,7 +14,6 @@ mod serial;
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
-use std::time::Duration;
 
 use anyhow::Result;
 use exaprobe_core::{Outcome, Probe};
@@ -216,12 +215,11 @@ pub fn normalise(value: &str) -> String {
 pub struct DnsProbe {
     options: DnsOptions,
     expected: Vec<(String, String)>,
-    deadline: Duration,
 }
 
 impl DnsProbe {
     /// Build the probe; `timeout` is the check deadline (the probe's own sits just inside it).
-    pub fn new(options: &DnsOptions, timeout: Duration) -> Result<Self> {
+    pub fn new(options: &DnsOptions) -> Result<Self> {
         if let (Some(soft), Some(hard)) = (options.degraded_serial_lag, options.max_serial_lag)
             && soft >= hard
         {
@@ -241,7 +239,6 @@ impl DnsProbe {
         Ok(DnsProbe {
             options: options.clone(),
             expected,
-            deadline: timeout.mul_f64(0.95),
         })
     }
 
@@ -389,15 +386,14 @@ impl DnsProbe {
 }
 
 impl Probe for DnsProbe {
-    fn target(&self) -> String {
+    fn describe(&self) -> String {
         exaprobe_core::redact::for_display(&format!(
             "{} {} {} @{}",
             self.options.query, self.options.class, self.options.record_type, self.options.server
         ))
     }
 
-    async fn check(&mut self) -> Outcome {
-        let deadline = Instant::now() + self.deadline;
+    async fn check(&mut self, deadline: Instant) -> Outcome {
         let answer = match self
             .ask(self.options.server, self.options.record_type, deadline)
             .await

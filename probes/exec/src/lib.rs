@@ -8,7 +8,6 @@
 //! the reason. How much it wrote never matters.
 
 use std::ffi::OsString;
-use std::time::Duration;
 
 use exaprobe_core::subprocess::{TAIL_BYTES, describe_status, run_captured};
 use exaprobe_core::{Outcome, Probe};
@@ -46,7 +45,7 @@ pub struct ExecProbe {
 
 impl ExecProbe {
     /// Build the probe. The timeout is enforced by the runner (which kills the process group).
-    pub fn new(options: &ExecOptions, _timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(options: &ExecOptions) -> anyhow::Result<Self> {
         let (program, args) = match (&options.shell, options.command.split_first()) {
             (Some(script), _) if script.trim().is_empty() => {
                 // `sh -c ''` exits 0: an empty check would always be healthy.
@@ -75,7 +74,7 @@ impl ExecProbe {
 impl Probe for ExecProbe {
     /// The command line, through the shared redaction rule (a URL password in an argument is
     /// `***`, a newline is `\n`) so it stays one safe line in logs.
-    fn target(&self) -> String {
+    fn describe(&self) -> String {
         exaprobe_core::redact::redact_text(
             &std::iter::once(&self.program)
                 .chain(&self.args)
@@ -85,7 +84,7 @@ impl Probe for ExecProbe {
         )
     }
 
-    async fn check(&mut self) -> Outcome {
+    async fn check(&mut self, _deadline: tokio::time::Instant) -> Outcome {
         let mut command = std::process::Command::new(&self.program);
         command.args(&self.args);
         let finished = match run_captured(command, TAIL_BYTES).await {
@@ -130,9 +129,9 @@ mod tests {
             .map(OsString::from)
             .to_vec(),
         };
-        let probe = ExecProbe::new(&options, Duration::from_secs(1)).unwrap();
+        let probe = ExecProbe::new(&options).unwrap();
         assert_eq!(
-            probe.target(),
+            probe.describe(),
             "curl -sf http://u:***@127.0.0.1/ a\\nINFO forged"
         );
     }

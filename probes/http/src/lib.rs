@@ -14,7 +14,7 @@ mod options;
 mod reason;
 
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 use exaprobe_core::{Outcome, Probe};
@@ -33,7 +33,6 @@ pub struct HttpProbe {
     /// Never keeps a connection: the one retry after a failure on a reused connection.
     fresh_client: reqwest::Client,
     connects: ConnectCounter,
-    deadline: Duration,
     method: Method,
     url: Url,
     headers: HeaderMap,
@@ -49,7 +48,7 @@ pub struct HttpProbe {
 impl std::fmt::Debug for HttpProbe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpProbe")
-            .field("target", &self.target())
+            .field("target", &self.describe())
             .finish_non_exhaustive()
     }
 }
@@ -57,7 +56,7 @@ impl std::fmt::Debug for HttpProbe {
 impl HttpProbe {
     /// Build the client. `timeout` is the check deadline: the client's own deadlines sit just
     /// inside it, so a slow phase is reported by name before the runner gives up.
-    pub fn new(options: &HttpOptions, timeout: Duration) -> Result<Self> {
+    pub fn new(options: &HttpOptions) -> Result<Self> {
         let mut url = options.url.clone();
         if !matches!(url.scheme(), "http" | "https") {
             anyhow::bail!(
@@ -131,8 +130,6 @@ impl HttpProbe {
                 .use_preconfigured_tls(tls.clone())
                 .tls_info(true)
                 .user_agent(concat!("exaprobe-http/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(timeout.mul_f64(0.9))
-                .timeout(timeout.mul_f64(0.95))
                 .connector_layer(connects.clone())
                 .redirect(if options.follow_redirects {
                     reqwest::redirect::Policy::limited(10)
@@ -161,7 +158,6 @@ impl HttpProbe {
             client,
             fresh_client,
             connects,
-            deadline: timeout.mul_f64(0.95),
             method: options.method.clone(),
             url,
             headers,
@@ -273,7 +269,7 @@ impl HttpProbe {
 
 impl Probe for HttpProbe {
     /// `METHOD URL`, the URL's password shown as `***` (the shared redaction rule).
-    fn target(&self) -> String {
+    fn describe(&self) -> String {
         format!(
             "{} {}",
             self.method,
@@ -281,8 +277,7 @@ impl Probe for HttpProbe {
         )
     }
 
-    async fn check(&mut self) -> Outcome {
-        let deadline = Instant::now() + self.deadline;
+    async fn check(&mut self, deadline: Instant) -> Outcome {
         let mut response = match self.response(deadline).await {
             Ok(response) => response,
             Err(reason) => return Outcome::unhealthy(reason),

@@ -19,6 +19,11 @@ use tokio::net::TcpListener;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The deadline a check started now gets under TIMEOUT (the runner gives the same).
+fn deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + TIMEOUT.mul_f64(0.95)
+}
+
 /// A test server: what it saw, for assertions.
 struct Server {
     address: SocketAddr,
@@ -118,7 +123,7 @@ fn probe(args: &[&str]) -> HttpProbe {
     let mut argv = vec!["exaprobe-http"];
     argv.extend_from_slice(args);
     let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{e}"));
-    HttpProbe::new(&cli.http, TIMEOUT).unwrap()
+    HttpProbe::new(&cli.http).unwrap()
 }
 
 fn unhealthy_reason(outcome: Outcome) -> String {
@@ -142,15 +147,15 @@ async fn healthy_status_body_and_headers() {
         "--reject-body",
         "maintenance",
     ]);
-    assert_eq!(p.check().await, Outcome::Healthy);
-    assert_eq!(p.target(), format!("GET {url}"));
+    assert_eq!(p.check(deadline()).await, Outcome::Healthy);
+    assert_eq!(p.describe(), format!("GET {url}"));
 }
 
 #[tokio::test]
 async fn status_body_and_header_failures_name_what_failed() {
     let server = serve(None, false).await;
     let base = format!("http://{}", server.address);
-    let reason = unhealthy_reason(probe(&["--url", &format!("{base}/503")]).check().await);
+    let reason = unhealthy_reason(probe(&["--url", &format!("{base}/503")]).check(deadline()).await);
     assert_eq!(reason, "status 503, expected 200-299");
     assert_eq!(
         probe(&[
@@ -159,13 +164,13 @@ async fn status_body_and_header_failures_name_what_failed() {
             "--expect-status",
             "200-299,503"
         ])
-        .check()
+        .check(deadline())
         .await,
         Outcome::Healthy
     );
     let reason = unhealthy_reason(
         probe(&["--url", &format!("{base}/wrong"), "--expect-body", "^ok"])
-            .check()
+            .check(deadline())
             .await,
     );
     assert!(
@@ -180,7 +185,7 @@ async fn status_body_and_header_failures_name_what_failed() {
             "--reject-body",
             "maintenance",
         ])
-        .check()
+        .check(deadline())
         .await,
     );
     assert_eq!(reason, "body matches --reject-body 'maintenance'");
@@ -191,7 +196,7 @@ async fn status_body_and_header_failures_name_what_failed() {
             "--expect-header",
             "X-Ready: ^no$",
         ])
-        .check()
+        .check(deadline())
         .await,
     );
     assert!(
@@ -205,7 +210,7 @@ async fn status_body_and_header_failures_name_what_failed() {
             "--expect-header",
             "X-Missing: .*",
         ])
-        .check()
+        .check(deadline())
         .await,
     );
     assert_eq!(reason, "header x-missing missing");
@@ -216,12 +221,12 @@ async fn redirects_are_judged_unless_followed() {
     let server = serve(None, false).await;
     let url = format!("http://{}/redirect", server.address);
     assert_eq!(
-        unhealthy_reason(probe(&["--url", &url]).check().await),
+        unhealthy_reason(probe(&["--url", &url]).check(deadline()).await),
         "status 301, expected 200-299"
     );
     assert_eq!(
         probe(&["--url", &url, "--follow-redirects", "--expect-body", "^ok"])
-            .check()
+            .check(deadline())
             .await,
         Outcome::Healthy
     );
@@ -232,7 +237,7 @@ async fn connection_refused_and_hanging_server() {
     let closed = exaprobe_testkit::free_port();
     let reason = unhealthy_reason(
         probe(&["--url", &format!("http://127.0.0.1:{closed}/")])
-            .check()
+            .check(deadline())
             .await,
     );
     assert_eq!(reason, "connect: connection refused");
@@ -249,7 +254,7 @@ async fn connection_refused_and_hanging_server() {
     });
     let mut hanging = probe(&["--url", &format!("http://{address}/")]);
     let started = Instant::now();
-    let reason = unhealthy_reason(hanging.check().await);
+    let reason = unhealthy_reason(hanging.check(deadline()).await);
     assert_eq!(reason, "timeout waiting for the response");
     assert!(started.elapsed() < TIMEOUT, "{:?}", started.elapsed());
 }
@@ -259,7 +264,7 @@ async fn slow_answer_is_still_healthy_and_measurably_slow() {
     let server = serve(None, false).await;
     let mut p = probe(&["--url", &format!("http://{}/slow", server.address)]);
     let started = Instant::now();
-    assert_eq!(p.check().await, Outcome::Healthy);
+    assert_eq!(p.check(deadline()).await, Outcome::Healthy);
     // The runner turns this into degraded with --degraded-latency below 300 ms.
     assert!(started.elapsed() >= Duration::from_millis(300));
 }
@@ -276,7 +281,7 @@ async fn connect_to_keeps_the_host_name() {
         "--expect-body",
         &format!("^host=anycast.example:{}$", server.address.port()),
     ]);
-    assert_eq!(p.check().await, Outcome::Healthy);
+    assert_eq!(p.check(deadline()).await, Outcome::Healthy);
     let mapping = format!("anycast.example:{}:127.0.0.1", server.address.port());
     assert_eq!(
         probe(&[
@@ -287,7 +292,7 @@ async fn connect_to_keeps_the_host_name() {
             "--expect-body",
             "anycast"
         ])
-        .check()
+        .check(deadline())
         .await,
         Outcome::Healthy
     );
@@ -312,7 +317,7 @@ async fn ipv6_literal_url_and_methods() {
             "--expect-body",
             "method=POST"
         ])
-        .check()
+        .check(deadline())
         .await,
         Outcome::Healthy
     );
@@ -324,7 +329,7 @@ async fn connection_reuse_versus_fresh_connection() {
     let url = format!("http://{}/", server.address);
     let mut pooled = probe(&["--url", &url]);
     for _ in 0..3 {
-        assert_eq!(pooled.check().await, Outcome::Healthy);
+        assert_eq!(pooled.check(deadline()).await, Outcome::Healthy);
     }
     assert_eq!(
         server.connections.load(Ordering::SeqCst),
@@ -333,7 +338,7 @@ async fn connection_reuse_versus_fresh_connection() {
     );
     let mut fresh = probe(&["--url", &url, "--fresh-connection"]);
     for _ in 0..3 {
-        assert_eq!(fresh.check().await, Outcome::Healthy);
+        assert_eq!(fresh.check(deadline()).await, Outcome::Healthy);
     }
     assert_eq!(
         server.connections.load(Ordering::SeqCst),
@@ -348,7 +353,7 @@ async fn http2_prior_knowledge() {
     let url = format!("http://{}/", server.address);
     assert_eq!(
         probe(&["--url", &url, "--http2-prior-knowledge"])
-            .check()
+            .check(deadline())
             .await,
         Outcome::Healthy
     );
@@ -436,7 +441,7 @@ async fn https_with_alpn_h2_and_a_private_ca() {
         "--cert-expiry-warn",
         "30",
     ]);
-    assert_eq!(p.check().await, Outcome::Healthy);
+    assert_eq!(p.check(deadline()).await, Outcome::Healthy);
     assert_eq!(
         server.versions.lock().unwrap().as_slice(),
         ["HTTP/2.0"],
@@ -451,7 +456,7 @@ async fn https_with_alpn_h2_and_a_private_ca() {
         "127.0.0.1",
         "--http1-only",
     ]);
-    assert_eq!(http1.check().await, Outcome::Healthy);
+    assert_eq!(http1.check(deadline()).await, Outcome::Healthy);
     assert_eq!(server.versions.lock().unwrap().last().unwrap(), "HTTP/1.1");
 }
 
@@ -475,7 +480,7 @@ async fn tls_failures_say_why() {
     };
     let check = |args: Vec<String>| async move {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        probe(&refs).check().await
+        probe(&refs).check(deadline()).await
     };
     let reason = unhealthy_reason(check(run(url(&expired), &["--ca-file", &ca])).await);
     assert!(
@@ -532,7 +537,7 @@ async fn certificate_close_to_expiry_is_degraded() {
         "--cert-expiry-warn",
         "30",
     ])
-    .check()
+    .check(deadline())
     .await;
     match outcome {
         Outcome::Degraded {
@@ -558,7 +563,7 @@ async fn certificate_close_to_expiry_is_degraded() {
             "--cert-expiry-warn",
             "5"
         ])
-        .check()
+        .check(deadline())
         .await,
         Outcome::Healthy
     );
@@ -594,7 +599,7 @@ fn bad_options_are_rejected_with_the_value() {
     }
     let cli = Cli::try_parse_from(["x", "--url", "ftp://x/"]).unwrap();
     assert!(
-        HttpProbe::new(&cli.http, TIMEOUT)
+        HttpProbe::new(&cli.http)
             .unwrap_err()
             .to_string()
             .contains("only http")
@@ -608,7 +613,7 @@ fn bad_options_are_rejected_with_the_value() {
     ])
     .unwrap();
     assert!(
-        HttpProbe::new(&cli.http, TIMEOUT)
+        HttpProbe::new(&cli.http)
             .unwrap_err()
             .to_string()
             .contains("needs a host name")
@@ -635,7 +640,7 @@ async fn tls_reasons_are_sentences() {
         args.extend(extra.iter().map(|s| s.to_string()));
         async move {
             let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            probe(&refs).check().await
+            probe(&refs).check(deadline()).await
         }
     };
     let own = serve_identity(&self_signed(pki.dir.path(), &["localhost"])).await;
@@ -677,7 +682,7 @@ async fn expired_certificate_is_unhealthy_even_with_insecure_and_expiry_warn() {
             "--cert-expiry-warn",
             "14",
         ])
-        .check()
+        .check(deadline())
         .await,
     );
     assert!(
@@ -693,7 +698,7 @@ async fn reset_on_a_reused_connection_is_retried_once_on_a_fresh_one() {
     let url = format!("http://{}/", server.address);
     let mut p = probe(&["--url", &url, "--http1-only"]);
     for check in 1..=4 {
-        assert_eq!(p.check().await, Outcome::Healthy, "check {check}");
+        assert_eq!(p.check(deadline()).await, Outcome::Healthy, "check {check}");
     }
     // Checks 2 and 4 met a reset on the kept connection and were answered on a fresh one.
     assert_eq!(server.resets.load(Ordering::SeqCst), 2);
@@ -707,7 +712,7 @@ async fn reset_on_a_fresh_connection_is_the_verdict() {
     let server = resetting_server(Reset::Always);
     let url = format!("http://{}/", server.address);
     let mut p = probe(&["--url", &url, "--http1-only"]);
-    let reason = unhealthy_reason(p.check().await);
+    let reason = unhealthy_reason(p.check(deadline()).await);
     assert!(
         reason.contains("connection reset") || reason.contains("closed"),
         "{reason}"
@@ -717,6 +722,6 @@ async fn reset_on_a_fresh_connection_is_the_verdict() {
         1,
         "no retry after a failure on a fresh connection"
     );
-    let _ = p.check().await;
+    let _ = p.check(deadline()).await;
     assert_eq!(server.connections.load(Ordering::SeqCst), 2);
 }

@@ -991,11 +991,11 @@ impl PostgresProbe {
 }
 
 impl Probe for PostgresProbe {
-    fn target(&self) -> String {
+    fn describe(&self) -> String {
         self.target.clone()
     }
 
-    async fn check(&mut self) -> Outcome {
+    async fn check(&mut self, _deadline: tokio::time::Instant) -> Outcome {
         if self.in_flight {
             // The previous check was cancelled mid-way: its connection is in an unknown state.
             if let Some(session) = self.session.take() {
@@ -1099,10 +1099,10 @@ mod tests {
         let opts = options(&["--dsn", "postgresql://app:s3cret@db/app"]);
         assert!(!format!("{opts:?}").contains("s3cret"));
         let probe = PostgresProbe::with_env(&opts, Duration::from_secs(1), &no_env).unwrap();
-        assert!(!probe.target().contains("s3cret"));
+        assert!(!probe.describe().contains("s3cret"));
         assert!(!format!("{probe:?}").contains("s3cret"));
         assert_eq!(
-            probe.target(),
+            probe.describe(),
             "postgres db:5432 user=app dbname=app sslmode=prefer"
         );
     }
@@ -1127,7 +1127,7 @@ mod tests {
         };
         let probe = PostgresProbe::with_env(&options(&[]), Duration::from_secs(3), &env).unwrap();
         assert_eq!(
-            probe.target(),
+            probe.describe(),
             "postgres /run/pg/.s.PGSQL.5433,db2:5433 user=envuser dbname=envdb sslmode=require"
         );
         assert_eq!(probe.config.get_application_name(), Some("checker"));
@@ -1148,7 +1148,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            probe.target(),
+            probe.describe(),
             "postgres [::1]:7 user=u dbname=db sslmode=disable"
         );
         assert_eq!(probe.config.get_application_name(), Some("mine"));
@@ -1174,9 +1174,9 @@ mod tests {
             Some(&Duration::from_secs(3))
         );
         assert!(
-            probe.target().ends_with("sslmode=require role=primary"),
+            probe.describe().ends_with("sslmode=require role=primary"),
             "{}",
-            probe.target()
+            probe.describe()
         );
     }
 

@@ -34,7 +34,7 @@ async fn primary_replica_failover() {
         "--require-writable",
     ]);
     assert_eq!(
-        on_primary.target(),
+        on_primary.describe(),
         format!(
             "postgres 127.0.0.1:{} user=postgres dbname=postgres sslmode=disable role=primary",
             primary.port

@@ -127,7 +127,6 @@ pub struct RedisProbe {
     info: RedisConnectionInfo,
     tls: Option<tokio_rustls::TlsConnector>,
     connection: Option<MultiplexedConnection>,
-    deadline: Duration,
 }
 
 impl std::fmt::Debug for RedisProbe {
@@ -140,7 +139,7 @@ impl std::fmt::Debug for RedisProbe {
 
 impl RedisProbe {
     /// Build the probe (no connection yet); `timeout` is the check deadline.
-    pub fn new(options: &RedisOptions, timeout: Duration) -> Result<Self> {
+    pub fn new(options: &RedisOptions) -> Result<Self> {
         if let (Some(soft), Some(hard)) = (options.degraded_lag_bytes, options.max_lag_bytes)
             && soft >= hard
         {
@@ -194,7 +193,6 @@ impl RedisProbe {
             info,
             tls,
             connection: None,
-            deadline: timeout.mul_f64(0.95),
         })
     }
 
@@ -550,12 +548,11 @@ fn describe(error: &RedisError) -> String {
 
 impl Probe for RedisProbe {
     /// The URL without its credentials (shown by the shared redaction rule in any case).
-    fn target(&self) -> String {
+    fn describe(&self) -> String {
         exaprobe_core::redact::for_display(&self.options.url.to_string())
     }
 
-    async fn check(&mut self) -> Outcome {
-        let deadline = Instant::now() + self.deadline;
+    async fn check(&mut self, deadline: Instant) -> Outcome {
         let kept = self
             .connection
             .take()

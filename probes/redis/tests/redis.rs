@@ -14,6 +14,11 @@ use nix::sys::signal::Signal;
 
 const TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The deadline a check started now gets under TIMEOUT (the runner gives the same).
+fn deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + TIMEOUT.mul_f64(0.95)
+}
+
 fn probe(args: &[String]) -> RedisProbe {
     #[derive(Parser)]
     struct Cli {
@@ -22,13 +27,13 @@ fn probe(args: &[String]) -> RedisProbe {
     }
     let argv = std::iter::once("exaprobe-redis".to_string()).chain(args.iter().cloned());
     let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{e}"));
-    RedisProbe::new(&cli.redis, TIMEOUT).unwrap()
+    RedisProbe::new(&cli.redis).unwrap()
 }
 
 async fn check(url: &str, args: &[&str]) -> Outcome {
     let mut all = vec!["--url".to_string(), url.to_string()];
     all.extend(args.iter().map(|a| a.to_string()));
-    probe(&all).check().await
+    probe(&all).check(deadline()).await
 }
 
 fn reason(outcome: Outcome) -> String {
@@ -102,7 +107,7 @@ async fn master_replica_roles_link_lag_and_promotion() {
         "replica".into(),
     ]);
     let why = loop {
-        match replica_probe.check().await {
+        match replica_probe.check(deadline()).await {
             Outcome::Unhealthy { reason } => break reason,
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
@@ -173,7 +178,7 @@ async fn passwords_and_acl_users() {
         "--url".into(),
         format!("redis://probe:pw2@127.0.0.1:{}", server.port),
     ])
-    .target();
+    .describe();
     assert!(!target.contains("pw2"), "{target}");
 }
 
@@ -181,13 +186,13 @@ async fn passwords_and_acl_users() {
 async fn frozen_server_times_out_then_recovers() {
     let Some(server) = start(&[]) else { return };
     let mut p = probe(&["--url".into(), url(server.port)]);
-    assert_eq!(p.check().await, Outcome::Healthy);
+    assert_eq!(p.check(deadline()).await, Outcome::Healthy);
     server.child.signal(Signal::SIGSTOP);
     let started = Instant::now();
-    assert_eq!(reason(p.check().await), "timeout waiting for PING");
+    assert_eq!(reason(p.check(deadline()).await), "timeout waiting for PING");
     assert!(started.elapsed() < TIMEOUT);
     server.child.signal(Signal::SIGCONT);
-    assert_eq!(p.check().await, Outcome::Healthy);
+    assert_eq!(p.check(deadline()).await, Outcome::Healthy);
 }
 
 #[tokio::test]
@@ -375,7 +380,7 @@ async fn busy_script_is_reported() {
     let script = std::thread::spawn(move || cli(port, &["EVAL", "while true do end", "0"]));
     let mut p = probe(&["--url".into(), url(port), "--fresh-connection".into()]);
     let why = loop {
-        match p.check().await {
+        match p.check(deadline()).await {
             Outcome::Unhealthy { reason } if reason.contains("BUSY") => break reason,
             Outcome::Healthy => tokio::time::sleep(Duration::from_millis(20)).await,
             other => panic!("unexpected {other:?}"),
@@ -384,7 +389,7 @@ async fn busy_script_is_reported() {
     assert_eq!(why, "Redis is busy running a script (BUSY)");
     cli(port, &["SCRIPT", "KILL"]);
     script.join().unwrap();
-    assert_eq!(p.check().await, Outcome::Healthy);
+    assert_eq!(p.check(deadline()).await, Outcome::Healthy);
 }
 
 #[tokio::test]
@@ -395,7 +400,7 @@ async fn connection_closed_by_the_server_idle_timeout_is_replaced_within_the_che
     };
     let mut p = probe(&["--url".to_string(), url(server.port)]);
     for round in 1..=3 {
-        assert_eq!(p.check().await, Outcome::Healthy, "round {round}");
+        assert_eq!(p.check(deadline()).await, Outcome::Healthy, "round {round}");
         // The server closes the probe's idle connection: only the asking redis-cli remains.
         wait_for(
             "the server to close the idle connection",
@@ -404,7 +409,7 @@ async fn connection_closed_by_the_server_idle_timeout_is_replaced_within_the_che
         );
         let before = connections_received(server.port);
         assert_eq!(
-            p.check().await,
+            p.check(deadline()).await,
             Outcome::Healthy,
             "round {round}, kept connection closed"
         );
@@ -423,7 +428,7 @@ async fn failure_on_a_fresh_connection_is_not_retried() {
     // A TCP server that resets every connection as soon as a command arrives.
     let server = resetting_server(Reset::Always);
     let mut p = probe(&["--url".to_string(), format!("redis://{}", server.address)]);
-    let _ = reason(p.check().await);
+    let _ = reason(p.check(deadline()).await);
     assert_eq!(
         server.connections.load(std::sync::atomic::Ordering::SeqCst),
         1,

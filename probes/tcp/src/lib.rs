@@ -4,7 +4,6 @@
 //! inside the runner's, so a timeout says where it happened.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use exaprobe_core::address::{HostPort, Syntax, parse_host_port};
@@ -123,12 +122,11 @@ pub struct TcpProbe {
     expect: Option<regex::bytes::Regex>,
     max_read_bytes: usize,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
-    deadline: Duration,
 }
 
 impl TcpProbe {
     /// Build the probe; `timeout` is the check deadline (the probe's own sits just inside it).
-    pub fn new(options: &TcpOptions, timeout: Duration) -> Result<Self> {
+    pub fn new(options: &TcpOptions) -> Result<Self> {
         let host = options.address.host_string();
         let tls = if options.tls {
             if options.insecure {
@@ -170,7 +168,6 @@ impl TcpProbe {
             expect: options.expect.clone(),
             max_read_bytes: options.max_read_bytes,
             tls,
-            deadline: timeout.mul_f64(0.95),
         })
     }
 
@@ -251,7 +248,7 @@ impl TcpProbe {
 }
 
 impl Probe for TcpProbe {
-    fn target(&self) -> String {
+    fn describe(&self) -> String {
         let tls = if self.tls.is_some() {
             "tls://"
         } else {
@@ -260,8 +257,7 @@ impl Probe for TcpProbe {
         exaprobe_core::redact::for_display(&format!("{tls}{}", self.address))
     }
 
-    async fn check(&mut self) -> Outcome {
-        let deadline = Instant::now() + self.deadline;
+    async fn check(&mut self, deadline: Instant) -> Outcome {
         let stream = match self.connect(deadline).await {
             Ok(stream) => stream,
             Err(reason) => return Outcome::unhealthy(reason),
@@ -299,7 +295,7 @@ fn tracing_warn_insecure(address: &str) {
 impl std::fmt::Debug for TcpProbe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpProbe")
-            .field("target", &self.target())
+            .field("target", &self.describe())
             .finish_non_exhaustive()
     }
 }

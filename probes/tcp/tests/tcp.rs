@@ -13,6 +13,11 @@ use tokio::net::TcpListener;
 
 const TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The deadline a check started now gets under TIMEOUT (the runner gives the same).
+fn deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + TIMEOUT.mul_f64(0.95)
+}
+
 fn probe(args: &[&str]) -> TcpProbe {
     #[derive(Parser)]
     struct Cli {
@@ -22,7 +27,7 @@ fn probe(args: &[&str]) -> TcpProbe {
     let mut argv = vec!["exaprobe-tcp"];
     argv.extend_from_slice(args);
     let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{e}"));
-    TcpProbe::new(&cli.tcp, TIMEOUT).unwrap()
+    TcpProbe::new(&cli.tcp).unwrap()
 }
 
 fn reason(outcome: Outcome) -> String {
@@ -73,13 +78,13 @@ async fn banner_and_line_protocol() {
     let smtp = server(smtp_banner).await;
     assert_eq!(
         probe(&["--address", &smtp, "--expect", "^220 "])
-            .check()
+            .check(deadline())
             .await,
         Outcome::Healthy
     );
     let why = reason(
         probe(&["--address", &smtp, "--expect", "^554"])
-            .check()
+            .check(deadline())
             .await,
     );
     assert!(
@@ -96,7 +101,7 @@ async fn banner_and_line_protocol() {
             "--expect",
             "^PONG"
         ])
-        .check()
+        .check(deadline())
         .await,
         Outcome::Healthy
     );
@@ -109,14 +114,14 @@ async fn banner_and_line_protocol() {
             "--expect",
             "^PONG",
         ])
-        .check()
+        .check(deadline())
         .await,
     );
     assert!(why.contains("ERR"), "{why}");
     // Connect only.
-    assert_eq!(probe(&["--address", &pong]).check().await, Outcome::Healthy);
+    assert_eq!(probe(&["--address", &pong]).check(deadline()).await, Outcome::Healthy);
     assert_eq!(
-        probe(&["--address", &pong]).target(),
+        probe(&["--address", &pong]).describe(),
         format!("tcp://{pong}")
     );
 }
@@ -131,7 +136,7 @@ async fn silent_listener_closed_port_and_early_close() {
     let started = Instant::now();
     let why = reason(
         probe(&["--address", &silent, "--expect", "^220"])
-            .check()
+            .check(deadline())
             .await,
     );
     assert_eq!(
@@ -141,7 +146,7 @@ async fn silent_listener_closed_port_and_early_close() {
     assert!(started.elapsed() < TIMEOUT);
     let closed = format!("127.0.0.1:{}", exaprobe_testkit::free_port());
     assert_eq!(
-        reason(probe(&["--address", &closed]).check().await),
+        reason(probe(&["--address", &closed]).check(deadline()).await),
         format!("connect {closed}: connection refused")
     );
     let early = server(|mut stream| async move {
@@ -150,7 +155,7 @@ async fn silent_listener_closed_port_and_early_close() {
     .await;
     let why = reason(
         probe(&["--address", &early, "--expect", "^220"])
-            .check()
+            .check(deadline())
             .await,
     );
     assert_eq!(
@@ -170,7 +175,7 @@ async fn names_and_ipv6() {
             "--expect",
             "^220"
         ])
-        .check()
+        .check(deadline())
         .await,
         Outcome::Healthy
     );
@@ -183,7 +188,7 @@ async fn names_and_ipv6() {
         });
         assert_eq!(
             probe(&["--address", &address.to_string(), "--expect", "^220"])
-                .check()
+                .check(deadline())
                 .await,
             Outcome::Healthy
         );
@@ -251,8 +256,8 @@ async fn tls_handshake_verification() {
         "--expect",
         r"^\* OK",
     ];
-    assert_eq!(probe(&good).check().await, Outcome::Healthy);
-    assert_eq!(probe(&good).target(), format!("tls://{address}"));
+    assert_eq!(probe(&good).check(deadline()).await, Outcome::Healthy);
+    assert_eq!(probe(&good).describe(), format!("tls://{address}"));
     let why = reason(
         probe(&[
             "--address",
@@ -263,7 +268,7 @@ async fn tls_handshake_verification() {
             "--ca-file",
             &ca_arg,
         ])
-        .check()
+        .check(deadline())
         .await,
     );
     assert_eq!(
@@ -281,7 +286,7 @@ async fn tls_handshake_verification() {
             "--ca-file",
             &other_arg,
         ])
-        .check()
+        .check(deadline())
         .await,
     );
     assert_eq!(
@@ -297,7 +302,7 @@ async fn tls_handshake_verification() {
             "--tls-server-name",
             "x.example"
         ])
-        .check()
+        .check(deadline())
         .await,
         Outcome::Healthy
     );
@@ -312,7 +317,7 @@ async fn tls_handshake_verification() {
             "--tls-server-name",
             "x.example",
         ])
-        .check()
+        .check(deadline())
         .await,
     );
     assert_eq!(
@@ -353,7 +358,7 @@ async fn tls_reasons_for_hostile_certificates() {
                 &ca,
             ];
             args.extend_from_slice(extra);
-            reason(probe(&args).check().await)
+            reason(probe(&args).check(deadline()).await)
         }
     };
     let own = tls_server(&self_signed(pki.dir.path(), &["svc.example"])).await;
@@ -375,7 +380,7 @@ async fn tls_reasons_for_hostile_certificates() {
     // --insecure skips the chain and the name, never the validity period.
     let mut args = vec!["--address", &expired, "--tls", "--insecure"];
     args.extend(["--tls-server-name", "svc.example"]);
-    let insecure = reason(probe(&args).check().await);
+    let insecure = reason(probe(&args).check(deadline()).await);
     assert!(
         insecure.starts_with("TLS handshake failed: certificate has expired on 20"),
         "{insecure}"

@@ -41,12 +41,12 @@ pub fn password_file(dir: &Path, name: &str, password: &str) -> PathBuf {
 
 /// One check under the runner's deadline.
 pub async fn check(probe: &mut PostgresProbe) -> Outcome {
-    tokio::time::timeout(CHECK_TIMEOUT, probe.check())
+    tokio::time::timeout(CHECK_TIMEOUT, probe.check(tokio::time::Instant::now() + CHECK_TIMEOUT))
         .await
         .unwrap_or_else(|_| {
             panic!(
                 "{} check did not finish within {CHECK_TIMEOUT:?}",
-                probe.target()
+                probe.describe()
             )
         })
 }
@@ -67,7 +67,7 @@ pub async fn check_until(
         assert!(
             tokio::time::Instant::now() < deadline,
             "{}: still {outcome:?} after {limit:?}",
-            probe.target()
+            probe.describe()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
