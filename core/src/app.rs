@@ -6,20 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Args, FromArgMatches};
 
+use crate::exit::Exit;
 use crate::loader::{LoadError, load_with, one_line};
 use crate::options::{Binary, Cli, CommonOptions};
 use crate::probe::Probe;
 use crate::render::Target;
 use crate::settings::{ModeFlags, Settings};
-
-/// sysexits EX_USAGE: bad command line.
-pub const EX_USAGE: u8 = 64;
-/// sysexits EX_SOFTWARE: internal error (cannot start the runtime or signal handlers).
-pub const EX_SOFTWARE: u8 = 70;
-/// sysexits EX_CONFIG: bad value in the environment, the config file, or between options.
-pub const EX_CONFIG: u8 = 78;
-/// Nagios UNKNOWN, for `--once` when the probe cannot even be set up.
-pub const NAGIOS_UNKNOWN: u8 = 3;
 
 /// Run a probe binary: `build` makes the probe from its check options `T` and the common ones.
 ///
@@ -32,7 +24,12 @@ pub const NAGIOS_UNKNOWN: u8 = 3;
 /// #     async fn check(&mut self, _deadline: tokio::time::Instant) -> exaprobe_core::Outcome { exaprobe_core::Outcome::Healthy }
 /// # }
 /// fn main() -> std::process::ExitCode {
-///     let binary = Binary { name: "exaprobe-mine", about: "Announce while mine is healthy" };
+///     let binary = Binary {
+///         name: "exaprobe-mine",
+///         about: "Announce while mine is healthy",
+///         example: "--mine 127.0.0.1",
+///         environment: &[],
+///     };
 ///     exaprobe_core::main(binary, |_mine: &MyOptions, _common: &CommonOptions| Ok(MyProbe))
 /// }
 /// ```
@@ -45,7 +42,7 @@ where
     let argv: Vec<OsString> = std::env::args_os().collect();
     let command = binary.command::<T>();
     if let Some(code) =
-        crate::docs::generate_if_asked(&crate::loader::with_env(command.clone()), &argv)
+        crate::docs::generate_if_asked(&binary, &crate::loader::with_env(command.clone()), &argv)
     {
         return code;
     }
@@ -72,7 +69,7 @@ where
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("{binary}: cannot start the runtime: {error}");
-            return ExitCode::from(EX_SOFTWARE);
+            return Exit::Software.into();
         }
     };
     let span = tracing::info_span!("exaprobe", probe = %settings.name);
@@ -122,13 +119,13 @@ fn report_load_error(binary: &str, error: LoadError) -> ExitCode {
     } else {
         eprintln!("{binary}: {}", error.message());
     }
-    ExitCode::from(error.exit_code())
+    error.exit().into()
 }
 
 /// Print a cross-option or probe set-up error as one line; exit 78 (3 with `--once`).
 fn config_error(binary: &str, message: &str, once: bool) -> ExitCode {
     eprintln!("{binary}: configuration error: {}", one_line(message));
-    ExitCode::from(if once { NAGIOS_UNKNOWN } else { EX_CONFIG })
+    ExitCode::from(if once { Exit::Unknown } else { Exit::Config })
 }
 
 fn check_config<P: Probe>(probe: &P, settings: &Settings) -> ExitCode {
@@ -169,5 +166,5 @@ fn check_config<P: Probe>(probe: &P, settings: &Settings) -> ExitCode {
             print_line(&format!("{label:<8} {line}"));
         }
     }
-    ExitCode::SUCCESS
+    Exit::Ok.into()
 }

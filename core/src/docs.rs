@@ -10,31 +10,38 @@ use std::process::ExitCode;
 use clap::Command;
 use clap_complete::Shell;
 
+use crate::exit::Exit;
+use crate::options::Binary;
+
 /// Hidden first argument: write `<binary>.1` into the directory that follows.
 pub const GENERATE_MAN: &str = "--generate-man";
 /// Hidden first argument: write bash, zsh and fish completions into the directory that follows.
 pub const GENERATE_COMPLETIONS: &str = "--generate-completions";
 
 /// When `argv` asks for generated documentation, write it and return the exit code.
-pub fn generate_if_asked(command: &Command, argv: &[OsString]) -> Option<ExitCode> {
+pub fn generate_if_asked(
+    binary: &Binary,
+    command: &Command,
+    argv: &[OsString],
+) -> Option<ExitCode> {
     let flag = argv.get(1)?.to_str()?;
     if flag != GENERATE_MAN && flag != GENERATE_COMPLETIONS {
         return None;
     }
     let Some(dir) = argv.get(2).map(Path::new) else {
         eprintln!("{flag} needs a directory");
-        return Some(ExitCode::from(crate::app::EX_USAGE));
+        return Some(Exit::Usage.into());
     };
     let result = if flag == GENERATE_MAN {
-        write_man(command, dir)
+        write_man(binary, command, dir)
     } else {
         write_completions(command, dir)
     };
     Some(match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Exit::Ok.into(),
         Err(error) => {
             eprintln!("{flag} {}: {error}", dir.display());
-            ExitCode::from(crate::app::EX_SOFTWARE)
+            Exit::Software.into()
         }
     })
 }
@@ -49,12 +56,12 @@ fn write_completions(command: &Command, dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn write_man(command: &Command, dir: &Path) -> std::io::Result<()> {
+fn write_man(binary: &Binary, command: &Command, dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let name = command.get_name().to_string();
     let mut page = Vec::new();
     clap_mangen::Man::new(command.clone()).render(&mut page)?;
-    page.write_all(extra_sections(command).as_bytes())?;
+    page.write_all(extra_sections(binary, command).as_bytes())?;
     std::fs::write(dir.join(format!("{name}.1")), page)
 }
 
@@ -68,7 +75,7 @@ fn roff(text: &str) -> String {
     }
 }
 
-fn extra_sections(command: &Command) -> String {
+fn extra_sections(binary: &Binary, command: &Command) -> String {
     let name = command.get_name();
     let mut out = String::from(".SH ENVIRONMENT\n");
     out.push_str("Every option can also be set in the environment; the command line wins over it, and it wins over the \\fB\\-\\-config\\fR file.\n");
@@ -82,45 +89,26 @@ fn extra_sections(command: &Command) -> String {
         }
     }
     out.push_str(".TP\n\\fBEXAPROBE_LOG\\fR\na tracing filter (e.g. debug) overriding \\fB\\-v\\fR and \\fB\\-q\\fR\n");
-    let specific: &[(&str, &str)] = match name {
-        "exaprobe-postgres" => &[
-            (
-                "PGHOST, PGPORT, PGUSER, PGDATABASE, PGSSLMODE, PGCONNECT_TIMEOUT, PGAPPNAME",
-                "fill what \\-\\-dsn leaves unset, as in libpq",
-            ),
-            (
-                "PGPASSWORD, PGPASSFILE",
-                "the password, when no \\-\\-password\\-file is given",
-            ),
-        ],
-        "exaprobe-redis" => &[(
-            "REDISCLI_AUTH",
-            "the password, when no \\-\\-password\\-file is given",
-        )],
-        _ => &[],
-    };
-    for (variable, meaning) in specific {
-        out.push_str(&format!(".TP\n\\fB{variable}\\fR\n{meaning}\n"));
+    for (variable, meaning) in binary.environment {
+        out.push_str(&format!(
+            ".TP\n\\fB{}\\fR\n{}\n",
+            roff(variable),
+            roff(meaning)
+        ));
     }
     out.push_str(&format!(
         ".SH FILES\n.TP\n\\fI/etc/exaprobe/{name}.toml\\fR\nexample configuration (\\fB\\-\\-config\\fR): keys are the long option names, e.g. up\\-metric = 100\n\
          .TP\n\\fI/usr/share/doc/{name}/exabgp.conf\\fR\nexample ExaBGP process block\n"
     ));
-    out.push_str(
-        ".SH \"EXIT STATUS\"\n.TP\n0\nnormal end (signal, ExaBGP gone); \\-\\-once: OK\n.TP\n1\n\\-\\-once: WARNING (degraded or disabled)\n\
-         .TP\n2\n\\-\\-once: CRITICAL (unhealthy)\n.TP\n3\n\\-\\-once: UNKNOWN (the probe could not be set up)\n.TP\n64\nusage error\n\
-         .TP\n70\ninternal error\n.TP\n78\nconfiguration error\n",
-    );
-    let check = match name {
-        "exaprobe-http" => "\\-\\-url http://127.0.0.1/health",
-        "exaprobe-tcp" => "\\-\\-address 127.0.0.1:25 \\-\\-expect '^220 '",
-        "exaprobe-dns" => "\\-\\-server 127.0.0.1 \\-\\-query example.com \\-\\-type SOA",
-        "exaprobe-postgres" => {
-            "\\-\\-dsn 'host=/var/run/postgresql dbname=postgres' \\-\\-role primary"
-        }
-        "exaprobe-redis" => "\\-\\-url redis://127.0.0.1:6379 \\-\\-role master",
-        _ => "\\-\\- /usr/bin/systemctl is\\-active \\-\\-quiet nginx",
-    };
+    out.push_str(".SH \"EXIT STATUS\"\n");
+    for exit in Exit::ALL {
+        out.push_str(&format!(
+            ".TP\n{}\n{}\n",
+            exit.code(),
+            roff(&exit.meaning().replace('`', ""))
+        ));
+    }
+    let check = roff(binary.example);
     out.push_str(&format!(
         ".SH EXAMPLES\nIn exabgp.conf (the run line on one line):\n.PP\n.nf\nprocess service {{\n    run /usr/bin/{name} \\-\\-prefix 192.0.2.10/32 \\-\\-next\\-hop 198.51.100.1 {check};\n    encoder text;\n}}\n.fi\n\
          .PP\nOnce, as a monitoring plugin:\n.PP\n.nf\n{name} \\-\\-once {check}\n.fi\n\

@@ -34,6 +34,7 @@ pub mod docs;
 pub mod duration;
 pub mod escape;
 pub mod exabgp;
+mod exit;
 pub mod files;
 pub mod health;
 pub mod hooks;

@@ -18,6 +18,8 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, Command, FromArgMatches};
 
+use crate::exit::Exit;
+
 /// Keys that make no sense in a config file.
 const COMMAND_LINE_ONLY: &[&str] = &[
     "config",
@@ -87,12 +89,13 @@ impl LoadError {
         }
     }
 
-    /// The exit code: 0 for `--help`/`--version`, 64 for the command line, 78 otherwise.
-    pub fn exit_code(&self) -> u8 {
+    /// How the binary ends: OK for `--help`/`--version`, usage for the command line, config
+    /// otherwise.
+    pub(crate) fn exit(&self) -> Exit {
         match self {
-            LoadError::Display(error) if !error.use_stderr() => 0,
-            LoadError::Display(_) | LoadError::Usage(_) => crate::app::EX_USAGE,
-            LoadError::Config(_) => crate::app::EX_CONFIG,
+            LoadError::Display(error) if !error.use_stderr() => Exit::Ok,
+            LoadError::Display(_) | LoadError::Usage(_) => Exit::Usage,
+            LoadError::Config(_) => Exit::Config,
         }
     }
 }
@@ -994,7 +997,7 @@ mod tests {
         for (env, args, message, code) in cases {
             let error = load_env(env, args).unwrap_err();
             assert_eq!(
-                (error.message().as_str(), error.exit_code()),
+                (error.message().as_str(), error.exit().code()),
                 (*message, *code),
                 "{env:?} {args:?}"
             );
@@ -1057,7 +1060,7 @@ mod tests {
         let Err(error) = load::<Options>(&argv) else {
             panic!("expected a usage error");
         };
-        assert_eq!(error.exit_code(), crate::app::EX_USAGE);
+        assert_eq!(error.exit(), Exit::Usage);
         let shown = error.message();
         assert!(shown.contains("redis://:***@h:x"), "{shown}");
         assert!(

@@ -359,6 +359,12 @@ pub struct Binary {
     pub name: &'static str,
     /// One line saying what it announces and when.
     pub about: &'static str,
+    /// The probe's own options in the man page's examples (`--url http://127.0.0.1/health`), so
+    /// every page shows a check that makes sense for its kind.
+    pub example: &'static str,
+    /// Environment variables the probe reads besides its `EXAPROBE_*` options (libpq's
+    /// `PGHOST`...), with what each does, for the man page's ENVIRONMENT section.
+    pub environment: &'static [(&'static str, &'static str)],
 }
 
 impl Binary {

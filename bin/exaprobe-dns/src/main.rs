@@ -8,6 +8,8 @@ fn main() -> ExitCode {
     let binary = Binary {
         name: "exaprobe-dns",
         about: "Announce anycast prefixes to ExaBGP while a DNS server answers as expected",
+        example: "--server 127.0.0.1 --query example.com --type SOA",
+        environment: &[],
     };
     exaprobe_core::main(binary, |dns: &DnsOptions, _common: &CommonOptions| {
         DnsProbe::new(dns)

@@ -8,6 +8,8 @@ fn main() -> ExitCode {
     let binary = Binary {
         name: "exaprobe-exec",
         about: "Announce anycast prefixes to ExaBGP while a program exits 0 (a drop-in for `exabgp healthcheck --cmd`)",
+        example: "-- /usr/bin/systemctl is-active --quiet nginx",
+        environment: &[],
     };
     exaprobe_core::main(binary, |exec: &ExecOptions, _common: &CommonOptions| {
         ExecProbe::new(exec)

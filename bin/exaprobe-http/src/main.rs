@@ -8,6 +8,8 @@ fn main() -> ExitCode {
     let binary = Binary {
         name: "exaprobe-http",
         about: "Announce anycast prefixes to ExaBGP while an HTTP(S) endpoint answers as expected",
+        example: "--url http://127.0.0.1/health",
+        environment: &[],
     };
     exaprobe_core::main(binary, |http: &HttpOptions, _common: &CommonOptions| {
         HttpProbe::new(http)

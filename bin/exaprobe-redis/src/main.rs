@@ -8,6 +8,11 @@ fn main() -> ExitCode {
     let binary = Binary {
         name: "exaprobe-redis",
         about: "Announce anycast prefixes to ExaBGP while a Redis node is healthy (role, replica link, Sentinel)",
+        example: "--url redis://127.0.0.1:6379 --role master",
+        environment: &[(
+            "REDISCLI_AUTH",
+            "the password, when no --password-file is given",
+        )],
     };
     exaprobe_core::main(binary, |redis: &RedisOptions, _common: &CommonOptions| {
         RedisProbe::new(redis)

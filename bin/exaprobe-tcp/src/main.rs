@@ -8,6 +8,8 @@ fn main() -> ExitCode {
     let binary = Binary {
         name: "exaprobe-tcp",
         about: "Announce anycast prefixes to ExaBGP while a TCP service accepts connections (and answers as expected)",
+        example: "--address 127.0.0.1:25 --expect '^220 '",
+        environment: &[],
     };
     exaprobe_core::main(binary, |tcp: &TcpOptions, _common: &CommonOptions| {
         TcpProbe::new(tcp)

@@ -64,7 +64,7 @@ pub(super) async fn detect(
             }
             written = &mut write => match written {
                 Ok(Ok(())) => break,
-                Ok(Err(_)) => return Detection::Exit(ExitCode::SUCCESS),
+                Ok(Err(_)) => return Detection::Exit(crate::exit::Exit::Ok.into()),
                 Err(_) => {
                     return Detection::Fallback { why: "ExaBGP did not read the version query", owed: 0 };
                 }
@@ -92,7 +92,7 @@ pub(super) async fn detect(
                 }
                 Some(PipeEvent::ErrorDetail(_)) => {}
                 Some(PipeEvent::Shutdown | PipeEvent::Eof) | None => {
-                    return Detection::Exit(ExitCode::SUCCESS);
+                    return Detection::Exit(crate::exit::Exit::Ok.into());
                 }
             },
             _ = sleep_until(deadline) => {
@@ -114,5 +114,5 @@ fn stopping(signal: Signal) -> Detection {
         signal = signal.name(),
         "stopping before anything was announced"
     );
-    Detection::Exit(ExitCode::SUCCESS)
+    Detection::Exit(crate::exit::Exit::Ok.into())
 }

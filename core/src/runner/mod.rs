@@ -69,7 +69,7 @@ pub async fn run<P: Probe + Send + 'static>(
         Ok(signals) => signals,
         Err(error) => {
             tracing::error!(%error, "cannot install signal handlers");
-            return ExitCode::from(crate::app::EX_SOFTWARE);
+            return crate::exit::Exit::Software.into();
         }
     };
     let io = RunIo {
@@ -138,7 +138,7 @@ pub(crate) async fn run_with<P: Probe + Send + 'static>(
             Some(signal) = signals.recv() => match signal {
                 Signal::Terminate | Signal::Interrupt if terminating => {
                     tracing::info!(signal = signal.name(), "second signal: exiting now");
-                    return ExitCode::SUCCESS;
+                    return crate::exit::Exit::Ok.into();
                 }
                 Signal::Terminate | Signal::Interrupt => {
                     tracing::info!(signal = signal.name(), "stopping");
@@ -161,7 +161,7 @@ pub(crate) async fn run_with<P: Probe + Send + 'static>(
                     Finish::PipeEnded(PipeEnd::Broken) => tracing::debug!("stdout closed; exiting"),
                     Finish::Terminated => {}
                 }
-                return ExitCode::SUCCESS;
+                return crate::exit::Exit::Ok.into();
             }
             never = &mut checking, if !terminating => match never {},
         }

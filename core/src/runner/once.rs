@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use crate::exit::Exit;
 use crate::probe::{Outcome, Probe};
 use crate::runner::checker::{millis, timed_check};
 use crate::settings::Settings;
@@ -14,26 +15,28 @@ pub async fn once<P: Probe>(mut probe: P, settings: &Settings) -> ExitCode {
             "{label} WARNING - disabled: maintenance file {} exists",
             file.display()
         ));
-        return ExitCode::from(1);
+        return Exit::Warning.into();
     }
     let (outcome, elapsed) = timed_check(&mut probe, &settings.timing).await;
     let perf = format!("| time={:.3}s", elapsed.as_secs_f64());
     let target = probe.describe();
     let (code, line) = match &outcome {
         Outcome::Healthy => (
-            0,
+            Exit::Ok,
             format!(
                 "{label} OK - {target}: healthy in {} {perf}",
                 millis(elapsed)
             ),
         ),
-        Outcome::Degraded { reason, .. } => {
-            (1, format!("{label} WARNING - {target}: {reason} {perf}"))
-        }
-        Outcome::Unhealthy { reason } => {
-            (2, format!("{label} CRITICAL - {target}: {reason} {perf}"))
-        }
+        Outcome::Degraded { reason, .. } => (
+            Exit::Warning,
+            format!("{label} WARNING - {target}: {reason} {perf}"),
+        ),
+        Outcome::Unhealthy { reason } => (
+            Exit::Critical,
+            format!("{label} CRITICAL - {target}: {reason} {perf}"),
+        ),
     };
     crate::output::print_line(&line);
-    ExitCode::from(code)
+    code.into()
 }

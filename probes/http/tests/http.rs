@@ -155,7 +155,11 @@ async fn healthy_status_body_and_headers() {
 async fn status_body_and_header_failures_name_what_failed() {
     let server = serve(None, false).await;
     let base = format!("http://{}", server.address);
-    let reason = unhealthy_reason(probe(&["--url", &format!("{base}/503")]).check(deadline()).await);
+    let reason = unhealthy_reason(
+        probe(&["--url", &format!("{base}/503")])
+            .check(deadline())
+            .await,
+    );
     assert_eq!(reason, "status 503, expected 200-299");
     assert_eq!(
         probe(&[

@@ -36,13 +36,21 @@ async fn frozen_server_times_out_then_recovers() {
     // The runner applies --timeout by dropping the check; imitate it.
     let deadline = Duration::from_millis(500);
     assert!(
-        tokio::time::timeout(deadline, reused.check(tokio::time::Instant::now() + deadline))
-            .await
-            .is_err(),
+        tokio::time::timeout(
+            deadline,
+            reused.check(tokio::time::Instant::now() + deadline)
+        )
+        .await
+        .is_err(),
         "a query on a frozen server must hang"
     );
     assert!(
-        tokio::time::timeout(deadline, fresh.check(tokio::time::Instant::now() + deadline)).await.is_err(),
+        tokio::time::timeout(
+            deadline,
+            fresh.check(tokio::time::Instant::now() + deadline)
+        )
+        .await
+        .is_err(),
         "a login on a frozen server must hang"
     );
     server.signal_all(Signal::SIGCONT);

@@ -189,7 +189,10 @@ async fn frozen_server_times_out_then_recovers() {
     assert_eq!(p.check(deadline()).await, Outcome::Healthy);
     server.child.signal(Signal::SIGSTOP);
     let started = Instant::now();
-    assert_eq!(reason(p.check(deadline()).await), "timeout waiting for PING");
+    assert_eq!(
+        reason(p.check(deadline()).await),
+        "timeout waiting for PING"
+    );
     assert!(started.elapsed() < TIMEOUT);
     server.child.signal(Signal::SIGCONT);
     assert_eq!(p.check(deadline()).await, Outcome::Healthy);

@@ -119,7 +119,10 @@ async fn banner_and_line_protocol() {
     );
     assert!(why.contains("ERR"), "{why}");
     // Connect only.
-    assert_eq!(probe(&["--address", &pong]).check(deadline()).await, Outcome::Healthy);
+    assert_eq!(
+        probe(&["--address", &pong]).check(deadline()).await,
+        Outcome::Healthy
+    );
     assert_eq!(
         probe(&["--address", &pong]).describe(),
         format!("tcp://{pong}")

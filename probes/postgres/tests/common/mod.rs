@@ -41,14 +41,17 @@ pub fn password_file(dir: &Path, name: &str, password: &str) -> PathBuf {
 
 /// One check under the runner's deadline.
 pub async fn check(probe: &mut PostgresProbe) -> Outcome {
-    tokio::time::timeout(CHECK_TIMEOUT, probe.check(tokio::time::Instant::now() + CHECK_TIMEOUT))
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "{} check did not finish within {CHECK_TIMEOUT:?}",
-                probe.describe()
-            )
-        })
+    tokio::time::timeout(
+        CHECK_TIMEOUT,
+        probe.check(tokio::time::Instant::now() + CHECK_TIMEOUT),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "{} check did not finish within {CHECK_TIMEOUT:?}",
+            probe.describe()
+        )
+    })
 }
 
 /// Check until `accept` holds (state that settles asynchronously, e.g. replication), or panic
