@@ -38,6 +38,7 @@ mod exit;
 pub mod files;
 pub mod health;
 pub mod hooks;
+pub mod kit;
 pub mod loader;
 pub mod logging;
 pub mod options;

@@ -16,6 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
 use anyhow::Result;
+use exaprobe_core::kit::parse::{Level, Limits};
 use exaprobe_core::{Outcome, Probe};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
@@ -65,7 +66,7 @@ pub struct DnsOptions {
     )]
     pub expect_answers: Vec<String>,
     /// At least one answer record must match this regular expression.
-    #[arg(long, value_name = "REGEX", value_parser = parse_regex, help_heading = "DNS check")]
+    #[arg(long, value_name = "REGEX", value_parser = exaprobe_core::kit::parse::regex, help_heading = "DNS check")]
     pub expect_answer_regex: Option<regex::Regex>,
     /// At least this many answer records of the queried type.
     #[arg(long, value_name = "N", help_heading = "DNS check")]
@@ -133,10 +134,6 @@ fn parse_class(text: &str) -> Result<DNSClass, String> {
         "HS" | "HESIOD" => Ok(DNSClass::HS),
         _ => Err(format!("'{text}' is not a DNS class (IN, CH or HS)")),
     }
-}
-
-fn parse_regex(text: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(text).map_err(|error| format!("'{text}' is not a valid regex: {error}"))
 }
 
 /// Response codes by name, as dig prints them.
@@ -215,20 +212,20 @@ pub fn normalise(value: &str) -> String {
 pub struct DnsProbe {
     options: DnsOptions,
     expected: Vec<(String, String)>,
+    serial_lag: Limits<u32>,
 }
 
 impl DnsProbe {
-    /// Build the probe; `timeout` is the check deadline (the probe's own sits just inside it).
+    /// Build the probe, refusing option combinations that could never work.
     pub fn new(options: &DnsOptions) -> Result<Self> {
-        if let (Some(soft), Some(hard)) = (options.degraded_serial_lag, options.max_serial_lag)
-            && soft >= hard
-        {
-            anyhow::bail!("--degraded-serial-lag {soft} must be below --max-serial-lag {hard}");
-        }
-        if options.serial_reference.is_some()
-            && options.max_serial_lag.is_none()
-            && options.degraded_serial_lag.is_none()
-        {
+        let serial_lag = Limits::new(
+            options.degraded_serial_lag,
+            options.max_serial_lag,
+            ("--degraded-serial-lag", "--max-serial-lag"),
+            |lag| lag.to_string(),
+        )
+        .map_err(anyhow::Error::msg)?;
+        if options.serial_reference.is_some() && serial_lag.is_empty() {
             anyhow::bail!("--serial-reference needs --max-serial-lag or --degraded-serial-lag");
         }
         let expected = options
@@ -239,6 +236,7 @@ impl DnsProbe {
         Ok(DnsProbe {
             options: options.clone(),
             expected,
+            serial_lag,
         })
     }
 
@@ -363,25 +361,19 @@ impl DnsProbe {
             ));
         };
         let describe = || format!("SOA serial {local} is {lag} behind the reference's {wanted}");
-        if self.options.max_serial_lag.is_some_and(|max| lag > max) {
-            return Err(format!(
+        match self.serial_lag.level(lag) {
+            Level::Over => Err(format!(
                 "{} (max {})",
                 describe(),
-                self.options.max_serial_lag.unwrap_or_default()
-            ));
-        }
-        if self
-            .options
-            .degraded_serial_lag
-            .is_some_and(|soft| lag > soft)
-        {
-            return Ok(Some(format!(
+                self.serial_lag.hard().unwrap_or_default()
+            )),
+            Level::Degraded => Ok(Some(format!(
                 "{} (degraded over {})",
                 describe(),
-                self.options.degraded_serial_lag.unwrap_or_default()
-            )));
+                self.serial_lag.degraded().unwrap_or_default()
+            ))),
+            Level::Within => Ok(None),
         }
-        Ok(None)
     }
 }
 

@@ -305,7 +305,7 @@ impl Probe for HttpProbe {
             {
                 return Outcome::unhealthy(format!(
                     "body does not match --expect-body '{pattern}' (first bytes: '{}')",
-                    reason::preview(&body)
+                    exaprobe_core::kit::reason::preview(&body)
                 ));
             }
             if let Some(pattern) = &self.reject_body

@@ -46,10 +46,10 @@ pub struct HttpOptions {
     )]
     pub expect_status: StatusRanges,
     /// The body must match this regular expression.
-    #[arg(long, value_name = "REGEX", value_parser = parse_regex, help_heading = "HTTP check")]
+    #[arg(long, value_name = "REGEX", value_parser = exaprobe_core::kit::parse::bytes_regex, help_heading = "HTTP check")]
     pub expect_body: Option<regex::bytes::Regex>,
     /// The body must NOT match this regular expression (e.g. a maintenance page).
-    #[arg(long, value_name = "REGEX", value_parser = parse_regex, help_heading = "HTTP check")]
+    #[arg(long, value_name = "REGEX", value_parser = exaprobe_core::kit::parse::bytes_regex, help_heading = "HTTP check")]
     pub reject_body: Option<regex::bytes::Regex>,
     /// A response header must exist and match: 'Name: REGEX'. Repeatable.
     #[arg(
@@ -59,7 +59,7 @@ pub struct HttpOptions {
     )]
     pub expect_headers: Vec<HeaderExpectation>,
     /// Read at most this many bytes of the body for the body checks (units: 64kB, 1MiB, ...).
-    #[arg(long, default_value = "65536", value_parser = exaprobe_core::size::parse_byte_size_usize, value_name = "BYTES", help_heading = "HTTP check")]
+    #[arg(long, default_value = "65536", value_parser = exaprobe_core::kit::parse::parse_byte_size_usize, value_name = "BYTES", help_heading = "HTTP check")]
     pub max_body_bytes: usize,
     /// Connect to this address instead of resolving the URL's host, keeping the host for the
     /// Host header and TLS: IP, IP:PORT, [IPV6]:PORT, or HOST:PORT:IP.
@@ -137,11 +137,6 @@ fn parse_url(text: &str) -> Result<Url, String> {
 fn parse_method(text: &str) -> Result<Method, String> {
     Method::from_bytes(text.trim().to_ascii_uppercase().as_bytes())
         .map_err(|_| format!("'{text}' is not an HTTP method"))
-}
-
-fn parse_regex(text: &str) -> Result<regex::bytes::Regex, String> {
-    regex::bytes::Regex::new(text)
-        .map_err(|error| format!("'{text}' is not a valid regex: {error}"))
 }
 
 /// Acceptable status codes: codes and inclusive ranges.
@@ -232,7 +227,7 @@ impl HeaderExpectation {
         Err(format!(
             "header {} '{}' does not match '{}'",
             self.name,
-            crate::reason::preview(shown.as_bytes()),
+            exaprobe_core::kit::reason::preview(shown.as_bytes()),
             self.pattern
         ))
     }

@@ -5,9 +5,11 @@
 
 use std::error::Error as _;
 
+use exaprobe_core::kit::reason::{error_chain, io_kind};
+
 /// One line describing a request error. `phase` names what was being waited for.
 pub fn describe(error: &reqwest::Error, phase: &str) -> String {
-    let chain = chain_text(error);
+    let chain = error_chain(error);
     if error.is_timeout() {
         let phase = if error.is_connect() {
             "connecting"
@@ -21,20 +23,11 @@ pub fn describe(error: &reqwest::Error, phase: &str) -> String {
     }
     let mut source = error.source();
     while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            let what = match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => Some("connection refused"),
-                std::io::ErrorKind::ConnectionReset => Some("connection reset"),
-                std::io::ErrorKind::UnexpectedEof => Some("connection closed early"),
-                std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable => {
-                    Some("unreachable")
-                }
-                _ => None,
-            };
-            if let Some(what) = what {
-                let stage = if error.is_connect() { "connect" } else { phase };
-                return format!("{stage}: {what}");
-            }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && let Some(what) = io_kind(io.kind())
+        {
+            let stage = if error.is_connect() { "connect" } else { phase };
+            return format!("{stage}: {what}");
         }
         source = cause.source();
     }
@@ -65,28 +58,4 @@ pub fn describe(error: &reqwest::Error, phase: &str) -> String {
 /// failure is worth one retry on a fresh connection.
 pub fn before_response(error: &reqwest::Error) -> bool {
     error.is_request() && !error.is_timeout() && !error.is_connect() && !error.is_builder()
-}
-
-/// The error and its causes, joined, without repeats.
-fn chain_text(error: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    parts.join(": ")
-}
-
-/// The first bytes of a body or header, printable, for a reason.
-pub fn preview(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(80)]);
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_string()
 }

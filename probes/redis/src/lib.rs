@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use exaprobe_core::address::{HostPort, Syntax, parse_host_port};
+use exaprobe_core::kit::parse::{Level, Limits};
 use exaprobe_core::{Outcome, Probe};
 use exaprobe_tls::{TlsFiles, Verification};
 use redis::aio::MultiplexedConnection;
@@ -127,6 +128,7 @@ pub struct RedisProbe {
     info: RedisConnectionInfo,
     tls: Option<tokio_rustls::TlsConnector>,
     connection: Option<MultiplexedConnection>,
+    lag_bytes: Limits<u64>,
 }
 
 impl std::fmt::Debug for RedisProbe {
@@ -138,13 +140,15 @@ impl std::fmt::Debug for RedisProbe {
 }
 
 impl RedisProbe {
-    /// Build the probe (no connection yet); `timeout` is the check deadline.
+    /// Build the probe (no connection yet), refusing option combinations that could never work.
     pub fn new(options: &RedisOptions) -> Result<Self> {
-        if let (Some(soft), Some(hard)) = (options.degraded_lag_bytes, options.max_lag_bytes)
-            && soft >= hard
-        {
-            anyhow::bail!("--degraded-lag-bytes {soft} must be below --max-lag-bytes {hard}");
-        }
+        let lag_bytes = Limits::new(
+            options.degraded_lag_bytes,
+            options.max_lag_bytes,
+            ("--degraded-lag-bytes", "--max-lag-bytes"),
+            |bytes| bytes.to_string(),
+        )
+        .map_err(anyhow::Error::msg)?;
         let password = match (
             &options.password_file,
             std::env::var("REDISCLI_AUTH").ok(),
@@ -193,6 +197,7 @@ impl RedisProbe {
             info,
             tls,
             connection: None,
+            lag_bytes,
         })
     }
 
@@ -207,7 +212,12 @@ impl RedisProbe {
                 Endpoint::Tcp { host, port } => {
                     let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
                         .await
-                        .map_err(|e| format!("connect {endpoint}: {}", io_reason(&e)))?;
+                        .map_err(|e| {
+                            format!(
+                                "connect {endpoint}: {}",
+                                exaprobe_core::kit::reason::io_error(&e)
+                            )
+                        })?;
                     match &self.tls {
                         None => MultiplexedConnection::new_with_config(
                             &self.info,
@@ -240,9 +250,13 @@ impl RedisProbe {
                     }
                 }
                 Endpoint::Unix(path) => {
-                    let stream = tokio::net::UnixStream::connect(path)
-                        .await
-                        .map_err(|e| format!("connect {}: {}", path.display(), io_reason(&e)))?;
+                    let stream = tokio::net::UnixStream::connect(path).await.map_err(|e| {
+                        format!(
+                            "connect {}: {}",
+                            path.display(),
+                            exaprobe_core::kit::reason::io_error(&e)
+                        )
+                    })?;
                     MultiplexedConnection::new_with_config(&self.info, stream, connection_config())
                         .await
                         .map(boxed)
@@ -372,29 +386,23 @@ impl RedisProbe {
                 ));
             }
         }
-        if self.options.max_lag_bytes.is_none() && self.options.degraded_lag_bytes.is_none() {
+        if self.lag_bytes.is_empty() {
             return Ok(None);
         }
         let lag = match self.master_lag(replication, deadline).await {
             Ok(lag) => lag,
             Err(why) => return Ok(Some(format!("cannot measure the replication lag: {why}"))),
         };
-        if self.options.max_lag_bytes.is_some_and(|max| lag > max) {
-            return Err(format!(
+        match self.lag_bytes.level(lag) {
+            Level::Over => Err(format!(
                 "replica is {lag} bytes behind master {master} (max {})",
-                self.options.max_lag_bytes.unwrap_or_default()
-            ));
-        }
-        if self
-            .options
-            .degraded_lag_bytes
-            .is_some_and(|soft| lag > soft)
-        {
-            return Ok(Some(format!(
+                self.lag_bytes.hard().unwrap_or_default()
+            )),
+            Level::Degraded => Ok(Some(format!(
                 "replica is {lag} bytes behind master {master}"
-            )));
+            ))),
+            Level::Within => Ok(None),
         }
-        Ok(None)
     }
 
     /// Bytes the replica is behind: the master's offset (asked from the master, with the same
@@ -441,7 +449,12 @@ impl RedisProbe {
         .await
         {
             Err(_) => return Err(format!("timeout connecting to sentinel {sentinel}")),
-            Ok(Err(e)) => return Err(format!("sentinel {sentinel}: {}", io_reason(&e))),
+            Ok(Err(e)) => {
+                return Err(format!(
+                    "sentinel {sentinel}: {}",
+                    exaprobe_core::kit::reason::io_error(&e)
+                ));
+            }
             Ok(Ok(stream)) => stream,
         };
         let (mut connection, driver) = MultiplexedConnection::new_with_config(
@@ -508,14 +521,6 @@ fn connection_config() -> redis::AsyncConnectionConfig {
     redis::AsyncConnectionConfig::new()
         .set_response_timeout(None)
         .set_connection_timeout(None)
-}
-
-fn io_reason(error: &std::io::Error) -> String {
-    match error.kind() {
-        std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
-        std::io::ErrorKind::NotFound => "no such socket".into(),
-        _ => error.to_string(),
-    }
 }
 
 /// A Redis error as a reason: the server's error codes get their meaning.

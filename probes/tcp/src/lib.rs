@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use exaprobe_core::address::{HostPort, Syntax, parse_host_port};
+use exaprobe_core::kit::reason::{io_error, preview};
 use exaprobe_core::{Outcome, Probe};
 use exaprobe_tls::{TlsFiles, Verification};
 use rustls::pki_types::ServerName;
@@ -24,10 +25,10 @@ pub struct TcpOptions {
     #[arg(long, value_name = "TEXT", help_heading = "TCP check")]
     pub send: Option<Payload>,
     /// The first bytes read must match this regular expression (e.g. '^220 ' for SMTP).
-    #[arg(long, value_name = "REGEX", value_parser = parse_regex, help_heading = "TCP check")]
+    #[arg(long, value_name = "REGEX", value_parser = exaprobe_core::kit::parse::bytes_regex, help_heading = "TCP check")]
     pub expect: Option<regex::bytes::Regex>,
     /// Read at most this many bytes looking for --expect (units: 4kB, 1MiB, ...).
-    #[arg(long, default_value = "4096", value_parser = exaprobe_core::size::parse_byte_size_usize, value_name = "BYTES", help_heading = "TCP check")]
+    #[arg(long, default_value = "4096", value_parser = exaprobe_core::kit::parse::parse_byte_size_usize, value_name = "BYTES", help_heading = "TCP check")]
     pub max_read_bytes: usize,
     /// Complete a TLS handshake after connecting (then send/expect go over TLS).
     #[arg(long, help_heading = "TCP check")]
@@ -67,11 +68,6 @@ pub struct TcpOptions {
 /// `--address` by the shared `HOST:PORT` rule: the port is required, IPv6 in brackets.
 fn parse_address(text: &str) -> Result<HostPort, String> {
     parse_host_port(text, None, Syntax::Option)
-}
-
-fn parse_regex(text: &str) -> Result<regex::bytes::Regex, String> {
-    regex::bytes::Regex::new(text)
-        .map_err(|error| format!("'{text}' is not a valid regex: {error}"))
 }
 
 /// The bytes of `--send`, escapes decoded.
@@ -187,9 +183,7 @@ impl TcpProbe {
             match timeout_at(deadline, TcpStream::connect(address)).await {
                 Err(_) => return Err(format!("timeout connecting to {address}")),
                 Ok(Ok(stream)) => return Ok(stream),
-                Ok(Err(error)) => {
-                    last_error = format!("connect {address}: {}", describe_io(&error))
-                }
+                Ok(Err(error)) => last_error = format!("connect {address}: {}", io_error(&error)),
             }
         }
         Err(last_error)
@@ -203,7 +197,7 @@ impl TcpProbe {
         if let Some(Payload(payload)) = &self.send {
             match timeout_at(deadline, stream.write_all(payload)).await {
                 Err(_) => return Err("timeout sending --send".into()),
-                Ok(Err(error)) => return Err(format!("sending: {}", describe_io(&error))),
+                Ok(Err(error)) => return Err(format!("sending: {}", io_error(&error))),
                 Ok(Ok(())) => {}
             }
         }
@@ -231,7 +225,7 @@ impl TcpProbe {
                         preview(&received)
                     ));
                 }
-                Ok(Err(error)) => return Err(format!("reading: {}", describe_io(&error))),
+                Ok(Err(error)) => return Err(format!("reading: {}", io_error(&error))),
                 Ok(Ok(read)) => read,
             };
             if read == 0 {
@@ -272,7 +266,7 @@ impl Probe for TcpProbe {
                     Err(_) => Err("timeout in the TLS handshake".to_string()),
                     Ok(Err(error)) => Err(format!(
                         "TLS handshake failed: {}",
-                        exaprobe_tls::describe_chain(&error).unwrap_or_else(|| describe_io(&error))
+                        exaprobe_tls::describe_chain(&error).unwrap_or_else(|| io_error(&error))
                     )),
                     Ok(Ok(mut stream)) => self.converse(&mut stream, deadline).await,
                 }
@@ -298,24 +292,6 @@ impl std::fmt::Debug for TcpProbe {
             .field("target", &self.describe())
             .finish_non_exhaustive()
     }
-}
-
-fn describe_io(error: &std::io::Error) -> String {
-    match error.kind() {
-        std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
-        std::io::ErrorKind::ConnectionReset => "connection reset".into(),
-        _ => error.to_string(),
-    }
-}
-
-/// Printable start of what was received, for a reason.
-fn preview(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(80)]);
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_string()
 }
 
 #[cfg(test)]

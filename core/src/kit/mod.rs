@@ -1,0 +1,12 @@
+//! The probe kit: what every probe needs besides [`crate::Probe`], written once.
+//!
+//! - [`reason`]: one-line failure reasons (previews of received bytes, error chains, I/O
+//!   wording), so every probe words the same failure the same way.
+//! - [`parse`]: option value parsers (regexes, byte sizes, durations) and [`parse::Limits`], a
+//!   degraded level that must sit below a hard level.
+//!
+//! Addresses (`HOST:PORT`), password files and redaction live in [`crate::address`],
+//! [`crate::secret`] and [`crate::redact`]; TLS options in the `exaprobe-tls` crate's `TlsArgs`.
+
+pub mod parse;
+pub mod reason;

@@ -1,0 +1,94 @@
+//! One-line failure reasons shared by the probes.
+
+use std::error::Error;
+use std::io;
+
+/// The first 80 bytes of what a server sent, printable (controls as spaces), trimmed: enough to
+/// recognise a wrong banner or an error page in a log line without flooding it.
+pub fn preview(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(80)]);
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// An error and its causes on one line, each cause once (client libraries often print only
+/// the outermost layer, and the useful part is a few sources deep).
+pub fn error_chain(error: &(dyn Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text.replace('\n', " ")
+}
+
+/// An I/O error as an operator reads it: "connection refused" rather than "Connection refused
+/// (os error 111)", the same words from every probe.
+pub fn io_error(error: &io::Error) -> String {
+    match io_kind(error.kind()) {
+        Some(words) => words.to_string(),
+        None => error.to_string(),
+    }
+}
+
+/// The plain words for the I/O error kinds a health check meets, `None` for the others.
+pub fn io_kind(kind: io::ErrorKind) -> Option<&'static str> {
+    Some(match kind {
+        io::ErrorKind::ConnectionRefused => "connection refused",
+        io::ErrorKind::ConnectionReset => "connection reset",
+        io::ErrorKind::ConnectionAborted => "connection aborted",
+        io::ErrorKind::UnexpectedEof => "connection closed early",
+        io::ErrorKind::BrokenPipe => "connection closed (broken pipe)",
+        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => "unreachable",
+        io::ErrorKind::NotFound => "no such socket",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previews_are_short_and_printable() {
+        assert_eq!(preview(b"220 mail\r\n"), "220 mail");
+        assert_eq!(preview(&[b'a'; 200]).len(), 80);
+        assert_eq!(preview(b"\x1b[31mred"), "[31mred");
+    }
+
+    #[test]
+    fn chains_name_each_cause_once() {
+        let inner = io::Error::other("inner\ncause");
+        let outer = io::Error::other(OuterError(inner));
+        assert_eq!(error_chain(&outer), "outer: inner cause");
+    }
+
+    #[test]
+    fn io_errors_in_plain_words() {
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(io_error(&refused), "connection refused");
+        let other = io::Error::other("weird");
+        assert_eq!(io_error(&other), "weird");
+    }
+
+    #[derive(Debug)]
+    struct OuterError(io::Error);
+    impl std::fmt::Display for OuterError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("outer")
+        }
+    }
+    impl Error for OuterError {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+}
