@@ -5,6 +5,7 @@
 //! the chain only, or nothing (`--insecure`). The `ring` provider is passed explicitly, so no
 //! process-wide default is needed and no C toolchain is (aws-lc-rs would need one).
 
+mod args;
 mod explain;
 
 use std::path::Path;
@@ -20,6 +21,7 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
+pub use args::TlsArgs;
 pub use explain::{CertificateProblem, describe, describe_chain, utc_date};
 pub use rustls;
 

@@ -18,7 +18,6 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 use exaprobe_core::{Outcome, Probe};
-use exaprobe_tls::{TlsFiles, Verification};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 use tokio::time::Instant;
@@ -85,27 +84,11 @@ impl HttpProbe {
             ),
             (None, None) => None,
         };
-        if options.insecure {
-            tracing::warn!(
-                url = %exaprobe_core::redact::for_display(url.as_str()),
-                "--insecure: the server's certificate is NOT verified"
-            );
-        }
-        let verification = if options.insecure {
-            Verification::None
-        } else {
-            Verification::Full
-        };
-        let mut tls = exaprobe_tls::client_config(
-            verification,
-            &TlsFiles {
-                ca_file: options.ca_file.as_deref(),
-                system_roots: true,
-                client_cert: options.client_cert.as_deref(),
-                client_key: options.client_key.as_deref(),
-                server_name: options.tls_server_name.as_deref(),
-            },
-        )?;
+        options
+            .tls
+            .warn_if_insecure(&exaprobe_core::redact::for_display(url.as_str()));
+        let mut tls =
+            exaprobe_tls::client_config(options.tls.verification(), &options.tls.files(true))?;
         tls.alpn_protocols = if options.http1_only {
             vec![b"http/1.1".to_vec()]
         } else {

@@ -65,31 +65,9 @@ pub struct HttpOptions {
     /// Host header and TLS: IP, IP:PORT, [IPV6]:PORT, or HOST:PORT:IP.
     #[arg(long, value_name = "ADDRESS", help_heading = "HTTP check")]
     pub connect_to: Option<ConnectTo>,
-    /// PEM file of CA certificates to trust instead of the system's.
-    #[arg(long, value_name = "FILE", help_heading = "HTTP check")]
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate (chain) for mutual TLS.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "client_key",
-        help_heading = "HTTP check"
-    )]
-    pub client_cert: Option<PathBuf>,
-    /// PEM private key of --client-cert.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "client_cert",
-        help_heading = "HTTP check"
-    )]
-    pub client_key: Option<PathBuf>,
-    /// Do not verify the server's certificate (logged as a warning at start).
-    #[arg(long, help_heading = "HTTP check")]
-    pub insecure: bool,
-    /// Verify the certificate against this name instead of the URL's host.
-    #[arg(long, value_name = "NAME", help_heading = "HTTP check")]
-    pub tls_server_name: Option<String>,
+    /// Whom to trust and how much to verify for https:// URLs.
+    #[command(flatten)]
+    pub tls: exaprobe_tls::TlsArgs,
     /// Degraded when the server certificate expires in fewer than this many days.
     #[arg(long, value_name = "DAYS", help_heading = "HTTP check")]
     pub cert_expiry_warn: Option<u32>,

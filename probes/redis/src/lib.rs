@@ -17,7 +17,6 @@ use anyhow::{Context, Result};
 use exaprobe_core::address::{HostPort, Syntax, parse_host_port};
 use exaprobe_core::kit::parse::{Level, Limits};
 use exaprobe_core::{Outcome, Probe};
-use exaprobe_tls::{TlsFiles, Verification};
 use redis::aio::MultiplexedConnection;
 use redis::{RedisConnectionInfo, RedisError};
 use tokio::time::{Instant, timeout_at};
@@ -95,15 +94,9 @@ pub struct RedisOptions {
         help_heading = "Redis check"
     )]
     pub announce_address: Option<HostPort>,
-    /// PEM CA bundle for rediss:// (default: the system's roots).
-    #[arg(long, value_name = "FILE", help_heading = "Redis check")]
-    pub ca_file: Option<std::path::PathBuf>,
-    /// Name to verify the server certificate against (default: the URL's host).
-    #[arg(long, value_name = "NAME", help_heading = "Redis check")]
-    pub tls_server_name: Option<String>,
-    /// Do not verify the server certificate (warned at start).
-    #[arg(long, help_heading = "Redis check")]
-    pub insecure: bool,
+    /// Whom to trust and how much to verify for rediss:// URLs.
+    #[command(flatten)]
+    pub tls: exaprobe_tls::TlsArgs,
     /// A new connection for every check instead of reusing one.
     #[arg(long, help_heading = "Redis check")]
     pub fresh_connection: bool,
@@ -170,22 +163,10 @@ impl RedisProbe {
             info = info.set_password(password);
         }
         let tls = if options.url.tls {
-            if options.insecure {
-                tracing::warn!(url = %options.url, "--insecure: the server's certificate is NOT verified");
-            }
-            let config = exaprobe_tls::client_config(
-                if options.insecure {
-                    Verification::None
-                } else {
-                    Verification::Full
-                },
-                &TlsFiles {
-                    ca_file: options.ca_file.as_deref(),
-                    system_roots: true,
-                    ..TlsFiles::default()
-                },
-            )
-            .context("TLS for rediss://")?;
+            options.tls.warn_if_insecure(&options.url.to_string());
+            let config =
+                exaprobe_tls::client_config(options.tls.verification(), &options.tls.files(true))
+                    .context("TLS for rediss://")?;
             Some(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
                 config,
             )))
@@ -229,6 +210,7 @@ impl RedisProbe {
                         Some(connector) => {
                             let name = self
                                 .options
+                                .tls
                                 .tls_server_name
                                 .clone()
                                 .unwrap_or_else(|| host.clone());

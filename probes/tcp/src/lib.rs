@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use exaprobe_core::address::{HostPort, Syntax, parse_host_port};
 use exaprobe_core::kit::reason::{io_error, preview};
 use exaprobe_core::{Outcome, Probe};
-use exaprobe_tls::{TlsFiles, Verification};
+use exaprobe_tls::TlsArgs;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -33,36 +33,9 @@ pub struct TcpOptions {
     /// Complete a TLS handshake after connecting (then send/expect go over TLS).
     #[arg(long, help_heading = "TCP check")]
     pub tls: bool,
-    /// Name to verify the certificate against (default: the host of --address).
-    #[arg(
-        long,
-        value_name = "NAME",
-        requires = "tls",
-        help_heading = "TCP check"
-    )]
-    pub tls_server_name: Option<String>,
-    /// PEM file of CA certificates to trust instead of the system's.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "tls",
-        help_heading = "TCP check"
-    )]
-    pub ca_file: Option<std::path::PathBuf>,
-    /// PEM client certificate (chain) for mutual TLS.
-    #[arg(long, value_name = "FILE", requires_all = ["tls", "client_key"], help_heading = "TCP check")]
-    pub client_cert: Option<std::path::PathBuf>,
-    /// PEM private key of --client-cert.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "client_cert",
-        help_heading = "TCP check"
-    )]
-    pub client_key: Option<std::path::PathBuf>,
-    /// Do not verify the server's certificate (logged as a warning at start).
-    #[arg(long, requires = "tls", help_heading = "TCP check")]
-    pub insecure: bool,
+    /// Whom to trust and how much to verify with --tls.
+    #[command(flatten)]
+    pub tls_args: TlsArgs,
 }
 
 /// `--address` by the shared `HOST:PORT` rule: the port is required, IPv6 in brackets.
@@ -124,26 +97,17 @@ impl TcpProbe {
     /// Build the probe; `timeout` is the check deadline (the probe's own sits just inside it).
     pub fn new(options: &TcpOptions) -> Result<Self> {
         let host = options.address.host_string();
+        let tls_args = &options.tls_args;
+        if !options.tls && tls_args.any_given() {
+            anyhow::bail!(
+                "--ca-file, --client-cert, --tls-server-name and --insecure need --tls (the TCP check speaks TLS only when asked)"
+            );
+        }
         let tls = if options.tls {
-            if options.insecure {
-                tracing_warn_insecure(&options.address.to_string());
-            }
-            let verification = if options.insecure {
-                Verification::None
-            } else {
-                Verification::Full
-            };
-            let config = exaprobe_tls::client_config(
-                verification,
-                &TlsFiles {
-                    ca_file: options.ca_file.as_deref(),
-                    system_roots: true,
-                    client_cert: options.client_cert.as_deref(),
-                    client_key: options.client_key.as_deref(),
-                    server_name: None,
-                },
-            )?;
-            let name = options
+            tls_args.warn_if_insecure(&options.address.to_string());
+            let config =
+                exaprobe_tls::client_config(tls_args.verification(), &tls_args.files(true))?;
+            let name = tls_args
                 .tls_server_name
                 .clone()
                 .unwrap_or_else(|| host.clone());
@@ -277,13 +241,6 @@ impl Probe for TcpProbe {
             Err(reason) => Outcome::unhealthy(reason),
         }
     }
-}
-
-fn tracing_warn_insecure(address: &str) {
-    tracing::warn!(
-        address,
-        "--insecure: the server's certificate is NOT verified"
-    );
 }
 
 impl std::fmt::Debug for TcpProbe {

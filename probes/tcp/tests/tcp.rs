@@ -405,11 +405,14 @@ fn bad_options_are_rejected() {
             "not a valid regex",
         ),
         (vec!["--address", "h:1", "--send", r"\q"], "unknown escape"),
-        (vec!["--address", "h:1", "--ca-file", "/x"], "--tls"),
     ] {
         let mut argv = vec!["exaprobe-tcp"];
         argv.extend(args);
         let error = Cli::try_parse_from(argv).unwrap_err().to_string();
         assert!(error.contains(needle), "{error}");
     }
+    // The shared TLS options parse anywhere; without --tls the probe refuses them at start.
+    let cli = Cli::try_parse_from(["exaprobe-tcp", "--address", "h:1", "--ca-file", "/x"]).unwrap();
+    let error = TcpProbe::new(&cli.tcp).unwrap_err().to_string();
+    assert!(error.contains("need --tls"), "{error}");
 }
