@@ -25,11 +25,11 @@
 use crate::options::ApiDialect;
 
 /// The command that every ExaBGP version answers with its version, before the ACK.
-pub const VERSION_COMMAND: &str = "system version";
+pub(crate) const VERSION_COMMAND: &str = "system version";
 
 /// What ExaBGP's answer to [`VERSION_COMMAND`] says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DetectedExabgp {
+pub(crate) struct DetectedExabgp {
     /// The version as ExaBGP reports it (`5.0.15`, `6.0.0-20261125+uncontrolled`), for the log.
     pub version: String,
     /// The dialect the answering dispatcher understands.
@@ -39,7 +39,7 @@ pub struct DetectedExabgp {
 /// Recognise ExaBGP's answer to [`VERSION_COMMAND`] in one line read from the pipe (without its
 /// newline). `None` for anything else (ACKs, events, blank lines), so the caller can feed every
 /// line it reads until the ACK (or, with ACKs off, until a deadline).
-pub fn parse_version_answer(line: &str) -> Option<DetectedExabgp> {
+pub(crate) fn parse_version_answer(line: &str) -> Option<DetectedExabgp> {
     let line = line.trim();
     if let Some(version) = line.strip_prefix("exabgp ") {
         let version = version.trim();
@@ -71,7 +71,7 @@ fn is_version(text: &str) -> bool {
 }
 
 /// How `--check-config` and the logs name a dialect: the option value and the command form.
-pub fn describe(dialect: ApiDialect) -> &'static str {
+pub(crate) fn describe(dialect: ApiDialect) -> &'static str {
     match dialect {
         ApiDialect::V4 => {
             "--exabgp-api 4 (ExaBGP 4.2 and 5.0: `announce route ...`, `neighbor A announce ...`)"
@@ -87,7 +87,11 @@ pub fn describe(dialect: ApiDialect) -> &'static str {
 /// dialect. `detail` is the message of an `error: <message>` line that came before the ACK
 /// (only ExaBGP 6 sends one, and only for a command whose form it understood, so any detail
 /// means the dialect is right).
-pub fn mismatch_hint(dialect: ApiDialect, command: &str, detail: Option<&str>) -> Option<String> {
+pub(crate) fn mismatch_hint(
+    dialect: ApiDialect,
+    command: &str,
+    detail: Option<&str>,
+) -> Option<String> {
     if detail.is_some_and(|d| !d.trim().is_empty()) {
         return None;
     }

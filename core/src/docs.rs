@@ -14,12 +14,12 @@ use crate::exit::Exit;
 use crate::options::Binary;
 
 /// Hidden first argument: write `<binary>.1` into the directory that follows.
-pub const GENERATE_MAN: &str = "--generate-man";
+pub(crate) const GENERATE_MAN: &str = "--generate-man";
 /// Hidden first argument: write bash, zsh and fish completions into the directory that follows.
-pub const GENERATE_COMPLETIONS: &str = "--generate-completions";
+pub(crate) const GENERATE_COMPLETIONS: &str = "--generate-completions";
 
 /// When `argv` asks for generated documentation, write it and return the exit code.
-pub fn generate_if_asked(
+pub(crate) fn generate_if_asked(
     binary: &Binary,
     command: &Command,
     argv: &[OsString],

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 /// What a duration looks like, for error messages.
-pub const EXPECTED: &str =
+pub(crate) const EXPECTED: &str =
     "expected seconds like 5 or 0.5, or a number with a unit: 500ms, 2s, 1m, 1h";
 
 /// The shortest interval or timeout: below this a probe would check back to back.
-pub const MINIMUM_INTERVAL: Duration = Duration::from_millis(10);
+pub(crate) const MINIMUM_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Parse a duration; plain numbers are seconds. Used as a clap `value_parser` by every probe.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -57,7 +57,7 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
 
 /// Parse an interval or a check timeout: at least [`MINIMUM_INTERVAL`], so a typo
 /// (`--interval 0.000000001`) cannot make the probe check back to back.
-pub fn parse_interval(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_interval(text: &str) -> Result<Duration, String> {
     let value = parse_duration(text)?;
     if value < MINIMUM_INTERVAL {
         return Err(format!(

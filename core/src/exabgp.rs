@@ -15,11 +15,11 @@ use tokio::sync::mpsc;
 use crate::dialect::{DetectedExabgp, parse_version_answer};
 
 /// Lines longer than this are discarded (ExaBGP's ACKs and shutdown notices are a few bytes).
-pub const MAX_LINE: usize = 256 * 1024;
+pub(crate) const MAX_LINE: usize = 256 * 1024;
 
 /// What one line from ExaBGP means to a probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Message {
+pub(crate) enum Message {
     /// `done`: the last unanswered command was accepted.
     Done,
     /// `error`: the last unanswered command was rejected.
@@ -35,7 +35,7 @@ pub enum Message {
 }
 
 /// Classify one line (without its newline).
-pub fn classify(line: &str) -> Message {
+pub(crate) fn classify(line: &str) -> Message {
     let line = line.trim();
     match line {
         "done" => return Message::Done,
@@ -72,7 +72,7 @@ pub fn classify(line: &str) -> Message {
 
 /// Splits a byte stream into lines, discarding lines longer than a limit without buffering them.
 #[derive(Debug)]
-pub struct LineSplitter {
+pub(crate) struct LineSplitter {
     buffer: Vec<u8>,
     discarding: bool,
     max: usize,
@@ -80,7 +80,7 @@ pub struct LineSplitter {
 
 /// One item out of a [`LineSplitter`].
 #[derive(Debug, PartialEq, Eq)]
-pub enum Piece {
+pub(crate) enum Piece {
     /// A complete line (lossily decoded, without `\n` or `\r`).
     Line(String),
     /// A line longer than the limit was dropped.
@@ -89,7 +89,7 @@ pub enum Piece {
 
 impl LineSplitter {
     /// A splitter that drops lines longer than `max` bytes.
-    pub fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         LineSplitter {
             buffer: Vec::new(),
             discarding: false,
@@ -98,7 +98,7 @@ impl LineSplitter {
     }
 
     /// Feed bytes; returns the pieces they complete.
-    pub fn feed(&mut self, mut bytes: &[u8]) -> Vec<Piece> {
+    pub(crate) fn feed(&mut self, mut bytes: &[u8]) -> Vec<Piece> {
         let mut pieces = Vec::new();
         while !bytes.is_empty() {
             match bytes.iter().position(|&b| b == b'\n') {
@@ -138,7 +138,7 @@ impl LineSplitter {
 
 /// What the reader task reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PipeEvent {
+pub(crate) enum PipeEvent {
     /// An ACK: true for `done`, false for `error`.
     Ack(bool),
     /// The explanation ExaBGP 6 gives on the line before an `error`.
@@ -167,7 +167,7 @@ pub(crate) fn stdin_reader() -> Box<dyn AsyncRead + Unpin + Send> {
 }
 
 /// Start the task that drains `input` forever, reporting ACKs, the shutdown notice and EOF.
-pub fn spawn_reader<R>(mut input: R) -> mpsc::UnboundedReceiver<PipeEvent>
+pub(crate) fn spawn_reader<R>(mut input: R) -> mpsc::UnboundedReceiver<PipeEvent>
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
@@ -224,7 +224,7 @@ fn truncate(text: &str, max: usize) -> &str {
 
 /// How commands are acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AckMode {
+pub(crate) enum AckMode {
     /// Wait for `done`/`error` after each command, at most this long without progress.
     Wait(Duration),
     /// ExaBGP runs with `exabgp.api.ack=false`: nothing to wait for.
@@ -235,7 +235,7 @@ pub enum AckMode {
 
 /// Why the pipe can no longer be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PipeEnd {
+pub(crate) enum PipeEnd {
     /// ExaBGP sent its shutdown notice.
     Shutdown,
     /// stdin reached EOF.

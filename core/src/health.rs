@@ -7,7 +7,7 @@ use std::fmt;
 
 /// Where the service stands after the checks so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     /// Just started: nothing decided, nothing announced.
     Init,
     /// Succeeding, not yet `rise` times in a row (the count so far).
@@ -24,7 +24,7 @@ pub enum State {
 
 impl State {
     /// The state's name as ExaBGP's healthcheck spells it (used in logs and the hooks' `STATE`).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             State::Init => "INIT",
             State::Rising(_) => "RISING",
@@ -35,18 +35,13 @@ impl State {
         }
     }
 
-    /// UP, DOWN and DISABLED decide what is announced; the others keep what was announced.
-    pub fn is_decisive(self) -> bool {
-        matches!(self, State::Up | State::Down | State::Disabled)
-    }
-
     /// RISING and FALLING use the fast interval.
-    pub fn is_transitional(self) -> bool {
+    pub(crate) fn is_transitional(self) -> bool {
         matches!(self, State::Rising(_) | State::Falling(_))
     }
 
     /// True when `other` is a different state by name (a count step is not a transition).
-    pub fn differs_from(self, other: State) -> bool {
+    pub(crate) fn differs_from(self, other: State) -> bool {
         self.name() != other.name()
     }
 }
@@ -59,7 +54,7 @@ impl fmt::Display for State {
 
 /// One input to the state machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Observation {
+pub(crate) enum Observation {
     /// The disable file exists (the check was not run).
     Disabled,
     /// The check passed (healthy or degraded).
@@ -70,7 +65,7 @@ pub enum Observation {
 
 /// Rise and fall counts: how many consecutive results it takes to change sides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Hysteresis {
+pub(crate) struct Hysteresis {
     /// Consecutive successes needed for UP (at least 1).
     pub rise: u32,
     /// Consecutive failures needed for DOWN (at least 1).
@@ -82,7 +77,7 @@ impl Hysteresis {
     ///
     /// As ExaBGP's healthcheck, with one difference: leaving DISABLED starts over from INIT with
     /// the same check's result (the healthcheck drops that result and waits one more interval).
-    pub fn next(&self, state: State, observation: Observation) -> State {
+    pub(crate) fn next(&self, state: State, observation: Observation) -> State {
         match (state, observation) {
             (_, Observation::Disabled) => State::Disabled,
             (State::Disabled, result) => self.next(State::Init, result),
@@ -161,8 +156,6 @@ pub(crate) mod tests {
     #[test]
     fn names_and_kinds() {
         assert_eq!(Rising(2).to_string(), "RISING");
-        assert!(Up.is_decisive() && Down.is_decisive() && State::Disabled.is_decisive());
-        assert!(!Init.is_decisive() && !Rising(1).is_decisive());
         assert!(Falling(1).is_transitional() && !Up.is_transitional());
         assert!(!Rising(1).differs_from(Rising(2)));
         assert!(Rising(2).differs_from(Up));

@@ -14,13 +14,13 @@ use crate::settings::HookCommands;
 use crate::subprocess::{Finished, TAIL_BYTES, describe_status, run_captured, shell};
 
 /// Queue of hook runs, executed in order by a background task.
-pub struct Hooks {
+pub(crate) struct Hooks {
     queue: mpsc::UnboundedSender<(String, &'static str)>,
 }
 
 impl Hooks {
     /// Start the background task; hooks run with `timeout` each.
-    pub fn start(timeout: Duration) -> Self {
+    pub(crate) fn start(timeout: Duration) -> Self {
         let (queue, mut jobs) = mpsc::unbounded_channel::<(String, &'static str)>();
         tokio::spawn(async move {
             while let Some((command, state)) = jobs.recv().await {
@@ -31,7 +31,7 @@ impl Hooks {
     }
 
     /// Queue the hooks for a transition into `state`.
-    pub fn transition(&self, commands: &HookCommands, state: State) {
+    pub(crate) fn transition(&self, commands: &HookCommands, state: State) {
         let specific: &[String] = match state {
             State::Up => &commands.up,
             State::Down => &commands.down,

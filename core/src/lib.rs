@@ -27,33 +27,38 @@
 //!
 //! Binaries call `exaprobe_core::main` (`pub fn main` in [`app`]).
 
+#![warn(unreachable_pub)]
+
 pub mod address;
-pub mod app;
-pub mod dialect;
-pub mod docs;
-pub mod duration;
-pub mod escape;
-pub mod exabgp;
+mod app;
+mod dialect;
+mod docs;
+mod duration;
+mod escape;
+mod exabgp;
 mod exit;
 pub mod files;
-pub mod health;
-pub mod hooks;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+mod health;
+mod hooks;
 pub mod kit;
-pub mod loader;
-pub mod logging;
-pub mod options;
-pub mod output;
-pub mod probe;
+mod loader;
+mod logging;
+mod options;
+mod output;
+mod probe;
 pub mod redact;
-pub mod render;
-pub mod route;
+mod render;
+mod route;
 mod routing;
-pub mod runner;
+mod runner;
 pub mod secret;
-pub mod settings;
-pub mod size;
+mod settings;
+mod size;
 pub mod subprocess;
 
 pub use app::main;
-pub use options::{Binary, Cli, CommonOptions};
+pub use options::{Binary, CommonOptions};
 pub use probe::{Outcome, Probe};

@@ -39,19 +39,17 @@ const MODE_SWITCHES: &[&str] = &["check-config", "once", "dry-run"];
 /// Longest value accepted from the environment or a config file, in characters: far above any
 /// real option value (use `--body-file` for big request bodies), and it keeps a runaway value out
 /// of memory and logs.
-pub const MAX_VALUE_CHARS: usize = 4096;
+pub(crate) const MAX_VALUE_CHARS: usize = 4096;
 
 /// Longest error line printed, in characters (a long bad value is cut, not echoed in full).
 const MAX_MESSAGE_CHARS: usize = 600;
 
 /// Prefix of every option's environment variable.
-pub const ENV_PREFIX: &str = "EXAPROBE_";
+pub(crate) const ENV_PREFIX: &str = "EXAPROBE_";
 
 /// Where an option's value came from, to name it in an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    /// The command line (`--rise`).
-    CommandLine,
+pub(crate) enum Origin {
     /// An `EXAPROBE_*` variable.
     Environment(String),
     /// A key of the config file.
@@ -67,7 +65,7 @@ pub enum Origin {
 
 /// Why options could not be loaded.
 #[derive(Debug)]
-pub enum LoadError {
+pub(crate) enum LoadError {
     /// `--help` or `--version`: clap prints it (exit 0).
     Display(clap::Error),
     /// A mistake on the command line (sysexits EX_USAGE, 64). One line, without the binary name.
@@ -80,7 +78,7 @@ impl LoadError {
     /// The error as one printable line (control and bidi characters escaped), without the
     /// binary's name: what `main` prints after `exaprobe-x: `, and what a reload (SIGHUP) logs as
     /// one field.
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         match self {
             LoadError::Display(error) => {
                 one_line(error.render().to_string().lines().next().unwrap_or(""))
@@ -109,7 +107,7 @@ impl fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 /// `text` made safe to print as one line: unsafe characters escaped, cut to a sane length.
-pub fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     let escaped = crate::escape::escape_controls(text.trim());
     if escaped.chars().count() <= MAX_MESSAGE_CHARS {
         return escaped.into_owned();
@@ -120,7 +118,7 @@ pub fn one_line(text: &str) -> String {
 }
 
 /// The environment variable for a long option: `--up-metric` → `EXAPROBE_UP_METRIC`.
-pub fn env_name(long: &str) -> String {
+pub(crate) fn env_name(long: &str) -> String {
     format!(
         "{ENV_PREFIX}{}",
         long.to_ascii_uppercase().replace('-', "_")
@@ -145,7 +143,7 @@ fn takes_env(arg: &Arg) -> bool {
 
 /// The command with its `EXAPROBE_*` variable shown on every long option that can take one, for
 /// `--help` and man pages. (Parsing reads the environment itself, see [`load_with`].)
-pub fn with_env(command: Command) -> Command {
+pub(crate) fn with_env(command: Command) -> Command {
     command.mut_args(|arg| {
         if takes_env(&arg)
             && let Some(long) = arg.get_long()
@@ -158,17 +156,15 @@ pub fn with_env(command: Command) -> Command {
     })
 }
 
-/// Parse `argv` into `O`, layering environment and config file.
-pub fn load<O: clap::CommandFactory + FromArgMatches>(argv: &[OsString]) -> Result<O, LoadError> {
-    load_with(O::command(), argv)
-}
-
 /// Parse `argv` with `command` into `O`, layering the process environment and config file.
 ///
 /// Errors never show a password or a control character of what the operator gave: every value
 /// quoted in them (from the command line or the environment) is shown redacted and escaped
 /// ([`crate::redact`]), and any URL or DSN password left in the text is redacted.
-pub fn load_with<O: FromArgMatches>(command: Command, argv: &[OsString]) -> Result<O, LoadError> {
+pub(crate) fn load_with<O: FromArgMatches>(
+    command: Command,
+    argv: &[OsString],
+) -> Result<O, LoadError> {
     let mut inputs: Vec<OsString> = argv.to_vec();
     inputs.extend(
         std::env::vars_os()
@@ -211,7 +207,7 @@ fn scrub_text(text: &str, inputs: &[OsString]) -> String {
 
 /// Parse `argv` with `command` into `O`, layering the environment `env` gives and the config
 /// file. (A function rather than the process environment, so tests need not mutate it.)
-pub fn load_from<O: FromArgMatches>(
+pub(crate) fn load_from<O: FromArgMatches>(
     command: Command,
     argv: &[OsString],
     env: &dyn Fn(&str) -> Option<OsString>,
@@ -360,7 +356,7 @@ fn place(arg: &Arg, origin: Option<&Origin>) -> String {
         Some(Origin::File { key, path, line }) => {
             format!("{key} in {} line {line}", path.display())
         }
-        Some(Origin::CommandLine) | None => flag(arg),
+        None => flag(arg),
     }
 }
 
@@ -798,6 +794,10 @@ fn toml_values(value: &toml::Value) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn load<O: clap::CommandFactory + FromArgMatches>(argv: &[OsString]) -> Result<O, LoadError> {
+        super::load_with(O::command(), argv)
+    }
     use clap::{CommandFactory, Parser};
 
     /// A stand-in option struct (a pure unit test of the layering rules).

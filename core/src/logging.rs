@@ -29,7 +29,7 @@ const QUEUE_LINES: usize = 1024;
 static QUEUE: OnceLock<LogQueue> = OnceLock::new();
 
 /// Install the global subscriber. Safe to call once; later calls are ignored.
-pub fn init(format: LogFormat, verbose: u8, quiet: u8) {
+pub(crate) fn init(format: LogFormat, verbose: u8, quiet: u8) {
     let level = match (verbose, quiet) {
         (0, 0) => "info",
         (1, _) => "debug",
@@ -68,7 +68,7 @@ pub(crate) fn report_dropped_lines() {
 }
 
 /// Give the writer thread up to `limit` to write what is queued (at exit).
-pub fn flush(limit: Duration) {
+pub(crate) fn flush(limit: Duration) {
     if let Some(queue) = QUEUE.get() {
         queue.flush(limit);
     }

@@ -17,7 +17,7 @@ use crate::route::{
 
 /// The ExaBGP text API dialect to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ApiDialect {
+pub(crate) enum ApiDialect {
     /// `neighbor A announce route ...` / `announce route ...`: ExaBGP 4.2 and 5.0.
     #[value(name = "4")]
     V4,
@@ -301,15 +301,15 @@ pub struct CommonOptions {
 }
 
 /// Longest `--name`: it is repeated in every log line.
-pub const MAX_NAME_CHARS: usize = 64;
+pub(crate) const MAX_NAME_CHARS: usize = 64;
 
 /// A MED, LOCAL_PREF or increment: a 32-bit unsigned number.
-pub fn parse_med(text: &str) -> Result<u32, String> {
+pub(crate) fn parse_med(text: &str) -> Result<u32, String> {
     whole_number(text, 0, u32::MAX)
 }
 
 /// Rise and fall: 1 to 1000 checks.
-pub fn parse_count(text: &str) -> Result<u32, String> {
+pub(crate) fn parse_count(text: &str) -> Result<u32, String> {
     whole_number(text, 1, 1000)
 }
 
@@ -323,7 +323,7 @@ fn whole_number(text: &str, min: u32, max: u32) -> Result<u32, String> {
 }
 
 /// A probe name: 1 to 64 printable characters (it is in every log line).
-pub fn parse_name(text: &str) -> Result<String, String> {
+pub(crate) fn parse_name(text: &str) -> Result<String, String> {
     let count = text.chars().count();
     if count == 0 || count > MAX_NAME_CHARS {
         return Err(format!(
@@ -342,7 +342,7 @@ pub fn parse_name(text: &str) -> Result<String, String> {
 ///
 /// Generic over the check's options, so a binary needs no option struct of its own.
 #[derive(Debug, Clone, clap::Parser)]
-pub struct Cli<T: Args> {
+pub(crate) struct Cli<T: Args> {
     /// The check's own options.
     #[command(flatten)]
     pub probe: T,

@@ -70,14 +70,14 @@ impl CommandSink {
 }
 
 /// Print one line for a person (`--once` status, `--check-config` summary) and flush.
-pub fn print_line(line: &str) {
+pub(crate) fn print_line(line: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{line}");
     let _ = stdout.flush();
 }
 
 /// True when stdout is a terminal: a person is watching, not ExaBGP.
-pub fn stdout_is_terminal() -> bool {
+pub(crate) fn stdout_is_terminal() -> bool {
     use std::io::IsTerminal;
     std::io::stdout().is_terminal()
 }

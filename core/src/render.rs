@@ -12,7 +12,7 @@ use crate::route::{AsPath, NeighborSelector, NextHop, PathId, Prefix};
 
 /// What the routes should express, derived from the health state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// Serving: announce with the up metric plus a degradation penalty (0 when healthy).
     Up {
         /// MED added to the up metric.
@@ -35,7 +35,7 @@ pub enum Target {
 
 /// The command(s) for one prefix in one target state.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteAction {
+pub(crate) struct RouteAction {
     /// True for an announce, false for a withdraw.
     pub announce: bool,
     /// The lines to write: exactly one, every dialect naming all the neighbors in one command.
@@ -44,7 +44,7 @@ pub struct RouteAction {
 
 /// Every route option, validated, ready to render.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoutePolicy {
+pub(crate) struct RoutePolicy {
     /// Prefixes in the operator's order (the MED grows by `increase` along it).
     pub prefixes: Vec<Prefix>,
     /// Next hop for IPv4 prefixes.
@@ -91,7 +91,7 @@ pub struct RoutePolicy {
 
 impl RoutePolicy {
     /// The action for every prefix in `target`, keyed by prefix.
-    pub fn plan(&self, target: Target) -> BTreeMap<Prefix, RouteAction> {
+    pub(crate) fn plan(&self, target: Target) -> BTreeMap<Prefix, RouteAction> {
         self.prefixes
             .iter()
             .enumerate()
@@ -100,7 +100,7 @@ impl RoutePolicy {
     }
 
     /// The MED of the prefix at `index` in `target`, or `None` when it is withdrawn.
-    pub fn med(&self, target: Target, index: usize) -> Option<u32> {
+    pub(crate) fn med(&self, target: Target, index: usize) -> Option<u32> {
         let base = match target {
             Target::Up { penalty } | Target::Draining { penalty } => {
                 self.up_metric.saturating_add(penalty)

@@ -12,7 +12,7 @@ use crate::route::{NextHop, Prefix};
 
 /// Everything the runner needs, validated as a whole.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Routes and their attributes per state.
     pub routes: RoutePolicy,
     /// Rise and fall.
@@ -37,7 +37,7 @@ pub struct Settings {
 
 /// Schedule and deadlines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timing {
+pub(crate) struct Timing {
     /// Between checks in UP, DOWN, DISABLED (and INIT).
     pub interval: Duration,
     /// Between checks in RISING and FALLING.
@@ -60,7 +60,7 @@ pub struct Timing {
 
 /// Commands run on transitions (`sh -c`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HookCommands {
+pub(crate) struct HookCommands {
     /// On every state change.
     pub any: Vec<String>,
     /// On entering UP.
@@ -73,7 +73,7 @@ pub struct HookCommands {
 
 /// How the probe talks to its stdout, decided by the mode flags and whether it is a terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ModeFlags {
+pub(crate) struct ModeFlags {
     /// `--dry-run` given or stdout is a terminal.
     pub dry_run: bool,
     /// `--once` or `--check-config`: no routes needed.
@@ -88,7 +88,7 @@ pub struct ModeFlags {
 /// stricter than the daemon; but receivers (FRR, BIRD, GoBGP) treat it as an invalid next hop and
 /// ignore the route (RFC 4271 §6.3, RFC 7606), which is worth one line at start rather than a
 /// silent outage.
-pub fn warnings(options: &CommonOptions) -> Vec<String> {
+pub(crate) fn warnings(options: &CommonOptions) -> Vec<String> {
     let mut warnings = Vec::new();
     for prefix in &options.prefixes {
         if prefix.0.prefix_len() == 0 {
@@ -114,7 +114,7 @@ pub fn warnings(options: &CommonOptions) -> Vec<String> {
 
 impl Settings {
     /// Validate `options` as a whole. `default_name` is the binary's name.
-    pub fn resolve(
+    pub(crate) fn resolve(
         options: &CommonOptions,
         default_name: &str,
         modes: ModeFlags,

@@ -8,8 +8,7 @@
 
 use std::time::Duration;
 
-use exaprobe_core::duration::{parse_duration, parse_positive_duration};
-use exaprobe_core::size::parse_byte_size;
+use exaprobe_core::kit::parse::{parse_byte_size, parse_duration, parse_positive_duration};
 use libfuzzer_sys::fuzz_target;
 
 fn close(a: Duration, b: Duration) -> bool {

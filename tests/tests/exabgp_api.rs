@@ -10,8 +10,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use exaprobe_core::dialect::{VERSION_COMMAND, mismatch_hint, parse_version_answer};
-use exaprobe_core::options::ApiDialect;
+use exaprobe_core::fuzzing::{VERSION_COMMAND, mismatch_hint, version_answer};
 use exaprobe_e2e::{FAST_TIMERS, PEERS, Process, Stack, StackOptions, Version};
 use exaprobe_testkit::{require_tool, wait_for};
 use nix::sys::signal::Signal;
@@ -222,18 +221,15 @@ fn answers_on_the_pipe(version: Version) {
     let answer = recording.answer(VERSION_COMMAND);
     assert_eq!(answer.len(), 2, "{answer:?}");
     assert_eq!(answer[1], "done");
-    let detected = parse_version_answer(&answer[0]).expect("a version answer");
-    assert!(
-        detected.version.starts_with(release(version)),
-        "{detected:?}"
-    );
+    let (detected, detected_dialect) = version_answer(&answer[0]).expect("a version answer");
+    assert!(detected.starts_with(release(version)), "{detected:?}");
     let last = &recording.answers.last().unwrap().1;
     assert_eq!(last, answer, "an extra ACK came before the last command's");
     let (dialect, wrong) = match version {
-        Version::V6 => (ApiDialect::V6, ApiDialect::V4),
-        Version::V5 | Version::V4 => (ApiDialect::V4, ApiDialect::V6),
+        Version::V6 => (6, 4),
+        Version::V5 | Version::V4 => (4, 6),
     };
-    assert_eq!(detected.dialect, dialect);
+    assert_eq!(detected_dialect, dialect);
     match version {
         Version::V6 => {
             // The bare `version` is unknown to API 6: not a way to detect it.
@@ -303,11 +299,8 @@ fn version_answer_without_acks(version: Version) {
     };
     let answer = recording.answer(VERSION_COMMAND);
     assert_eq!(answer.len(), 1, "{answer:?}");
-    let detected = parse_version_answer(&answer[0]).expect("a version answer");
-    assert!(
-        detected.version.starts_with(release(version)),
-        "{detected:?}"
-    );
+    let (detected, _) = version_answer(&answer[0]).expect("a version answer");
+    assert!(detected.starts_with(release(version)), "{detected:?}");
 }
 
 /// ExaBGP 6 with `encoder text;`: forced to JSON with a warning; with `exabgp_api_version=4` the
@@ -326,8 +319,8 @@ fn exabgp_6_text_encoder_and_api_4() {
         "{}",
         recording.log
     );
-    let detected = parse_version_answer(&recording.answer(VERSION_COMMAND)[0]).unwrap();
-    assert_eq!(detected.dialect, ApiDialect::V6);
+    let (_, dialect) = version_answer(&recording.answer(VERSION_COMMAND)[0]).unwrap();
+    assert_eq!(dialect, 6);
     assert_eq!(recording.answer(LEGACY), ["error"]);
 
     let Some(recording) = record(
@@ -339,9 +332,9 @@ fn exabgp_6_text_encoder_and_api_4() {
     ) else {
         return;
     };
-    let detected = parse_version_answer(&recording.answer(VERSION_COMMAND)[0]).unwrap();
-    assert_eq!(detected.dialect, ApiDialect::V4);
-    assert!(detected.version.starts_with("6.0.0"), "{detected:?}");
+    let (detected, dialect) = version_answer(&recording.answer(VERSION_COMMAND)[0]).unwrap();
+    assert_eq!(dialect, 4);
+    assert!(detected.starts_with("6.0.0"), "{detected:?}");
     assert_eq!(recording.answer(LEGACY), ["done"]);
     assert_eq!(recording.answer(PEER_ALL), ["done"]);
 }

@@ -36,7 +36,7 @@ const NOTE_BYTES: usize = 512;
 
 /// Reload callback: re-read the options and build a new probe (SIGHUP). Runs on the blocking
 /// pool, so it may read files.
-pub type Reload<P> = Box<dyn FnMut() -> Result<(Settings, P), String> + Send>;
+pub(crate) type Reload<P> = Box<dyn FnMut() -> Result<(Settings, P), String> + Send>;
 
 /// What the supervisor forwards to the checker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -38,11 +38,11 @@ use crate::output::CommandSink;
 use crate::probe::Probe;
 use crate::settings::Settings;
 
-pub use checker::Reload;
+pub(crate) use checker::Reload;
 use checker::{Checker, Request};
 use deliverer::{Control, Deliverer, Finish};
 use detect::Detection;
-pub use once::once;
+pub(crate) use once::once;
 use shared::{Desired, Status};
 use signals::Signal;
 
@@ -60,7 +60,7 @@ pub(crate) struct RunIo {
 }
 
 /// Run `probe` under ExaBGP until a signal, EOF or the shutdown notice. Never returns otherwise.
-pub async fn run<P: Probe + Send + 'static>(
+pub(crate) async fn run<P: Probe + Send + 'static>(
     probe: P,
     settings: Settings,
     reload: Reload<P>,

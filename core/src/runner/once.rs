@@ -8,7 +8,7 @@ use crate::runner::checker::{millis, timed_check};
 use crate::settings::Settings;
 
 /// Run the check once and print `NAME OK|WARNING|CRITICAL - ...`; exit 0, 1 or 2.
-pub async fn once<P: Probe>(mut probe: P, settings: &Settings) -> ExitCode {
+pub(crate) async fn once<P: Probe>(mut probe: P, settings: &Settings) -> ExitCode {
     let label = settings.name.to_uppercase();
     if let Some(file) = settings.disable_file.as_deref().filter(|f| f.exists()) {
         crate::output::print_line(&format!(

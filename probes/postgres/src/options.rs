@@ -144,11 +144,11 @@ pub struct PostgresOptions {
 
     /// On a replica, unhealthy when received WAL not yet replayed exceeds this size
     /// (bytes, or with a unit: 512kB, 16MB, 1GB, 64MiB; kB, MB, GB are 1024-based as in PostgreSQL).
-    #[arg(long, value_name = "SIZE", value_parser = exaprobe_core::size::parse_byte_size, help_heading = "Postgres check")]
+    #[arg(long, value_name = "SIZE", value_parser = exaprobe_core::kit::parse::parse_byte_size, help_heading = "Postgres check")]
     pub max_lag_bytes: Option<u64>,
 
     /// On a replica, degraded when received WAL not yet replayed exceeds this size.
-    #[arg(long, value_name = "SIZE", value_parser = exaprobe_core::size::parse_byte_size, help_heading = "Postgres check")]
+    #[arg(long, value_name = "SIZE", value_parser = exaprobe_core::kit::parse::parse_byte_size, help_heading = "Postgres check")]
     pub degraded_lag_bytes: Option<u64>,
 
     /// On a replica, unhealthy unless its WAL receiver is streaming from the upstream server

@@ -56,14 +56,14 @@ pub struct RedisOptions {
     #[arg(long, value_enum, default_value = "any", help_heading = "Redis check")]
     pub role: Role,
     /// A replica is unhealthy when it last heard from its master longer ago than this.
-    #[arg(long, value_parser = exaprobe_core::duration::parse_positive_duration, value_name = "DURATION", help_heading = "Redis check")]
+    #[arg(long, value_parser = exaprobe_core::kit::parse::parse_positive_duration, value_name = "DURATION", help_heading = "Redis check")]
     pub max_link_age: Option<Duration>,
     /// A replica is unhealthy when it is more than this many bytes behind its master (units:
     /// 512kB, 16MB, 64MiB, 1m).
-    #[arg(long, value_name = "BYTES", value_parser = exaprobe_core::size::parse_byte_size, help_heading = "Redis check")]
+    #[arg(long, value_name = "BYTES", value_parser = exaprobe_core::kit::parse::parse_byte_size, help_heading = "Redis check")]
     pub max_lag_bytes: Option<u64>,
     /// A replica is degraded (worse MED) when more than this many bytes behind its master.
-    #[arg(long, value_name = "BYTES", value_parser = exaprobe_core::size::parse_byte_size, help_heading = "Redis check")]
+    #[arg(long, value_name = "BYTES", value_parser = exaprobe_core::kit::parse::parse_byte_size, help_heading = "Redis check")]
     pub degraded_lag_bytes: Option<u64>,
     /// GET KEY must return VALUE (a canary key written by your application).
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value, help_heading = "Redis check")]
