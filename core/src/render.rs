@@ -1,7 +1,7 @@
 //! What to announce in each state, rendered as ExaBGP text API commands.
 //!
 //! [`RoutePolicy`] holds the validated route options; [`RoutePolicy::plan`] turns a target state
-//! into one [`RouteAction`] per prefix, with the exact lines to write for the chosen dialect.
+//! into one [`RouteCommand`] per prefix, with the exact lines to write for the chosen dialect.
 //! Pure: the runner diffs plans to decide what to send.
 
 use std::collections::BTreeMap;
@@ -33,13 +33,32 @@ pub(crate) enum Target {
     Gone,
 }
 
-/// The command(s) for one prefix in one target state.
+/// What one prefix should be in one target state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RouteAction {
+    /// Announced with this MED.
+    Announce {
+        /// The MED, after the penalty and the per-prefix increase.
+        med: u32,
+    },
+    /// Withdrawn.
+    Withdraw,
+}
+
+/// The command for one prefix in one target state: the action and the exact lines to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RouteAction {
-    /// True for an announce, false for a withdraw.
-    pub announce: bool,
+pub(crate) struct RouteCommand {
+    /// What the lines do.
+    pub action: RouteAction,
     /// The lines to write: exactly one, every dialect naming all the neighbors in one command.
     pub lines: Vec<String>,
+}
+
+impl RouteCommand {
+    /// True for an announce, false for a withdraw.
+    pub(crate) fn announces(&self) -> bool {
+        matches!(self.action, RouteAction::Announce { .. })
+    }
 }
 
 /// Every route option, validated, ready to render.
@@ -91,57 +110,59 @@ pub(crate) struct RoutePolicy {
 
 impl RoutePolicy {
     /// The action for every prefix in `target`, keyed by prefix.
-    pub(crate) fn plan(&self, target: Target) -> BTreeMap<Prefix, RouteAction> {
+    pub(crate) fn plan(&self, target: Target) -> BTreeMap<Prefix, RouteCommand> {
         self.prefixes
             .iter()
             .enumerate()
-            .map(|(index, prefix)| (*prefix, self.action(target, index, prefix)))
+            .map(|(index, prefix)| (*prefix, self.command(target, index, prefix)))
             .collect()
     }
 
-    /// The MED of the prefix at `index` in `target`, or `None` when it is withdrawn.
-    pub(crate) fn med(&self, target: Target, index: usize) -> Option<u32> {
+    /// What the prefix at `index` should be in `target`.
+    pub(crate) fn action(&self, target: Target, index: usize) -> RouteAction {
         let base = match target {
             Target::Up { penalty } | Target::Draining { penalty } => {
                 self.up_metric.saturating_add(penalty)
             }
             Target::Down if !self.withdraw_on_down => self.down_metric,
             Target::Disabled if !self.withdraw_on_down => self.disabled_metric,
-            _ => return None,
+            _ => return RouteAction::Withdraw,
         };
         let step = self
             .increase
             .saturating_mul(u32::try_from(index).unwrap_or(u32::MAX));
-        Some(base.saturating_add(step))
+        RouteAction::Announce {
+            med: base.saturating_add(step),
+        }
     }
 
-    fn action(&self, target: Target, index: usize, prefix: &Prefix) -> RouteAction {
+    fn command(&self, target: Target, index: usize, prefix: &Prefix) -> RouteCommand {
         let next_hop = if prefix.is_ipv6() {
             self.next_hop6
         } else {
             self.next_hop
         };
         let mut body = format!("route {prefix} next-hop {next_hop}");
-        let announce = match self.med(target, index) {
-            Some(med) => {
+        let action = self.action(target, index);
+        let verb = match action {
+            RouteAction::Announce { med } => {
                 write!(body, " med {med}").ok();
                 self.write_attributes(&mut body, target);
-                true
+                "announce"
             }
-            None => {
+            RouteAction::Withdraw => {
                 if let Some(path_id) = self.path_id {
                     write!(body, " path-information {path_id}").ok();
                 }
-                false
+                "withdraw"
             }
         };
-        let verb = if announce { "announce" } else { "withdraw" };
         let lines = self
             .selectors()
             .into_iter()
             .map(|selector| format!("{selector}{verb} {body}"))
             .collect();
-        RouteAction { announce, lines }
+        RouteCommand { action, lines }
     }
 
     /// Attributes after the MED, in ExaBGP healthcheck's order.

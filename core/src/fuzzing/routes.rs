@@ -154,7 +154,12 @@ pub(crate) fn check_routes(policy: &RoutePolicy) {
             // One command per prefix in both dialects (ExaBGP 6 takes `peer [A, B] ...`).
             assert_eq!(action.lines.len(), 1, "{:?}", action.lines);
             for line in &action.lines {
-                check_line(line, policy.dialect, &prefix.to_string(), action.announce);
+                check_line(
+                    line,
+                    policy.dialect,
+                    &prefix.to_string(),
+                    action.announces(),
+                );
             }
         }
     }

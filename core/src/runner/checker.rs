@@ -21,7 +21,7 @@ use crate::health::{Observation, State};
 use crate::hooks::Hooks;
 use crate::options::ApiDialect;
 use crate::probe::{Outcome, Probe};
-use crate::render::{RouteAction, Target};
+use crate::render::{RouteCommand, Target};
 use crate::route::Prefix;
 use crate::routing::{Event, Router};
 use crate::runner::shared::{Desired, Status};
@@ -98,7 +98,7 @@ pub(crate) struct Checker<P> {
     /// When prefixes removed by a reload stop draining and are withdrawn.
     retired_drain_until: Option<Instant>,
     /// The withdraws of prefixes removed by a reload, sent when their drain is over.
-    retired_withdraws: BTreeMap<Prefix, RouteAction>,
+    retired_withdraws: BTreeMap<Prefix, RouteCommand>,
     /// The dialect found at start with `--exabgp-api auto`, kept across reloads.
     detected: Option<ApiDialect>,
     /// A disable-file look-up still running (a hung file system): awaited, never duplicated.
@@ -431,7 +431,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
         let mut retired = self.desired.borrow().retired.clone();
         // Forget withdraws already delivered, so reloads cannot grow this without bound.
         retired.retain(|prefix, _| {
-            !kept(prefix) && accepted.get(prefix).is_some_and(|d| d.action.announce)
+            !kept(prefix) && accepted.get(prefix).is_some_and(|d| d.action.announces())
         });
         let removed: Vec<Prefix> = old
             .routes

@@ -28,7 +28,7 @@ use tokio::time::{Instant, sleep_until};
 use crate::dialect::mismatch_hint;
 use crate::exabgp::{AckMode, PipeEnd, PipeEvent};
 use crate::output::{CommandSink, PIPE_BUF};
-use crate::render::RouteAction;
+use crate::render::RouteCommand;
 use crate::route::Prefix;
 use crate::runner::shared::{Delivered, Desired, Status};
 
@@ -64,7 +64,7 @@ pub(crate) enum Finish {
 #[derive(Debug)]
 struct InFlight {
     prefix: Prefix,
-    action: RouteAction,
+    action: RouteCommand,
     line: String,
     /// The last line of its action: the action is settled when this one is answered.
     last: bool,
@@ -73,7 +73,7 @@ struct InFlight {
 /// A rejected command waiting to be sent again.
 #[derive(Debug)]
 struct Retry {
-    action: RouteAction,
+    action: RouteCommand,
     at: Instant,
     backoff: Duration,
 }
@@ -81,9 +81,9 @@ struct Retry {
 /// Lines to write in one all-or-nothing write, and which commands they carry.
 struct Chunk {
     bytes: Vec<u8>,
-    lines: Vec<(Prefix, RouteAction, String, bool)>,
+    lines: Vec<(Prefix, RouteCommand, String, bool)>,
     /// An action whose remaining lines did not fit: (prefix, action, lines already included).
-    rest: Option<(Prefix, RouteAction, usize)>,
+    rest: Option<(Prefix, RouteCommand, usize)>,
 }
 
 /// Converges ExaBGP to the [`Desired`] routes.
@@ -94,7 +94,7 @@ pub(crate) struct Deliverer {
     desired_open: bool,
     status: Rc<RefCell<Status>>,
     /// Per prefix, the last action written and not yet answered (ACK mode).
-    written: BTreeMap<Prefix, RouteAction>,
+    written: BTreeMap<Prefix, RouteCommand>,
     in_flight: VecDeque<InFlight>,
     /// Prefixes with a line answered `error` in the action being settled.
     failing: BTreeSet<Prefix>,
@@ -103,7 +103,7 @@ pub(crate) struct Deliverer {
     ack_deadline: Option<Instant>,
     retries: BTreeMap<Prefix, Retry>,
     /// An action longer than one chunk, partly written: its remaining lines go next.
-    partial: Option<(Prefix, RouteAction, usize)>,
+    partial: Option<(Prefix, RouteCommand, usize)>,
     refresh_every: Option<Duration>,
     refresh_at: Option<Instant>,
     /// Accepted prefixes to re-send (the refresh timer fired).
@@ -196,7 +196,7 @@ impl Deliverer {
     }
 
     /// Commands whose latest desired form ExaBGP does not hold and that are due now.
-    fn pending(&self, now: Instant) -> Vec<(Prefix, RouteAction)> {
+    fn pending(&self, now: Instant) -> Vec<(Prefix, RouteCommand)> {
         let desired = self.desired.borrow();
         let mut due = Vec::new();
         // Withdraws of prefixes a reload removed first, as before the reload.
@@ -220,7 +220,7 @@ impl Deliverer {
     }
 
     /// Whether `action` must be written for `prefix` now.
-    fn needs(&self, prefix: &Prefix, action: &RouteAction, now: Instant) -> bool {
+    fn needs(&self, prefix: &Prefix, action: &RouteCommand, now: Instant) -> bool {
         match self.written.get(prefix) {
             Some(written) if written == action => return false,
             Some(_) => return true,
@@ -255,10 +255,13 @@ impl Deliverer {
             .borrow()
             .accepted
             .get(prefix)
-            .is_some_and(|delivered| delivered.action.announce);
+            .is_some_and(|delivered| delivered.action.announces());
         accepted
-            || self.written.get(prefix).is_some_and(|a| a.announce)
-            || self.retries.get(prefix).is_some_and(|r| r.action.announce)
+            || self.written.get(prefix).is_some_and(|a| a.announces())
+            || self
+                .retries
+                .get(prefix)
+                .is_some_and(|r| r.action.announces())
     }
 
     /// The next chunk to write, if anything is due and the in-flight window has room.
@@ -277,7 +280,7 @@ impl Deliverer {
             lines: Vec::new(),
             rest: None,
         };
-        let mut queue: Vec<(Prefix, RouteAction, usize)> = Vec::new();
+        let mut queue: Vec<(Prefix, RouteCommand, usize)> = Vec::new();
         if let Some((prefix, action, done)) = &self.partial
             && self.still_wanted(prefix, action)
         {
@@ -310,7 +313,7 @@ impl Deliverer {
     }
 
     /// Whether `action` is still what the checker wants for `prefix`.
-    fn still_wanted(&self, prefix: &Prefix, action: &RouteAction) -> bool {
+    fn still_wanted(&self, prefix: &Prefix, action: &RouteCommand) -> bool {
         let desired = self.desired.borrow();
         desired
             .routes
@@ -376,7 +379,7 @@ impl Deliverer {
     }
 
     /// ExaBGP took `action` for `prefix` (answered `done`, or no answer is expected).
-    fn settle(&mut self, prefix: Prefix, action: RouteAction, confirmed: bool) {
+    fn settle(&mut self, prefix: Prefix, action: RouteCommand, confirmed: bool) {
         if self
             .retries
             .get(&prefix)
@@ -464,7 +467,7 @@ impl Deliverer {
         }
     }
 
-    fn schedule_retry(&mut self, prefix: Prefix, action: RouteAction, now: Instant) {
+    fn schedule_retry(&mut self, prefix: Prefix, action: RouteCommand, now: Instant) {
         let backoff = match self.retries.get(&prefix) {
             Some(retry) if retry.action == action => (retry.backoff * 2).min(MAX_RETRY),
             _ => FIRST_RETRY,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::exabgp::AckMode;
 use crate::health::State;
 use crate::options::ApiDialect;
-use crate::render::{RouteAction, Target};
+use crate::render::{RouteCommand, Target};
 use crate::route::Prefix;
 use crate::settings::Settings;
 
@@ -17,14 +17,14 @@ use crate::settings::Settings;
 pub(crate) struct Desired {
     /// One action per configured prefix; `None` until the first decisive state (INIT and the
     /// first RISING/FALLING announce nothing, as ExaBGP's healthcheck).
-    pub(crate) routes: Option<BTreeMap<Prefix, RouteAction>>,
+    pub(crate) routes: Option<BTreeMap<Prefix, RouteCommand>>,
     /// Withdraws for prefixes a reload removed, sent only if ExaBGP may still hold them.
-    pub(crate) retired: BTreeMap<Prefix, RouteAction>,
+    pub(crate) retired: BTreeMap<Prefix, RouteCommand>,
     /// What to send on SIGTERM: a withdraw for every configured prefix.
-    pub(crate) farewell: BTreeMap<Prefix, RouteAction>,
+    pub(crate) farewell: BTreeMap<Prefix, RouteCommand>,
     /// With `--drain` while UP: the announcements with the drain community to send on SIGTERM
     /// before the withdraws, and how long to let them work (within the exit budget).
-    pub(crate) drain_on_exit: Option<(BTreeMap<Prefix, RouteAction>, Duration)>,
+    pub(crate) drain_on_exit: Option<(BTreeMap<Prefix, RouteCommand>, Duration)>,
     /// How ExaBGP acknowledges commands.
     pub(crate) ack: AckMode,
     /// The dialect the commands are written in (for the hint when ExaBGP rejects the first).
@@ -52,7 +52,7 @@ impl Desired {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Delivered {
     /// The command ExaBGP took.
-    pub(crate) action: RouteAction,
+    pub(crate) action: RouteCommand,
     /// True when ExaBGP answered `done`; false when it was written but no ACK was expected or
     /// none came in time.
     pub(crate) confirmed: bool,
@@ -94,7 +94,7 @@ impl Status {
         let announced: Vec<String> = self
             .accepted
             .iter()
-            .filter(|(_, delivered)| delivered.action.announce)
+            .filter(|(_, delivered)| delivered.action.announces())
             .map(|(prefix, delivered)| {
                 if delivered.confirmed {
                     prefix.to_string()
