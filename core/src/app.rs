@@ -11,6 +11,7 @@ use crate::loader::{LoadError, load_with, one_line};
 use crate::options::{Binary, Cli, CommonOptions};
 use crate::probe::Probe;
 use crate::render::Target;
+use crate::runner::ReloadError;
 use crate::settings::{ModeFlags, Settings};
 
 /// Run a probe binary: `build` makes the probe from its check options `T` and the common ones.
@@ -60,7 +61,7 @@ where
     };
     let settings = match Settings::resolve(&common, &binary, modes) {
         Ok(settings) => settings,
-        Err(message) => return config_error(&binary, &message, common.once),
+        Err(error) => return config_error(&binary, &error.to_string(), common.once),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -90,13 +91,10 @@ where
         }
         let reload_binary = binary.clone();
         let reload: crate::runner::Reload<P> =
-            Box::new(move || -> Result<(Settings, P), String> {
-                let options: Cli<T> =
-                    load_with(command.clone(), &argv).map_err(|error| error.message())?;
-                let settings = Settings::resolve(&options.common, &reload_binary, modes)
-                    .map_err(|message| one_line(&message))?;
-                let probe = build(&options.probe, &options.common)
-                    .map_err(|error| one_line(&format!("{error:#}")))?;
+            Box::new(move || -> Result<(Settings, P), ReloadError> {
+                let options: Cli<T> = load_with(command.clone(), &argv)?;
+                let settings = Settings::resolve(&options.common, &reload_binary, modes)?;
+                let probe = build(&options.probe, &options.common).map_err(ReloadError::Probe)?;
                 Ok((settings, probe))
             });
         let code = crate::runner::run(probe, settings, reload).await;

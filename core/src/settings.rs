@@ -112,21 +112,57 @@ pub(crate) fn warnings(options: &CommonOptions) -> Vec<String> {
     warnings
 }
 
+/// A combination of options that cannot work, found before anything runs (exit 78). The
+/// message names the options.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SettingsError {
+    #[error("no prefix to announce: give at least one --prefix (alias --ip)")]
+    NoPrefix,
+    #[error("--prefix {0} is given twice")]
+    DuplicatePrefix(Prefix),
+    #[error(
+        "--next-hop {0} is IPv6 but there are IPv4 prefixes: give an IPv4 --next-hop and --next-hop6 {0}"
+    )]
+    Ipv6NextHopForIpv4(std::net::IpAddr),
+    #[error(
+        "IPv6 prefix {prefix} needs an IPv6 next hop: --next-hop {next_hop} is IPv4, give --next-hop6"
+    )]
+    NoIpv6NextHop {
+        prefix: Prefix,
+        next_hop: std::net::IpAddr,
+    },
+    #[error("--next-hop6 {0} is not an IPv6 address")]
+    Ipv4NextHop6(std::net::IpAddr),
+    #[error(
+        "the MED would exceed {max} with {prefixes} prefixes, --increase {increase} and these metrics",
+        max = u32::MAX
+    )]
+    MedOverflow { prefixes: usize, increase: u32 },
+    #[error("--name {0:?} must be non-empty printable text")]
+    BadName(String),
+    #[error(
+        "a route command would be {bytes} bytes long, more than the {limit} bytes ExaBGP's pipe takes in one write: use fewer communities, neighbors or AS-path entries"
+    )]
+    CommandTooLong { bytes: usize, limit: usize },
+    #[error("--drain-community takes exactly one community (default 65535:0)")]
+    DrainCommunity,
+}
+
 impl Settings {
     /// Validate `options` as a whole. `default_name` is the binary's name.
     pub(crate) fn resolve(
         options: &CommonOptions,
         default_name: &str,
         modes: ModeFlags,
-    ) -> Result<Settings, String> {
+    ) -> Result<Settings, SettingsError> {
         let prefixes: Vec<Prefix> = options.prefixes.clone();
         if prefixes.is_empty() && !modes.routes_optional {
-            return Err("no prefix to announce: give at least one --prefix (alias --ip)".into());
+            return Err(SettingsError::NoPrefix);
         }
         let mut seen = std::collections::BTreeSet::new();
         for prefix in &prefixes {
             if !seen.insert(*prefix) {
-                return Err(format!("--prefix {prefix} is given twice"));
+                return Err(SettingsError::DuplicatePrefix(*prefix));
             }
         }
         if let NextHop::Address(address) = options.next_hop
@@ -134,9 +170,7 @@ impl Settings {
             && options.next_hop6.is_none()
             && prefixes.iter().any(|p| !p.is_ipv6())
         {
-            return Err(format!(
-                "--next-hop {address} is IPv6 but there are IPv4 prefixes: give an IPv4 --next-hop and --next-hop6 {address}"
-            ));
+            return Err(SettingsError::Ipv6NextHopForIpv4(address));
         }
         let next_hop6 = match (options.next_hop6, options.next_hop) {
             (Some(hop), _) => hop,
@@ -144,9 +178,10 @@ impl Settings {
             (None, NextHop::Address(address)) if address.is_ipv6() => NextHop::Address(address),
             (None, NextHop::Address(address)) => {
                 if let Some(v6) = prefixes.iter().find(|p| p.is_ipv6()) {
-                    return Err(format!(
-                        "IPv6 prefix {v6} needs an IPv6 next hop: --next-hop {address} is IPv4, give --next-hop6"
-                    ));
+                    return Err(SettingsError::NoIpv6NextHop {
+                        prefix: *v6,
+                        next_hop: address,
+                    });
                 }
                 NextHop::Local
             }
@@ -154,7 +189,7 @@ impl Settings {
         if let NextHop::Address(address) = next_hop6
             && address.is_ipv4()
         {
-            return Err(format!("--next-hop6 {address} is not an IPv6 address"));
+            return Err(SettingsError::Ipv4NextHop6(address));
         }
         let last_index = u64::try_from(prefixes.len().saturating_sub(1)).unwrap_or(u64::MAX);
         let highest_base = [
@@ -166,12 +201,10 @@ impl Settings {
         .max()
         .unwrap_or(0);
         if highest_base + last_index * u64::from(options.increase) > u64::from(u32::MAX) {
-            return Err(format!(
-                "the MED would exceed {} with {} prefixes, --increase {} and these metrics",
-                u32::MAX,
-                prefixes.len(),
-                options.increase
-            ));
+            return Err(SettingsError::MedOverflow {
+                prefixes: prefixes.len(),
+                increase: options.increase,
+            });
         }
         for warning in warnings(options) {
             tracing::warn!("{warning}");
@@ -188,7 +221,7 @@ impl Settings {
             .clone()
             .unwrap_or_else(|| default_name.to_string());
         if name.is_empty() || name.chars().any(char::is_control) {
-            return Err(format!("--name {name:?} must be non-empty printable text"));
+            return Err(SettingsError::BadName(name));
         }
         let ack = if modes.dry_run {
             AckMode::DryRun
@@ -276,7 +309,7 @@ impl Settings {
 
     /// Every command must fit in one atomic pipe write (`PIPE_BUF`), so that a stalled or
     /// killed probe can never leave half a command in ExaBGP's pipe.
-    fn check_command_length(&self) -> Result<(), String> {
+    fn check_command_length(&self) -> Result<(), SettingsError> {
         use crate::render::Target;
         // Room for the longest MED (10 digits) whatever the state's own number is.
         const MED_SLACK: usize = 10;
@@ -293,20 +326,20 @@ impl Settings {
         .max()
         .unwrap_or(0);
         if longest + MED_SLACK > crate::output::PIPE_BUF {
-            return Err(format!(
-                "a route command would be {longest} bytes long, more than the {} bytes ExaBGP's pipe takes in one write: use fewer communities, neighbors or AS-path entries",
-                crate::output::PIPE_BUF - MED_SLACK
-            ));
+            return Err(SettingsError::CommandTooLong {
+                bytes: longest,
+                limit: crate::output::PIPE_BUF - MED_SLACK,
+            });
         }
         Ok(())
     }
 }
 
 /// `--drain-community`: exactly one standard community.
-fn drain_community(options: &CommonOptions) -> Result<String, String> {
+fn drain_community(options: &CommonOptions) -> Result<String, SettingsError> {
     match options.drain_community.0.as_slice() {
         [one] => Ok(one.clone()),
-        _ => Err("--drain-community takes exactly one community (default 65535:0)".into()),
+        _ => Err(SettingsError::DrainCommunity),
     }
 }
 
@@ -380,7 +413,9 @@ mod tests {
         ];
         for (args, expected) in cases {
             assert_eq!(
-                Settings::resolve(&options(args), "exaprobe-test", RUN).unwrap_err(),
+                Settings::resolve(&options(args), "exaprobe-test", RUN)
+                    .unwrap_err()
+                    .to_string(),
                 *expected,
                 "{args:?}"
             );
@@ -473,7 +508,12 @@ mod tests {
             "test",
             RUN,
         );
-        assert!(refused.unwrap_err().contains("more than the 4086 bytes"));
+        assert!(
+            refused
+                .unwrap_err()
+                .to_string()
+                .contains("more than the 4086 bytes")
+        );
         let some: Vec<String> = (0..100).map(|i| format!("65000:{i}")).collect();
         let some = some.join(" ");
         let fine = Settings::resolve(

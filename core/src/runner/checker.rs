@@ -36,7 +36,21 @@ const NOTE_BYTES: usize = 512;
 
 /// Reload callback: re-read the options and build a new probe (SIGHUP). Runs on the blocking
 /// pool, so it may read files.
-pub(crate) type Reload<P> = Box<dyn FnMut() -> Result<(Settings, P), String> + Send>;
+pub(crate) type Reload<P> = Box<dyn FnMut() -> Result<(Settings, P), ReloadError> + Send>;
+
+/// Why SIGHUP's new configuration was refused (the running one is kept). One line each.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReloadError {
+    /// An option, the environment or the config file.
+    #[error(transparent)]
+    Load(#[from] crate::loader::LoadError),
+    /// A combination of options.
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    /// The probe refused its options.
+    #[error("{}", crate::loader::one_line(&format!("{:#}", .0)))]
+    Probe(anyhow::Error),
+}
 
 /// What the supervisor forwards to the checker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +102,7 @@ pub(crate) struct Checker<P> {
     probe: P,
     settings: Settings,
     reload: Arc<Mutex<Reload<P>>>,
-    reloading: Option<JoinHandle<Result<(Settings, P), String>>>,
+    reloading: Option<JoinHandle<Result<(Settings, P), ReloadError>>>,
     hooks: Hooks,
     desired: watch::Sender<Desired>,
     status: Rc<RefCell<Status>>,
@@ -388,8 +402,8 @@ impl<P: Probe + Send + 'static> Checker<P> {
         };
         let loaded = match timeout(RELOAD_TIMEOUT, &mut job).await {
             Ok(Ok(Ok(loaded))) => loaded,
-            Ok(Ok(Err(message))) => {
-                tracing::error!(error = %message, "reload failed; keeping the running configuration");
+            Ok(Ok(Err(error))) => {
+                tracing::error!(%error, "reload failed; keeping the running configuration");
                 return;
             }
             Ok(Err(error)) => {

@@ -38,8 +38,8 @@ use crate::output::CommandSink;
 use crate::probe::Probe;
 use crate::settings::Settings;
 
-pub(crate) use checker::Reload;
 use checker::{Checker, Request};
+pub(crate) use checker::{Reload, ReloadError};
 use deliverer::{Control, Deliverer, Finish};
 use detect::Detection;
 pub(crate) use once::once;
