@@ -28,7 +28,7 @@ pub(crate) enum ApiDialect {
 
 /// What `--exabgp-api` says: a dialect, or find out from ExaBGP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ApiSetting {
+pub(crate) enum ApiSetting {
     /// Ask ExaBGP (`system version`) at start and speak its dialect; 4 when it does not answer.
     Auto,
     /// ExaBGP 4.2 and 5.0.
@@ -41,7 +41,7 @@ pub enum ApiSetting {
 
 /// Log line format on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// One human-readable line per event.
     Text,
     /// One JSON object per line.
@@ -59,7 +59,7 @@ pub struct CommonOptions {
         value_name = "PREFIX",
         help_heading = "Routes"
     )]
-    pub prefixes: Vec<Prefix>,
+    pub(crate) prefixes: Vec<Prefix>,
     /// Next hop for IPv4 prefixes (`self` or an address).
     #[arg(
         long,
@@ -67,10 +67,10 @@ pub struct CommonOptions {
         value_name = "IP|self",
         help_heading = "Routes"
     )]
-    pub next_hop: NextHop,
+    pub(crate) next_hop: NextHop,
     /// Next hop for IPv6 prefixes (default: --next-hop when it is `self` or IPv6).
     #[arg(long, value_name = "IPV6|self", help_heading = "Routes")]
-    pub next_hop6: Option<NextHop>,
+    pub(crate) next_hop6: Option<NextHop>,
     /// MED of the first prefix when UP.
     #[arg(
         long,
@@ -80,7 +80,7 @@ pub struct CommonOptions {
         value_name = "MED",
         help_heading = "Routes"
     )]
-    pub up_metric: u32,
+    pub(crate) up_metric: u32,
     /// MED of the first prefix when DOWN.
     #[arg(
         long,
@@ -90,7 +90,7 @@ pub struct CommonOptions {
         value_name = "MED",
         help_heading = "Routes"
     )]
-    pub down_metric: u32,
+    pub(crate) down_metric: u32,
     /// MED of the first prefix when DISABLED (maintenance).
     #[arg(
         long,
@@ -100,97 +100,97 @@ pub struct CommonOptions {
         value_name = "MED",
         help_heading = "Routes"
     )]
-    pub disabled_metric: u32,
+    pub(crate) disabled_metric: u32,
     /// MED added per further prefix, in the order given.
     #[arg(long, default_value_t = 1, value_parser = parse_med, allow_negative_numbers = true, value_name = "N", help_heading = "Routes")]
-    pub increase: u32,
+    pub(crate) increase: u32,
     /// MED added to the up metric while the service is degraded (slow, lagging, ...), unless the probe sets its own.
     #[arg(long, default_value_t = 200, value_parser = parse_med, allow_negative_numbers = true, value_name = "N", help_heading = "Routes")]
-    pub degraded_penalty: u32,
+    pub(crate) degraded_penalty: u32,
     /// Withdraw the prefixes when DOWN or DISABLED instead of announcing them with a worse MED.
     #[arg(long, help_heading = "Routes")]
-    pub withdraw_on_down: bool,
+    pub(crate) withdraw_on_down: bool,
     /// LOCAL_PREF attribute (iBGP only).
     #[arg(long, value_parser = parse_med, allow_negative_numbers = true, value_name = "N", help_heading = "Routes")]
-    pub local_preference: Option<u32>,
+    pub(crate) local_preference: Option<u32>,
     /// Standard community (`65000:1`, `no-export`); repeat or separate by spaces.
     #[arg(long = "community", value_name = "COMMUNITY", help_heading = "Routes")]
-    pub communities: Vec<CommunityList>,
+    pub(crate) communities: Vec<CommunityList>,
     /// Extended community (`target:65000:5`, `origin:192.0.2.1:7`); repeat or separate by spaces.
     #[arg(
         long = "extended-community",
         value_name = "COMMUNITY",
         help_heading = "Routes"
     )]
-    pub extended_communities: Vec<ExtendedCommunityList>,
+    pub(crate) extended_communities: Vec<ExtendedCommunityList>,
     /// Large community (`65000:1:2`); repeat or separate by spaces.
     #[arg(
         long = "large-community",
         value_name = "COMMUNITY",
         help_heading = "Routes"
     )]
-    pub large_communities: Vec<LargeCommunityList>,
+    pub(crate) large_communities: Vec<LargeCommunityList>,
     /// Standard community used instead of --community when DOWN or DISABLED.
     #[arg(
         long = "disabled-community",
         value_name = "COMMUNITY",
         help_heading = "Routes"
     )]
-    pub disabled_communities: Vec<CommunityList>,
+    pub(crate) disabled_communities: Vec<CommunityList>,
     /// AS path to attach (`65000 65000`), in every state unless a per-state one is given.
     #[arg(long, value_name = "ASNS", help_heading = "Routes")]
-    pub as_path: Option<AsPath>,
+    pub(crate) as_path: Option<AsPath>,
     /// AS path when UP (overrides --as-path).
     #[arg(long, value_name = "ASNS", help_heading = "Routes")]
-    pub up_as_path: Option<AsPath>,
+    pub(crate) up_as_path: Option<AsPath>,
     /// AS path when DOWN (overrides --as-path): prepend to make the path worse.
     #[arg(long, value_name = "ASNS", help_heading = "Routes")]
-    pub down_as_path: Option<AsPath>,
+    pub(crate) down_as_path: Option<AsPath>,
     /// AS path when DISABLED (overrides --as-path).
     #[arg(long, value_name = "ASNS", help_heading = "Routes")]
-    pub disabled_as_path: Option<AsPath>,
+    pub(crate) disabled_as_path: Option<AsPath>,
     /// ADD-PATH path identifier (`path-information`), a number or dotted quad.
     #[arg(long, value_name = "ID", help_heading = "Routes")]
-    pub path_id: Option<PathId>,
+    pub(crate) path_id: Option<PathId>,
     /// Only send to this ExaBGP neighbor (peer address or `*`). Repeat for several.
     #[arg(long = "neighbor", value_name = "IP|*", help_heading = "Routes")]
-    pub neighbors: Vec<NeighborSelector>,
+    pub(crate) neighbors: Vec<NeighborSelector>,
 
     // ---- timing and hysteresis --------------------------------------------------------------
     /// Time between checks in a stable state (UP, DOWN, DISABLED). Seconds or with a unit (500ms, 5s, 1m).
     #[arg(long, default_value = "5", value_parser = parse_interval, allow_negative_numbers = true, value_name = "DURATION", help_heading = "Timing")]
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// Time between checks while RISING or FALLING.
     #[arg(long, default_value = "1", value_parser = parse_interval, allow_negative_numbers = true, value_name = "DURATION", help_heading = "Timing")]
-    pub fast_interval: Duration,
+    pub(crate) fast_interval: Duration,
     /// Deadline for one check; a check that takes longer fails.
     #[arg(long, default_value = "5", value_parser = parse_interval, allow_negative_numbers = true, value_name = "DURATION", help_heading = "Timing")]
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// A healthy check slower than this counts as degraded (higher MED), not down.
     #[arg(long, value_parser = parse_positive_duration, allow_negative_numbers = true, value_name = "DURATION", help_heading = "Timing")]
-    pub degraded_latency: Option<Duration>,
+    pub(crate) degraded_latency: Option<Duration>,
     /// Add a random delay of up to this much to each interval, so probes started together do not
     /// check in lockstep.
     #[arg(long, default_value = "0", value_parser = parse_duration, allow_negative_numbers = true, value_name = "DURATION", help_heading = "Timing")]
-    pub splay: Duration,
+    pub(crate) splay: Duration,
     /// Consecutive successful checks needed to go UP.
     #[arg(long, default_value_t = 3, value_parser = parse_count, allow_negative_numbers = true, value_name = "N", help_heading = "Timing")]
-    pub rise: u32,
+    pub(crate) rise: u32,
     /// Consecutive failed checks needed to go DOWN.
     #[arg(long, default_value_t = 3, value_parser = parse_count, allow_negative_numbers = true, value_name = "N", help_heading = "Timing")]
-    pub fall: u32,
+    pub(crate) fall: u32,
     /// Re-send the current state this often even without a change (off by default).
     #[arg(long, value_parser = parse_positive_duration, allow_negative_numbers = true, value_name = "DURATION", help_heading = "Timing")]
-    pub refresh_interval: Option<Duration>,
+    pub(crate) refresh_interval: Option<Duration>,
     /// Time between checks while DOWN (default: --interval), as HAProxy's `downinter`.
     #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Timing")]
-    pub down_interval: Option<Duration>,
+    pub(crate) down_interval: Option<Duration>,
 
     // ---- routing safety ---------------------------------------------------------------------
     /// Before a planned withdraw (maintenance, SIGTERM, a prefix removed by reload), announce the
     /// prefixes with the drain community for this long first (RFC 8326 graceful shutdown). Off by default.
     #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Routing safety")]
-    pub drain: Option<Duration>,
+    pub(crate) drain: Option<Duration>,
     /// Community added while draining.
     #[arg(
         long,
@@ -198,7 +198,7 @@ pub struct CommonOptions {
         value_name = "COMMUNITY",
         help_heading = "Routing safety"
     )]
-    pub drain_community: CommunityList,
+    pub(crate) drain_community: CommunityList,
     /// Damp flapping: more than N changes between UP and DOWN within --flap-window hold the routes down (0: off).
     #[arg(
         long,
@@ -206,49 +206,49 @@ pub struct CommonOptions {
         value_name = "N",
         help_heading = "Routing safety"
     )]
-    pub flap_limit: u32,
+    pub(crate) flap_limit: u32,
     /// How far back --flap-limit counts changes.
     #[arg(long, default_value = "60", value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Routing safety")]
-    pub flap_window: Duration,
+    pub(crate) flap_window: Duration,
     /// How long flapping routes are held down before a fresh start.
     #[arg(long, default_value = "300", value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Routing safety")]
-    pub flap_hold: Duration,
+    pub(crate) flap_hold: Duration,
 
     // ---- maintenance and hooks --------------------------------------------------------------
     /// While this file exists the check is not run and the prefixes are DISABLED.
     #[arg(long, value_name = "FILE", help_heading = "Maintenance and hooks")]
-    pub disable: Option<PathBuf>,
+    pub(crate) disable: Option<PathBuf>,
     /// Command (run by `sh -c`) on every state change, with STATE in its environment. Repeatable.
     #[arg(
         long = "execute",
         value_name = "CMD",
         help_heading = "Maintenance and hooks"
     )]
-    pub execute: Vec<String>,
+    pub(crate) execute: Vec<String>,
     /// Command run on entering UP. Repeatable.
     #[arg(
         long = "up-execute",
         value_name = "CMD",
         help_heading = "Maintenance and hooks"
     )]
-    pub up_execute: Vec<String>,
+    pub(crate) up_execute: Vec<String>,
     /// Command run on entering DOWN. Repeatable.
     #[arg(
         long = "down-execute",
         value_name = "CMD",
         help_heading = "Maintenance and hooks"
     )]
-    pub down_execute: Vec<String>,
+    pub(crate) down_execute: Vec<String>,
     /// Command run on entering DISABLED. Repeatable.
     #[arg(
         long = "disabled-execute",
         value_name = "CMD",
         help_heading = "Maintenance and hooks"
     )]
-    pub disabled_execute: Vec<String>,
+    pub(crate) disabled_execute: Vec<String>,
     /// Deadline for a hook command; its process group is killed after it.
     #[arg(long, default_value = "30", value_parser = parse_positive_duration, allow_negative_numbers = true, value_name = "DURATION", help_heading = "Maintenance and hooks")]
-    pub hook_timeout: Duration,
+    pub(crate) hook_timeout: Duration,
 
     // ---- ExaBGP pipe ------------------------------------------------------------------------
     /// ExaBGP API dialect: auto (ask ExaBGP at start), 4 (ExaBGP 4.2 and 5.0) or 6 (`peer * ...`, ExaBGP 6).
@@ -259,30 +259,30 @@ pub struct CommonOptions {
         value_name = "auto|4|6",
         help_heading = "ExaBGP"
     )]
-    pub exabgp_api: ApiSetting,
+    pub(crate) exabgp_api: ApiSetting,
     /// Do not wait for `done`/`error` after a command (for ExaBGP run with exabgp.api.ack=false).
     #[arg(long, help_heading = "ExaBGP")]
-    pub no_ack: bool,
+    pub(crate) no_ack: bool,
     /// How long to wait for ExaBGP's `done`/`error` after a command.
     #[arg(long, default_value = "10", value_parser = parse_positive_duration, allow_negative_numbers = true, value_name = "DURATION", help_heading = "ExaBGP")]
-    pub ack_timeout: Duration,
+    pub(crate) ack_timeout: Duration,
 
     // ---- modes and logging ------------------------------------------------------------------
     /// TOML file with options (`long-option = value`); command line and EXAPROBE_* win over it.
     #[arg(long, value_name = "FILE", help_heading = "General")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Validate the options and config file, print the resolved routes, and exit.
     #[arg(long, help_heading = "General")]
-    pub check_config: bool,
+    pub(crate) check_config: bool,
     /// Run the check once, print one status line, exit 0 OK, 1 WARNING (degraded), 2 CRITICAL, 3 UNKNOWN.
     #[arg(long, help_heading = "General")]
-    pub once: bool,
+    pub(crate) once: bool,
     /// Print the commands instead of talking to ExaBGP (no ACKs); implied when stdout is a terminal.
     #[arg(long, help_heading = "General")]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Name of this probe in every log line (default: the binary's name).
     #[arg(long, value_parser = parse_name, value_name = "NAME", help_heading = "General")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Log format on stderr.
     #[arg(
         long,
@@ -291,13 +291,22 @@ pub struct CommonOptions {
         value_name = "FORMAT",
         help_heading = "General"
     )]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
     /// More log output (-v debug, -vv trace).
     #[arg(short, long, action = ArgAction::Count, help_heading = "General")]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
     /// Less log output (-q warnings only, -qq errors only).
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "verbose", help_heading = "General")]
-    pub quiet: u8,
+    pub(crate) quiet: u8,
+}
+
+impl CommonOptions {
+    /// `--timeout`: how long a check may take. The runner enforces it and hands each check its
+    /// deadline; a probe needs it only to configure a client that takes a duration (PostgreSQL's
+    /// `statement_timeout`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
 }
 
 /// Longest `--name`: it is repeated in every log line.

@@ -11,11 +11,11 @@ use ipnet::IpNet;
 
 /// An IPv4 or IPv6 prefix to announce, with no host bits set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Prefix(pub IpNet);
+pub(crate) struct Prefix(IpNet);
 
 impl Prefix {
     /// True for IPv6 prefixes, which need an IPv6 next hop.
-    pub fn is_ipv6(&self) -> bool {
+    pub(crate) fn is_ipv6(&self) -> bool {
         matches!(self.0, IpNet::V6(_))
     }
 }
@@ -52,7 +52,7 @@ impl fmt::Display for Prefix {
 
 /// A BGP next hop: `self` (ExaBGP fills in the session's local address) or an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NextHop {
+pub(crate) enum NextHop {
     /// ExaBGP's `next-hop self`.
     Local,
     /// An explicit address.
@@ -101,7 +101,7 @@ fn parse_list<T>(
 
 /// Standard communities (RFC 1997): `ASN:VALUE` (16-bit each) or a well-known name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommunityList(pub Vec<String>);
+pub(crate) struct CommunityList(Vec<String>);
 
 const WELL_KNOWN_COMMUNITIES: &[&str] = &[
     "no-export",
@@ -137,7 +137,7 @@ impl FromStr for CommunityList {
 /// Extended communities (RFC 4360): `target:ASN:N`, `origin:IP:N` (also `redirect:`), or raw
 /// 8-byte hex `0x0002fde800000001`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExtendedCommunityList(pub Vec<String>);
+pub(crate) struct ExtendedCommunityList(Vec<String>);
 
 impl FromStr for ExtendedCommunityList {
     type Err = String;
@@ -188,7 +188,7 @@ impl FromStr for ExtendedCommunityList {
 
 /// Large communities (RFC 8092): `GLOBAL:LOCAL1:LOCAL2`, 32-bit numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LargeCommunityList(pub Vec<String>);
+pub(crate) struct LargeCommunityList(Vec<String>);
 
 impl FromStr for LargeCommunityList {
     type Err = String;
@@ -208,7 +208,7 @@ impl FromStr for LargeCommunityList {
 
 /// An AS path (an AS_SEQUENCE of 32-bit ASNs), `65000 65000 65001`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AsPath(pub Vec<u32>);
+pub(crate) struct AsPath(Vec<u32>);
 
 impl FromStr for AsPath {
     type Err = String;
@@ -230,7 +230,7 @@ impl fmt::Display for AsPath {
 
 /// An ADD-PATH path identifier: a 32-bit number or a dotted quad.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathId {
+pub(crate) enum PathId {
     /// `path-information 7`.
     Number(u32),
     /// `path-information 0.0.0.7`.
@@ -259,7 +259,7 @@ impl fmt::Display for PathId {
 
 /// Which ExaBGP neighbors a command is for: `*` or a peer address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NeighborSelector {
+pub(crate) enum NeighborSelector {
     /// Every neighbor that lists this process.
     All,
     /// The neighbor with this peer address.
@@ -414,3 +414,27 @@ mod tests {
         }
     }
 }
+
+impl Prefix {
+    /// The network.
+    pub(crate) fn network(&self) -> IpNet {
+        self.0
+    }
+}
+
+/// The validated values of a list option, in order.
+pub(crate) trait Values {
+    /// The values.
+    fn values(&self) -> &[String];
+}
+
+macro_rules! list_values {
+    ($($list:ty),*) => {$(
+        impl Values for $list {
+            fn values(&self) -> &[String] {
+                &self.0
+            }
+        }
+    )*};
+}
+list_values!(CommunityList, ExtendedCommunityList, LargeCommunityList);

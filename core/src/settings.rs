@@ -8,7 +8,7 @@ use crate::exabgp::AckMode;
 use crate::health::Hysteresis;
 use crate::options::{ApiDialect, ApiSetting, CommonOptions, LogFormat};
 use crate::render::RoutePolicy;
-use crate::route::{NextHop, Prefix};
+use crate::route::{NextHop, Prefix, Values};
 
 /// Everything the runner needs, validated as a whole.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,7 +91,7 @@ pub(crate) struct ModeFlags {
 pub(crate) fn warnings(options: &CommonOptions) -> Vec<String> {
     let mut warnings = Vec::new();
     for prefix in &options.prefixes {
-        if prefix.0.prefix_len() == 0 {
+        if prefix.network().prefix_len() == 0 {
             warnings.push(format!(
                 "--prefix {prefix} is a default route: it draws all traffic that has no more specific route"
             ));
@@ -231,7 +231,10 @@ impl Settings {
             AckMode::Wait(options.ack_timeout)
         };
         let flatten = |lists: &[crate::route::CommunityList]| -> Vec<String> {
-            lists.iter().flat_map(|l| l.0.iter().cloned()).collect()
+            lists
+                .iter()
+                .flat_map(|l| l.values().iter().cloned())
+                .collect()
         };
         let settings = Settings {
             routes: RoutePolicy {
@@ -248,12 +251,12 @@ impl Settings {
                 extended_communities: options
                     .extended_communities
                     .iter()
-                    .flat_map(|l| l.0.iter().cloned())
+                    .flat_map(|l| l.values().iter().cloned())
                     .collect(),
                 large_communities: options
                     .large_communities
                     .iter()
-                    .flat_map(|l| l.0.iter().cloned())
+                    .flat_map(|l| l.values().iter().cloned())
                     .collect(),
                 disabled_communities: flatten(&options.disabled_communities),
                 drain_community: drain_community(options)?,
@@ -337,7 +340,7 @@ impl Settings {
 
 /// `--drain-community`: exactly one standard community.
 fn drain_community(options: &CommonOptions) -> Result<String, SettingsError> {
-    match options.drain_community.0.as_slice() {
+    match options.drain_community.values() {
         [one] => Ok(one.clone()),
         _ => Err(SettingsError::DrainCommunity),
     }

@@ -23,7 +23,7 @@ fn main() -> ExitCode {
     exaprobe_core::main(
         binary,
         |postgres: &PostgresOptions, common: &CommonOptions| {
-            PostgresProbe::new(postgres, common.timeout)
+            PostgresProbe::new(postgres, common.timeout())
         },
     )
 }

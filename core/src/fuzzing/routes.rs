@@ -23,7 +23,7 @@ use crate::options::ApiDialect;
 use crate::render::{RoutePolicy, Target};
 use crate::route::{
     AsPath, CommunityList, ExtendedCommunityList, LargeCommunityList, NeighborSelector, NextHop,
-    PathId, Prefix,
+    PathId, Prefix, Values,
 };
 
 fn safe_word(word: &str) -> bool {
@@ -72,11 +72,19 @@ pub fn route_render(data: &[u8]) {
         parsed::<AsPath>(value);
         parsed::<PathId>(value);
         parsed::<NeighborSelector>(value);
-        list(value, |t| t.parse::<CommunityList>().ok().map(|l| l.0));
         list(value, |t| {
-            t.parse::<ExtendedCommunityList>().ok().map(|l| l.0)
+            t.parse::<CommunityList>().ok().map(|l| l.values().to_vec())
         });
-        list(value, |t| t.parse::<LargeCommunityList>().ok().map(|l| l.0));
+        list(value, |t| {
+            t.parse::<ExtendedCommunityList>()
+                .ok()
+                .map(|l| l.values().to_vec())
+        });
+        list(value, |t| {
+            t.parse::<LargeCommunityList>()
+                .ok()
+                .map(|l| l.values().to_vec())
+        });
     }
 
     let mut prefixes: Vec<Prefix> = Vec::new();
@@ -92,7 +100,7 @@ pub fn route_render(data: &[u8]) {
     }
     let communities = |index| {
         list(field(index), |t| {
-            t.parse::<CommunityList>().ok().map(|l| l.0)
+            t.parse::<CommunityList>().ok().map(|l| l.values().to_vec())
         })
     };
     let policy = RoutePolicy {
@@ -107,10 +115,14 @@ pub fn route_render(data: &[u8]) {
         local_preference: (switches & 4 != 0).then_some(200),
         communities: communities(3),
         extended_communities: list(field(4), |t| {
-            t.parse::<ExtendedCommunityList>().ok().map(|l| l.0)
+            t.parse::<ExtendedCommunityList>()
+                .ok()
+                .map(|l| l.values().to_vec())
         }),
         large_communities: list(field(5), |t| {
-            t.parse::<LargeCommunityList>().ok().map(|l| l.0)
+            t.parse::<LargeCommunityList>()
+                .ok()
+                .map(|l| l.values().to_vec())
         }),
         disabled_communities: communities(6),
         drain_community: communities(12)
