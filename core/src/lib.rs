@@ -61,4 +61,4 @@ pub mod subprocess;
 
 pub use app::main;
 pub use options::{Binary, CommonOptions};
-pub use probe::{Outcome, Probe};
+pub use probe::{Finding, Outcome, Probe};

@@ -58,6 +58,21 @@ impl Outcome {
     }
 }
 
+/// What one part of a check found, in a form `?` can end a check with: `Err(reason)` is
+/// unhealthy (stop there), `Ok(Some(reason))` degraded (go on, keep the reason), `Ok(None)`
+/// fine. A probe's steps return this; `Outcome::from` makes the verdict of the last one.
+pub type Finding = Result<Option<String>, String>;
+
+impl From<Finding> for Outcome {
+    fn from(finding: Finding) -> Outcome {
+        match finding {
+            Ok(None) => Outcome::Healthy,
+            Ok(Some(reason)) => Outcome::degraded(reason),
+            Err(reason) => Outcome::unhealthy(reason),
+        }
+    }
+}
+
 /// A health check of one service.
 ///
 /// This is the only thing a probe crate implements. The runner owns everything else: the

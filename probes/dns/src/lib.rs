@@ -17,7 +17,7 @@ use std::str::FromStr;
 
 use anyhow::Result;
 use exaprobe_core::kit::parse::{Level, Limits};
-use exaprobe_core::{Outcome, Probe};
+use exaprobe_core::{Finding, Outcome, Probe};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use tokio::time::Instant;
@@ -346,7 +346,7 @@ impl DnsProbe {
             })
     }
 
-    async fn serial_check(&self, deadline: Instant) -> Result<Option<String>, String> {
+    async fn serial_check(&self, deadline: Instant) -> Finding {
         let Some(reference) = self.options.serial_reference else {
             return Ok(None);
         };
@@ -396,11 +396,7 @@ impl Probe for DnsProbe {
         if let Err(reason) = self.judge(&answer) {
             return Outcome::unhealthy(reason);
         }
-        match self.serial_check(deadline).await {
-            Ok(None) => Outcome::Healthy,
-            Ok(Some(reason)) => Outcome::degraded(reason),
-            Err(reason) => Outcome::unhealthy(reason),
-        }
+        self.serial_check(deadline).await.into()
     }
 }
 

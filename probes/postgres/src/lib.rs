@@ -185,8 +185,8 @@ impl PostgresProbe {
             };
             tracing::debug!(?state, "postgres server state");
             match evaluate(&state, checks) {
-                Some(outcome @ Outcome::Unhealthy { .. }) => return Ok(outcome),
-                other => degraded = other,
+                Err(reason) => return Ok(Outcome::unhealthy(reason)),
+                Ok(found) => degraded = found.map(Outcome::degraded),
             }
         }
         let messages = client

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use exaprobe_core::Outcome;
+use exaprobe_core::Finding;
 
 use crate::options::*;
 
@@ -88,16 +88,16 @@ pub(crate) fn seconds(duration: Duration) -> String {
     format!("{}s", duration.as_secs_f64())
 }
 
-/// Compare the server state with the checks: `None` when healthy.
-pub(crate) fn evaluate(state: &ServerState, checks: &Checks) -> Option<Outcome> {
+/// Compare the server state with the checks.
+pub(crate) fn evaluate(state: &ServerState, checks: &Checks) -> Finding {
     match (checks.role, state.in_recovery) {
         (Role::Primary, true) => {
-            return Some(Outcome::unhealthy(
+            return Err(String::from(
                 "server is a replica (in recovery), expected a primary",
             ));
         }
         (Role::Replica, false) => {
-            return Some(Outcome::unhealthy(
+            return Err(String::from(
                 "server is a primary (not in recovery), expected a replica",
             ));
         }
@@ -110,34 +110,32 @@ pub(crate) fn evaluate(state: &ServerState, checks: &Checks) -> Option<Outcome> 
             } else {
                 ""
             };
-            return Some(Outcome::unhealthy(format!(
+            return Err(format!(
                 "server is read-only: transaction_read_only=on{why}"
-            )));
+            ));
         }
         if state.default_transaction_read_only {
-            return Some(Outcome::unhealthy(
+            return Err(String::from(
                 "server is read-only: default_transaction_read_only=on",
             ));
         }
     }
     if !state.in_recovery {
-        return None;
+        return Ok(None);
     }
     if checks.require_streaming {
         if !state.wal_receiver {
-            return Some(Outcome::unhealthy(
+            return Err(String::from(
                 "WAL receiver not running: replica is not streaming",
             ));
         }
         match state.wal_receiver_status.as_deref() {
             Some("streaming") => {}
             Some(status) => {
-                return Some(Outcome::unhealthy(format!(
-                    "WAL receiver is {status}, not streaming"
-                )));
+                return Err(format!("WAL receiver is {status}, not streaming"));
             }
             None => {
-                return Some(Outcome::unhealthy(
+                return Err(String::from(
                     "cannot read pg_stat_wal_receiver.status: grant pg_monitor to the probe's user",
                 ));
             }
@@ -172,7 +170,7 @@ pub(crate) fn evaluate(state: &ServerState, checks: &Checks) -> Option<Outcome> 
                 .and_then(|limit| time_reason(limit, "--max-lag"))
         });
     if let Some(reason) = hard {
-        return Some(Outcome::unhealthy(reason));
+        return Err(reason);
     }
     checks
         .degraded_lag_bytes
@@ -182,5 +180,5 @@ pub(crate) fn evaluate(state: &ServerState, checks: &Checks) -> Option<Outcome> 
                 .degraded_lag
                 .and_then(|limit| time_reason(limit, "--degraded-lag"))
         })
-        .map(Outcome::degraded)
+        .map_or(Ok(None), |reason| Ok(Some(reason)))
 }

@@ -241,7 +241,7 @@ fn checks() -> Checks {
 fn roles_and_writability() {
     let primary = ServerState::default();
     assert_eq!(
-        evaluate(
+        verdict(
             &primary,
             &Checks {
                 role: Role::Primary,
@@ -251,7 +251,7 @@ fn roles_and_writability() {
         None
     );
     assert_eq!(
-        evaluate(
+        verdict(
             &replica(),
             &Checks {
                 role: Role::Primary,
@@ -263,7 +263,7 @@ fn roles_and_writability() {
         ))
     );
     assert_eq!(
-        evaluate(
+        verdict(
             &primary,
             &Checks {
                 role: Role::Replica,
@@ -279,7 +279,7 @@ fn roles_and_writability() {
         ..ServerState::default()
     };
     assert_eq!(
-        evaluate(
+        verdict(
             &read_only,
             &Checks {
                 require_writable: true,
@@ -291,7 +291,7 @@ fn roles_and_writability() {
         ))
     );
     assert_eq!(
-        evaluate(
+        verdict(
             &read_only,
             &Checks {
                 role: Role::Primary,
@@ -309,14 +309,14 @@ fn lag_of_an_idle_primary_is_zero() {
         max_lag: Some(Duration::from_secs(10)),
         ..checks()
     };
-    assert_eq!(evaluate(&replica(), &limits), None);
+    assert_eq!(verdict(&replica(), &limits), None);
     let behind = ServerState {
         lag_bytes: Some(100),
         replay_age: Some(12.34),
         ..replica()
     };
     assert_eq!(
-        evaluate(&behind, &limits),
+        verdict(&behind, &limits),
         Some(Outcome::unhealthy(
             "replication lag 12.3s over --max-lag 10s"
         ))
@@ -327,7 +327,7 @@ fn lag_of_an_idle_primary_is_zero() {
         ..checks()
     };
     assert_eq!(
-        evaluate(&behind, &soft),
+        verdict(&behind, &soft),
         Some(Outcome::degraded(
             "replication lag 12.3s over --degraded-lag 5s"
         ))
@@ -346,7 +346,7 @@ fn byte_lag_thresholds() {
         ..checks()
     };
     assert_eq!(
-        evaluate(&behind, &limits),
+        verdict(&behind, &limits),
         Some(Outcome::degraded(
             "replication lag 5000 bytes over --degraded-lag-bytes 1000"
         ))
@@ -356,7 +356,7 @@ fn byte_lag_thresholds() {
         ..replica()
     };
     assert_eq!(
-        evaluate(&far, &limits),
+        verdict(&far, &limits),
         Some(Outcome::unhealthy(
             "replication lag 20000 bytes over --max-lag-bytes 10000"
         ))
@@ -366,10 +366,10 @@ fn byte_lag_thresholds() {
         ..replica()
     };
     assert!(
-        matches!(evaluate(&unknown, &limits), Some(Outcome::Unhealthy { reason }) if reason.contains("unknown"))
+        matches!(verdict(&unknown, &limits), Some(Outcome::Unhealthy { reason }) if reason.contains("unknown"))
     );
     // Lag limits do not apply to a primary.
-    assert_eq!(evaluate(&ServerState::default(), &limits), None);
+    assert_eq!(verdict(&ServerState::default(), &limits), None);
 }
 
 #[test]
@@ -378,14 +378,14 @@ fn streaming() {
         require_streaming: true,
         ..checks()
     };
-    assert_eq!(evaluate(&replica(), &limits), None);
+    assert_eq!(verdict(&replica(), &limits), None);
     let gone = ServerState {
         wal_receiver: false,
         wal_receiver_status: None,
         ..replica()
     };
     assert_eq!(
-        evaluate(&gone, &limits),
+        verdict(&gone, &limits),
         Some(Outcome::unhealthy(
             "WAL receiver not running: replica is not streaming"
         ))
@@ -395,7 +395,7 @@ fn streaming() {
         ..replica()
     };
     assert_eq!(
-        evaluate(&waiting, &limits),
+        verdict(&waiting, &limits),
         Some(Outcome::unhealthy("WAL receiver is waiting, not streaming"))
     );
     let hidden = ServerState {
@@ -403,7 +403,7 @@ fn streaming() {
         ..replica()
     };
     assert!(
-        matches!(evaluate(&hidden, &limits), Some(Outcome::Unhealthy { reason }) if reason.contains("pg_monitor"))
+        matches!(verdict(&hidden, &limits), Some(Outcome::Unhealthy { reason }) if reason.contains("pg_monitor"))
     );
 }
 
@@ -433,4 +433,12 @@ fn server_errors_have_distinct_reasons() {
         describe_db_error("42601", "syntax error"),
         "server error 42601: syntax error"
     );
+}
+
+/// `evaluate` as an optional outcome (`None`: healthy), as the tests were written.
+fn verdict(state: &ServerState, checks: &Checks) -> Option<Outcome> {
+    match evaluate(state, checks) {
+        Ok(None) => None,
+        finding => Some(Outcome::from(finding)),
+    }
 }

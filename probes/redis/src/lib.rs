@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use exaprobe_core::address::{HostPort, Syntax, parse_host_port};
 use exaprobe_core::kit::parse::{Level, Limits};
-use exaprobe_core::{Outcome, Probe};
+use exaprobe_core::{Finding, Outcome, Probe};
 use redis::aio::MultiplexedConnection;
 use redis::{RedisConnectionInfo, RedisError};
 use tokio::time::{Instant, timeout_at};
@@ -292,11 +292,7 @@ impl RedisProbe {
     }
 
     /// The checks after PING on one connection. `Err` = unhealthy, `Ok(Some)` = degraded.
-    async fn judge(
-        &self,
-        connection: &mut MultiplexedConnection,
-        deadline: Instant,
-    ) -> Result<Option<String>, String> {
+    async fn judge(&self, connection: &mut MultiplexedConnection, deadline: Instant) -> Finding {
         let persistence: String = Self::run(
             connection,
             redis::cmd("INFO").arg("persistence"),
@@ -341,11 +337,7 @@ impl RedisProbe {
         Ok(degraded)
     }
 
-    async fn judge_replica(
-        &self,
-        replication: &Info,
-        deadline: Instant,
-    ) -> Result<Option<String>, String> {
+    async fn judge_replica(&self, replication: &Info, deadline: Instant) -> Finding {
         let master = format!(
             "{}:{}",
             replication.get("master_host").unwrap_or("?"),
