@@ -8,10 +8,11 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
 use tonic_health::server::HealthReporter;
 
 pub use tonic_health::ServingStatus;
@@ -23,7 +24,7 @@ pub struct Config {
     pub port: u16,
     /// Serve TLS with this configuration (offer ALPN `h2`, as gRPC requires).
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// Accept TCP connections and never read or answer (a hung server).
+    /// Accept TCP connections, read and discard what comes, never answer (a hung server).
     pub silent: bool,
 }
 
@@ -32,6 +33,7 @@ pub struct GrpcServer {
     /// Where it listens.
     pub address: SocketAddr,
     reporter: HealthReporter,
+    open: Arc<AtomicUsize>,
     runtime: tokio::runtime::Handle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -54,11 +56,13 @@ impl GrpcServer {
         let (reporter, service) = tonic_health::server::health_reporter();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let config = config.clone();
+        let open = Arc::new(AtomicUsize::new(0));
+        let counted = open.clone();
         let thread = std::thread::spawn(move || {
             runtime.block_on(async move {
                 let listener = TcpListener::from_std(listener).expect("a tokio listener");
                 if config.silent {
-                    tokio::spawn(hold_silently(listener));
+                    tokio::spawn(hold_silently(listener, counted));
                 } else {
                     let (sender, receiver) = tokio::sync::mpsc::channel(16);
                     tokio::spawn(accept(listener, config.tls.clone(), sender));
@@ -75,10 +79,16 @@ impl GrpcServer {
         GrpcServer {
             address,
             reporter,
+            open,
             runtime: handle,
             stop: Some(stop),
             thread: Some(thread),
         }
+    }
+
+    /// Connections a silent server holds open now (the client has not closed them).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
     }
 
     /// Set what the health service answers for `service` (`""`: the overall health).
@@ -128,11 +138,16 @@ async fn accept(
     }
 }
 
-/// Accepts connections and keeps them open without reading a byte.
-async fn hold_silently(listener: TcpListener) {
-    let mut held: Vec<TcpStream> = Vec::new();
-    while let Ok((stream, _)) = listener.accept().await {
-        held.push(stream);
+/// Accepts connections and reads them to their end without ever writing, counting the open ones.
+async fn hold_silently(listener: TcpListener, open: Arc<AtomicUsize>) {
+    while let Ok((mut stream, _)) = listener.accept().await {
+        open.fetch_add(1, Ordering::SeqCst);
+        let open = open.clone();
+        tokio::spawn(async move {
+            let mut buffer = [0u8; 4096];
+            while matches!(stream.read(&mut buffer).await, Ok(1..)) {}
+            open.fetch_sub(1, Ordering::SeqCst);
+        });
     }
 }
 

@@ -16,7 +16,6 @@ mod verdict;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use exaprobe_core::address::HostPort;
 use exaprobe_core::{Outcome, Probe};
 use exaprobe_tls::{TlsFiles, Verification};
 use rustls::pki_types::ServerName;
@@ -126,6 +125,13 @@ impl GrpcProbe {
                 channel,
                 verdict::of_response(answer.into_inner().status, &self.subject),
             )),
+            // tonic's own timer for the grpc-timeout sent: our deadline, seen first by tonic.
+            Ok(Err(status)) if caused_by::<tonic::TimeoutExpired>(&status) => {
+                Err(Failure::Timeout(format!(
+                    "{}: no answer within {:?}",
+                    self.subject, self.deadline
+                )))
+            }
             // A status with no source came from the server: the connection works.
             Ok(Err(status)) if std::error::Error::source(&status).is_none() => Ok((
                 channel,
@@ -143,9 +149,8 @@ impl GrpcProbe {
     /// cancels the connection attempt).
     async fn open(&self, deadline: Instant) -> Result<Channel, Failure> {
         let connector = self.connector.clone();
-        let connect = tower::service_fn(move |_: tonic::codegen::http::Uri| {
-            connector.clone().connect()
-        });
+        let connect =
+            tower::service_fn(move |_: tonic::codegen::http::Uri| connector.clone().connect());
         match timeout_at(deadline, self.endpoint.connect_with_connector(connect)).await {
             Err(_) => Err(Failure::Timeout(format!(
                 "{}: timeout connecting within {:?}",
@@ -227,7 +232,7 @@ fn tls_config(options: &GrpcOptions) -> Result<(rustls::ClientConfig, ServerName
     let name = match (&options.tls_server_name, &options.authority) {
         (Some(name), _) => name.clone(),
         (None, Some(authority)) => options::authority_host(authority).to_string(),
-        (None, None) => host_of(&options.address),
+        (None, None) => options.address.host_string(),
     };
     let server_name = ServerName::try_from(name.clone()).with_context(|| {
         format!("'{name}' is not a valid TLS server name (give --tls-server-name)")
@@ -235,8 +240,16 @@ fn tls_config(options: &GrpcOptions) -> Result<(rustls::ClientConfig, ServerName
     Ok((config, server_name))
 }
 
-fn host_of(address: &HostPort) -> String {
-    address.host_string()
+/// True when `error` or one of its causes is an `E`.
+fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<E>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
 }
 
 /// One line for a failure of the connection: our own connector's words when it failed,

@@ -79,6 +79,12 @@ fn parse_authority(text: &str) -> Result<Authority, String> {
     if authority.host().is_empty() {
         return Err(format!("'{text}' has no host"));
     }
+    let port = authority.as_str()[authority.host().len()..].strip_prefix(':');
+    if port.is_some_and(|port| !matches!(port.parse::<u16>(), Ok(1..))) {
+        return Err(format!(
+            "'{text}': the port is not a number from 1 to 65535"
+        ));
+    }
     Ok(authority)
 }
 
@@ -103,7 +109,15 @@ mod tests {
             authority_host(&parse_authority("[::1]:50051").unwrap()),
             "::1"
         );
-        for bad in ["user@svc.example", "svc example", "", ":443", "svc:port"] {
+        for bad in [
+            "user@svc.example",
+            "svc example",
+            "",
+            ":443",
+            "svc:port",
+            "svc:0",
+            "svc:",
+        ] {
             assert!(parse_authority(bad).is_err(), "{bad}");
         }
     }

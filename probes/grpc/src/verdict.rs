@@ -103,7 +103,9 @@ mod tests {
         );
         assert_eq!(
             of_status(Code::PermissionDenied, "no\nway", SUBJECT),
-            Outcome::unhealthy("service \"a\" on 127.0.0.1:1: gRPC error PERMISSION_DENIED: no\\nway")
+            Outcome::unhealthy(
+                "service \"a\" on 127.0.0.1:1: gRPC error PERMISSION_DENIED: no\\nway"
+            )
         );
         assert_eq!(
             of_status(Code::Unimplemented, "", SUBJECT).reason(),
