@@ -10,6 +10,7 @@ const BINARIES: &[&str] = &[
     "exaprobe-dns",
     "exaprobe-postgres",
     "exaprobe-redis",
+    "exaprobe-grpc",
 ];
 
 fn workspace_members() -> String {

@@ -78,8 +78,7 @@ impl Connector {
         match connector.connect(name.clone(), stream).await {
             Ok(tls) => Ok(Box::new(tls)),
             Err(error) => Err(ConnectFailure(format!(
-                "TLS handshake with {} failed: {}",
-                self.address,
+                "TLS handshake failed: {}",
                 exaprobe_tls::describe_chain(&error).unwrap_or_else(|| describe_io(&error))
             ))),
         }
