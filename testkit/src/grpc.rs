@@ -7,12 +7,14 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use tonic::codegen::Service;
+use tonic::codegen::http::Request;
 use tonic_health::server::HealthReporter;
 
 pub use tonic_health::ServingStatus;
@@ -34,6 +36,7 @@ pub struct GrpcServer {
     pub address: SocketAddr,
     reporter: HealthReporter,
     open: Arc<AtomicUsize>,
+    authority: Arc<Mutex<Option<String>>>,
     runtime: tokio::runtime::Handle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -58,6 +61,15 @@ impl GrpcServer {
         let config = config.clone();
         let open = Arc::new(AtomicUsize::new(0));
         let counted = open.clone();
+        let authority = Arc::new(Mutex::new(None));
+        let seen = authority.clone();
+        // Records each request's :authority, then lets the health service answer it.
+        let service = tower::service_fn(move |request: Request<tonic::body::Body>| {
+            *seen.lock().expect("the authority lock") =
+                request.uri().authority().map(|a| a.to_string());
+            let mut health = service.clone();
+            async move { health.call(request).await }
+        });
         let thread = std::thread::spawn(move || {
             runtime.block_on(async move {
                 let listener = TcpListener::from_std(listener).expect("a tokio listener");
@@ -80,6 +92,7 @@ impl GrpcServer {
             address,
             reporter,
             open,
+            authority,
             runtime: handle,
             stop: Some(stop),
             thread: Some(thread),
@@ -89,6 +102,11 @@ impl GrpcServer {
     /// Connections a silent server holds open now (the client has not closed them).
     pub fn open_connections(&self) -> usize {
         self.open.load(Ordering::SeqCst)
+    }
+
+    /// The `:authority` of the last request answered.
+    pub fn last_authority(&self) -> Option<String> {
+        self.authority.lock().expect("the authority lock").clone()
     }
 
     /// Set what the health service answers for `service` (`""`: the overall health).

@@ -212,6 +212,7 @@ async fn tls_with_the_test_ca_and_the_authority() {
         "shop.Cart",
     ]);
     assert_eq!(named.check().await, Outcome::Healthy);
+    assert_eq!(server.last_authority().as_deref(), Some("svc.example"));
     assert_eq!(
         named.target(),
         format!("grpc+tls://{address} service \"shop.Cart\"")
@@ -236,6 +237,7 @@ async fn tls_with_the_test_ca_and_the_authority() {
         .await,
         Outcome::Healthy
     );
+    assert_eq!(server.last_authority(), Some(address.clone()));
     // --insecure skips the name and the chain.
     assert_eq!(
         probe(&["--address", &address, "--tls", "--insecure"])
