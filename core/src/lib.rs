@@ -1,31 +1,30 @@
 //! exaprobe-core: everything a health probe for ExaBGP does that is not the check itself.
 //!
-//! A probe crate implements [`Probe`] (one async `check` returning an [`Outcome`]) and a
-//! `clap::Args` struct of its options; its binary is one call to [`main`] with a [`Binary`] and a
-//! closure building the probe. The core does the rest:
+//! What a probe crate uses (the rest is private):
 //!
-//! - [`probe`]: the trait and the outcome of a check.
-//! - [`options`]: the options every probe shares; [`loader`] layers them (command line >
-//!   `EXAPROBE_*` environment > TOML file > defaults); [`settings`] validates them as a whole.
-//! - [`route`]: prefixes and BGP attributes, validated on parse; [`render`]: the ExaBGP commands
-//!   for each state, in the 4.x/5.x or 6.x dialect; [`dialect`]: which dialect ExaBGP speaks
-//!   (its answer to `system version`) and a clear line when the one in use looks wrong.
-//! - [`health`]: the hysteresis state machine (INIT, RISING, UP, FALLING, DOWN, DISABLED), pure;
-//!   `routing`: drain before a planned withdraw (RFC 8326) and flap damping above it, pure.
-//! - [`exabgp`]: what ExaBGP writes to stdin: a reader that always drains it.
-//! - [`output`]: the only module that writes to stdout.
-//! - [`runner`]: a checker (schedule, hysteresis, disable file, reload) and a deliverer
+//! - [`Probe`] (one async `check(deadline)` returning an [`Outcome`]; [`Finding`] for the steps
+//!   of a check) and a `clap::Args` struct of its options; its binary is one call to [`main`]
+//!   with a [`Binary`] (name, description, the man page's example and environment) and a
+//!   closure building the probe from its options and the [`CommonOptions`].
+//! - [`kit`]: reasons (previews, error chains, I/O wording) and option parsers (regexes, sizes,
+//!   durations, a degraded level below a hard one), written once for every probe.
+//! - [`address`] (`HOST:PORT` with its IPv6 rule), [`secret`] (password files), [`files`]
+//!   (operator-given files read safely), [`redact`] (the one rule that keeps passwords out of
+//!   every target, log line and error), [`subprocess`] (programs run as checks or hooks:
+//!   output read as it comes, everything they started killed and reaped).
+//!
+//! Inside, private to the core:
+//!
+//! - `options` (the options every probe shares), `loader` (command line > `EXAPROBE_*` > TOML
+//!   file > defaults), `settings` (validated as a whole), `exit` (every exit code).
+//! - `route` (prefixes and BGP attributes, validated on parse), `render` (the ExaBGP commands
+//!   for each state, in the 4.x/5.x or 6.x dialect), `dialect` (which one ExaBGP speaks).
+//! - `health` (the hysteresis, pure) and `routing` (drain and flap damping above it, pure).
+//! - `runner`: a checker (schedule, hysteresis, disable file, reload) and a deliverer
 //!   (converges ExaBGP to the desired routes) under a supervisor serving signals; `--once`.
-//! - [`hooks`]: commands run on state changes. [`subprocess`]: process-group handling.
-//! - [`app`]: the binaries' `main`, modes and exit codes. [`logging`]: stderr, text or JSON.
-//! - [`docs`]: man pages and completions from the clap definitions, for packaging.
-//! - [`duration`], [`size`], [`address`], [`secret`]: parsing helpers probes share (durations,
-//!   byte sizes, `HOST:PORT` with its IPv6 rule, password files). [`files`]: reading
-//!   operator-given files safely (regular files only, capped, with a deadline). [`escape`]:
-//!   one-line-safe text.
-//! - [`redact`]: the one rule that keeps passwords out of every target, log line and error.
-//!
-//! Binaries call `exaprobe_core::main` (`pub fn main` in [`app`]).
+//! - `exabgp` (what ExaBGP writes to stdin), `output` (the only module writing stdout),
+//!   `logging` (stderr, text or JSON), `hooks`, `docs` (man pages and completions).
+//! - `fuzzing` (feature `fuzzing`): entry points for the fuzz targets and end-to-end tests.
 
 #![warn(unreachable_pub)]
 

@@ -87,9 +87,9 @@ pub trait Probe {
 
     /// Run one check, finishing by `deadline`. May keep state (a connection) between calls.
     ///
-    /// The runner sets `deadline` a little before its own hard `--timeout` (see
-    /// [`check_deadline`]), so a probe that bounds each phase by it can say which phase was slow
-    /// ("timeout connecting to ...") before the runner drops the future with a generic reason.
+    /// The runner sets `deadline` at 95 % of its own hard `--timeout`, so a probe that bounds
+    /// each phase by it can say which phase was slow ("timeout connecting to ...") before the
+    /// runner drops the future with a generic reason.
     fn check(&mut self, deadline: Instant) -> impl Future<Output = Outcome>;
 }
 

@@ -1,7 +1,7 @@
 //! The one redaction rule: a password never reaches a log line, a status line or an error.
 //!
 //! Every place a target is shown (the `starting target=` log line, `--once`, `--check-config`,
-//! clap's errors, the state dump) goes through [`redact`], so the rule lives here only:
+//! clap's errors, the state dump) goes through this module, so the rule lives here only:
 //!
 //! - the password of a URL's userinfo becomes `***`: `http://user:***@host/`,
 //!   `redis://:***@h:6379`, `postgresql://app:***@db/app`;

@@ -24,7 +24,7 @@
 //!
 //! - A registry (a mutex-guarded list) holds the running jobs: the leader's pid, which is also
 //!   the process group id, and once reaped its exit status.
-//! - [`reap`] loops `waitpid(-1, WNOHANG)` under the lock: a registered pid's status is stored
+//! - `reap` loops `waitpid(-1, WNOHANG)` under the lock: a registered pid's status is stored
 //!   for its job, any other pid (an orphan) is simply reaped. Whichever task is awake reaps; there
 //!   is no reaper thread or task, hence no thread hand-off.
 //! - A job waits on tokio's SIGCHLD stream: a signal handler writes to the runtime's self-pipe,

@@ -154,6 +154,8 @@ pub mod certs;
 pub mod cli;
 pub mod dns;
 pub mod exabgp;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 pub mod http;
 pub mod postgres;
 pub mod redis;

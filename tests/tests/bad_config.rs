@@ -17,7 +17,7 @@ fn base(binary: &str) -> Vec<(&'static str, Option<&'static str>)> {
     let mut args = vec![("--prefix", Some("192.0.2.1")), ("--check-config", None)];
     match binary {
         "exaprobe-http" => args.push(("--url", Some("http://127.0.0.1:9/health"))),
-        "exaprobe-tcp" => args.push(("--address", Some("127.0.0.1:9"))),
+        "exaprobe-tcp" | "exaprobe-grpc" => args.push(("--address", Some("127.0.0.1:9"))),
         "exaprobe-dns" => args.push(("--query", Some("example.com"))),
         _ => {}
     }

@@ -39,12 +39,17 @@ pub struct TlsArgs {
 }
 
 impl TlsArgs {
-    /// True when any of these options was given (a probe that needs `--tls` first says so).
-    pub fn any_given(&self) -> bool {
-        self.ca_file.is_some()
-            || self.client_cert.is_some()
-            || self.tls_server_name.is_some()
-            || self.insecure
+    /// The first of these options that was given, by name (a probe that speaks TLS only with
+    /// `--tls` refuses it without, naming it).
+    pub fn first_given(&self) -> Option<&'static str> {
+        [
+            (self.ca_file.is_some(), "--ca-file"),
+            (self.client_cert.is_some(), "--client-cert"),
+            (self.tls_server_name.is_some(), "--tls-server-name"),
+            (self.insecure, "--insecure"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name))
     }
 
     /// Full verification, or none with `--insecure`.

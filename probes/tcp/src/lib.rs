@@ -98,10 +98,10 @@ impl TcpProbe {
     pub fn new(options: &TcpOptions) -> Result<Self> {
         let host = options.address.host_string();
         let tls_args = &options.tls_args;
-        if !options.tls && tls_args.any_given() {
-            anyhow::bail!(
-                "--ca-file, --client-cert, --tls-server-name and --insecure need --tls (the TCP check speaks TLS only when asked)"
-            );
+        if !options.tls
+            && let Some(option) = tls_args.first_given()
+        {
+            anyhow::bail!("{option} needs --tls (the TCP check speaks TLS only when asked)");
         }
         let tls = if options.tls {
             tls_args.warn_if_insecure(&options.address.to_string());

@@ -414,5 +414,5 @@ fn bad_options_are_rejected() {
     // The shared TLS options parse anywhere; without --tls the probe refuses them at start.
     let cli = Cli::try_parse_from(["exaprobe-tcp", "--address", "h:1", "--ca-file", "/x"]).unwrap();
     let error = TcpProbe::new(&cli.tcp).unwrap_err().to_string();
-    assert!(error.contains("need --tls"), "{error}");
+    assert!(error.contains("needs --tls"), "{error}");
 }

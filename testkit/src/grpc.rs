@@ -1,0 +1,209 @@
+//! A real gRPC server for tests (feature `grpc`): tonic serving tonic-health's standard
+//! `grpc.health.v1.Health`, whose per-service status a test flips while the server runs;
+//! plain or TLS (a certificate from [`crate::certs`]); or a listener that accepts TCP and never
+//! answers. It runs on its own thread and runtime, so sync tests (end-to-end) and async tests
+//! alike use it, and dropping it closes the listener and every connection at once, the way a
+//! killed server would.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tonic::codegen::Service;
+use tonic::codegen::http::Request;
+use tonic_health::server::HealthReporter;
+
+pub use tonic_health::ServingStatus;
+
+/// How the server behaves.
+#[derive(Clone, Default)]
+pub struct Config {
+    /// Port on 127.0.0.1; 0 picks a free one (give the old port to restart a server).
+    pub port: u16,
+    /// Serve TLS with this configuration (offer ALPN `h2`, as gRPC requires).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Accept TCP connections, read and discard what comes, never answer (a hung server).
+    pub silent: bool,
+}
+
+/// A running server; dropping it stops it and closes every connection.
+pub struct GrpcServer {
+    /// Where it listens.
+    pub address: SocketAddr,
+    reporter: HealthReporter,
+    open: Arc<AtomicUsize>,
+    authority: Arc<Mutex<Option<String>>>,
+    runtime: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl GrpcServer {
+    /// Start a server; the overall health (service `""`) starts SERVING, every other service
+    /// is unknown (NOT_FOUND) until [`GrpcServer::set`] names it.
+    pub fn start(config: &Config) -> GrpcServer {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", config.port))
+            .expect("bind the gRPC test server's port");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let address = listener.local_addr().expect("local address");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime for the gRPC test server");
+        let handle = runtime.handle().clone();
+        let (reporter, service) = tonic_health::server::health_reporter();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let config = config.clone();
+        let open = Arc::new(AtomicUsize::new(0));
+        let counted = open.clone();
+        let authority = Arc::new(Mutex::new(None));
+        let seen = authority.clone();
+        // Records each request's :authority, then lets the health service answer it.
+        let service = tower::service_fn(move |request: Request<tonic::body::Body>| {
+            *seen.lock().expect("the authority lock") =
+                request.uri().authority().map(|a| a.to_string());
+            let mut health = service.clone();
+            async move { health.call(request).await }
+        });
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let listener = TcpListener::from_std(listener).expect("a tokio listener");
+                if config.silent {
+                    tokio::spawn(hold_silently(listener, counted));
+                } else {
+                    let (sender, receiver) = tokio::sync::mpsc::channel(16);
+                    tokio::spawn(accept(listener, config.tls.clone(), sender));
+                    let incoming = tokio_stream::wrappers::ReceiverStream::new(receiver);
+                    tokio::spawn(
+                        tonic::transport::Server::builder().serve_with_incoming(service, incoming),
+                    );
+                }
+                let _ = stopped.await;
+            });
+            // Dropping the runtime drops every task: the listener and all connections close.
+            drop(runtime);
+        });
+        GrpcServer {
+            address,
+            reporter,
+            open,
+            authority,
+            runtime: handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Connections a silent server holds open now (the client has not closed them).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// The `:authority` of the last request answered.
+    pub fn last_authority(&self) -> Option<String> {
+        self.authority.lock().expect("the authority lock").clone()
+    }
+
+    /// Set what the health service answers for `service` (`""`: the overall health).
+    pub fn set(&self, service: &str, status: ServingStatus) {
+        let reporter = self.reporter.clone();
+        let service = service.to_string();
+        let (done, wait) = std::sync::mpsc::channel();
+        self.runtime.spawn(async move {
+            reporter.set_service_status(service, status).await;
+            let _ = done.send(());
+        });
+        wait.recv().expect("the gRPC test server sets a status");
+    }
+}
+
+impl Drop for GrpcServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Accepts connections, completes TLS when configured, and hands them to tonic.
+async fn accept(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    sender: tokio::sync::mpsc::Sender<Result<Connection, std::io::Error>>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    while let Ok((stream, _)) = listener.accept().await {
+        let sender = sender.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let connection = match acceptor {
+                None => Connection(Box::new(stream)),
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(tls) => Connection(Box::new(tls)),
+                    Err(_) => return,
+                },
+            };
+            let _ = sender.send(Ok(connection)).await;
+        });
+    }
+}
+
+/// Accepts connections and reads them to their end without ever writing, counting the open ones.
+async fn hold_silently(listener: TcpListener, open: Arc<AtomicUsize>) {
+    while let Ok((mut stream, _)) = listener.accept().await {
+        open.fetch_add(1, Ordering::SeqCst);
+        let open = open.clone();
+        tokio::spawn(async move {
+            let mut buffer = [0u8; 4096];
+            while matches!(stream.read(&mut buffer).await, Ok(1..)) {}
+            open.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+}
+
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+/// A plain or TLS connection, as tonic's server takes it.
+struct Connection(Box<dyn Stream>);
+
+impl tonic::transport::server::Connected for Connection {
+    type ConnectInfo = ();
+    fn connect_info(&self) {}
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut *self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0).poll_shutdown(cx)
+    }
+}
