@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, timeout};
+
+use super::wake::sleep_until;
 
 use crate::health::{Observation, State};
 use crate::hooks::Hooks;

@@ -23,6 +23,7 @@ mod shared;
 mod signals;
 #[cfg(test)]
 mod tests;
+mod wake;
 
 use std::cell::RefCell;
 use std::process::ExitCode;
