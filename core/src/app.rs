@@ -56,7 +56,8 @@ where
     };
     let binary = name;
     let common = options.common.clone();
-    crate::logging::init(common.log_format, common.verbose, common.quiet);
+    let (verbose, quiet) = crate::compat::log_levels(common.verbose, common.quiet, &common.compat);
+    crate::logging::init(common.log_format, verbose, quiet);
     let modes = ModeFlags {
         dry_run: common.dry_run || crate::output::stdout_is_terminal(),
         routes_optional: common.once,
@@ -64,6 +65,15 @@ where
     let settings = match Settings::resolve(&common, &binary, modes) {
         Ok(settings) => settings,
         Err(message) => return config_error(&binary, &message, common.once),
+    };
+    // As `exabgp healthcheck` starts: pid file, addresses on lo, then privileges dropped.
+    let added = if common.once || common.check_config {
+        None
+    } else {
+        match crate::compat::start(&common, &argv) {
+            Ok(added) => Some(added),
+            Err(message) => return config_error(&binary, &message, false),
+        }
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -109,6 +119,9 @@ where
     });
     // The stdin reader sits in a blocking read on tokio's blocking pool: do not wait for it.
     runtime.shutdown_background();
+    if let Some(added) = added {
+        added.remove();
+    }
     crate::logging::flush(std::time::Duration::from_millis(100));
     code
 }

@@ -23,12 +23,17 @@
 //!   byte sizes, `HOST:PORT` with its IPv6 rule, password files). [`files`]: reading
 //!   operator-given files safely (regular files only, capped, with a deadline). [`escape`]:
 //!   one-line-safe text.
+//! - [`compat`]: the options of `exabgp healthcheck` exaprobe had not; [`interfaces`]: the
+//!   addresses of an interface, read and changed through netlink.
 //! - [`redact`]: the one rule that keeps passwords out of every target, log line and error.
 //!
 //! Binaries call `exaprobe_core::main` (`pub fn main` in [`app`]).
 
 pub mod address;
 pub mod app;
+// `exabgp healthcheck` compatibility (issue 20): its options, its config file, address
+// discovery and set-up on `lo`, pid file, privilege drop.
+pub mod compat;
 pub mod dialect;
 pub mod docs;
 pub mod duration;
@@ -36,11 +41,16 @@ pub mod escape;
 pub mod exabgp;
 pub mod files;
 pub mod health;
+mod healthcheck_file;
 pub mod hooks;
+pub mod interfaces;
+mod ip_setup;
 pub mod loader;
 pub mod logging;
 pub mod options;
 pub mod output;
+mod pidfile;
+mod privileges;
 pub mod probe;
 pub mod redact;
 pub mod render;

@@ -166,6 +166,8 @@ pub fn load<O: clap::CommandFactory + FromArgMatches>(argv: &[OsString]) -> Resu
 /// quoted in them (from the command line or the environment) is shown redacted and escaped
 /// ([`crate::redact`]), and any URL or DSN password left in the text is redacted.
 pub fn load_with<O: FromArgMatches>(command: Command, argv: &[OsString]) -> Result<O, LoadError> {
+    // `-sF` and a healthcheck-format `-F`/`--config` file (core/src/compat.rs).
+    let argv = &crate::compat::expand_argv(argv)?;
     let mut inputs: Vec<OsString> = argv.to_vec();
     inputs.extend(
         std::env::vars_os()

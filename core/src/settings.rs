@@ -119,7 +119,9 @@ impl Settings {
         default_name: &str,
         modes: ModeFlags,
     ) -> Result<Settings, String> {
-        let prefixes: Vec<Prefix> = options.prefixes.clone();
+        // --prefix/--ip, or the addresses of lo; --deaggregate-networks, --start-ip.
+        let prefixes: Vec<Prefix> = crate::ip_setup::prefixes(options)?;
+        let (ip_up, ip_down) = crate::ip_setup::dynamic_hooks(options)?;
         if prefixes.is_empty() && !modes.routes_optional {
             return Err("no prefix to announce: give at least one --prefix (alias --ip)".into());
         }
@@ -263,9 +265,9 @@ impl Settings {
             disable_file: options.disable.clone(),
             hooks: HookCommands {
                 any: options.execute.clone(),
-                up: options.up_execute.clone(),
-                down: options.down_execute.clone(),
-                disabled: options.disabled_execute.clone(),
+                up: [ip_up, options.up_execute.clone()].concat(),
+                down: [ip_down.clone(), options.down_execute.clone()].concat(),
+                disabled: [ip_down, options.disabled_execute.clone()].concat(),
             },
             name,
             log_format: options.log_format,
