@@ -726,3 +726,49 @@ fn ip_setup_without_privilege_and_privilege_drop() {
         exabgp.log()
     );
 }
+
+/// `--dynamic-ip-setup`: the address leaves `lo` when DOWN and comes back when UP, for both.
+#[test]
+fn dynamic_ip_setup_follows_the_state() {
+    if !healthcheck_available() {
+        return;
+    }
+    let Some(netns) = Netns::create("dynamic") else {
+        return;
+    };
+    let dir = temp_dir();
+    let files = files(dir.path());
+    let args = arguments(
+        &[
+            "--no-syslog",
+            "--ip",
+            "192.0.2.95",
+            "--dynamic-ip-setup",
+            "--cmd",
+            "test -f {check}",
+        ],
+        &files,
+    );
+    let on_lo = |wanted: bool, what: &str| {
+        wait_for(what, PHASE, || {
+            (netns.lo().contains("192.0.2.95/32") == wanted).then_some(())
+        });
+    };
+    for program in [Program::Healthcheck, Program::Exaprobe] {
+        std::fs::write(&files.check, "").unwrap();
+        let (binary, argv) = command_line(program, &args, Some(&netns.name));
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let mut exabgp = SlowExabgp::start(&binary, &argv);
+        let up = next_phase(&exabgp, &[], 1, &format!("{program:?} start"));
+        on_lo(true, "the address added at start");
+        std::fs::remove_file(&files.check).unwrap();
+        let down = next_phase(&exabgp, &up, 1, &format!("{program:?} down"));
+        on_lo(false, "the address removed when DOWN");
+        std::fs::write(&files.check, "").unwrap();
+        next_phase(&exabgp, &down, 1, &format!("{program:?} up"));
+        on_lo(true, "the address added again when UP");
+        exabgp.child.signal(Signal::SIGTERM);
+        rest(&mut exabgp);
+        on_lo(false, "the address removed at exit");
+    }
+}
