@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use exaprobe_e2e::{Version, release_binary};
+use exaprobe_e2e::{NEXT_HOP, Process, Stack, StackOptions, Version, release_binary};
 use exaprobe_testkit::exabgp::SlowExabgp;
 use exaprobe_testkit::{temp_dir, under_ci, wait_for};
 use nix::sys::signal::Signal;
@@ -770,5 +770,53 @@ fn dynamic_ip_setup_follows_the_state() {
         exabgp.child.signal(Signal::SIGTERM);
         rest(&mut exabgp);
         on_lo(false, "the address removed at exit");
+    }
+}
+
+/// A pair under a real ExaBGP 5.0 peered with GoBGP: the healthcheck and exaprobe-exec, the same
+/// argument list but for the prefix, one check file; GoBGP sees the same MEDs from both as the
+/// check flips up, down, up.
+#[test]
+fn a_pair_under_a_real_exabgp() {
+    if !healthcheck_available() {
+        return;
+    }
+    let dir = temp_dir();
+    let check = dir.path().join("service-ok");
+    std::fs::write(&check, "").unwrap();
+    let argv = |program: Program, prefix: &str| {
+        let mut args: Vec<String> = [
+            "--no-syslog",
+            "--no-ip-setup",
+            "--next-hop",
+            NEXT_HOP,
+            "--ip",
+            prefix,
+            "--cmd",
+            &format!("test -f {}", check.display()),
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(TIMERS.iter().map(|s| s.to_string()));
+        let (binary, mut argv) = command_line(program, &args, None);
+        argv.insert(0, binary.display().to_string());
+        argv
+    };
+    let processes = vec![
+        Process::command("healthcheck", argv(Program::Healthcheck, "192.0.2.60")),
+        Process::command("exaprobe", argv(Program::Exaprobe, "192.0.2.61")),
+    ];
+    let Some(stack) = Stack::start(StackOptions::new(Version::V5, processes)) else {
+        return;
+    };
+    let wait = Duration::from_secs(30);
+    for (med, flip) in [(100, None), (1000, Some(false)), (100, Some(true))] {
+        match flip {
+            Some(true) => std::fs::write(&check, "").unwrap(),
+            Some(false) => std::fs::remove_file(&check).unwrap(),
+            None => {}
+        }
+        stack.wait_med("192.0.2.60/32", med, wait);
+        stack.wait_med("192.0.2.61/32", med, wait);
     }
 }
