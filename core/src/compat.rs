@@ -141,7 +141,10 @@ pub(crate) fn short_names(command: clap::Command) -> clap::Command {
 /// no value follows, as the healthcheck's default), and a healthcheck-format `-F`/`--config` file
 /// replaced by the options it holds, placed before the command line's (which win, as in the
 /// healthcheck). A TOML file given with `--config` is left to the loader.
-pub(crate) fn expand_argv(argv: &[OsString]) -> Result<Vec<OsString>, crate::loader::LoadError> {
+pub(crate) fn expand_argv(
+    command: &clap::Command,
+    argv: &[OsString],
+) -> Result<Vec<OsString>, crate::loader::LoadError> {
     let mut out: Vec<OsString> = Vec::with_capacity(argv.len());
     let mut from_file: Vec<OsString> = Vec::new();
     let mut index = 0;
@@ -193,9 +196,60 @@ pub(crate) fn expand_argv(argv: &[OsString]) -> Result<Vec<OsString>, crate::loa
         }
     }
     if !from_file.is_empty() {
+        // An option of one value the command line gives too is the command line's (clap would
+        // refuse it twice); list options add up, as in the healthcheck.
+        let given = given_ids(command, &out[1..]);
+        from_file.retain(|arg| {
+            let text = arg.to_string_lossy();
+            let long = text.trim_start_matches('-').split('=').next().unwrap_or("");
+            find_long(command, long).is_none_or(|arg| {
+                matches!(arg.get_action(), clap::ArgAction::Append)
+                    || !given.iter().any(|id| id == arg.get_id().as_str())
+            })
+        });
         out.splice(1..1, from_file);
     }
     Ok(out)
+}
+
+/// The option named `--long` (or an alias).
+fn find_long<'c>(command: &'c clap::Command, long: &str) -> Option<&'c clap::Arg> {
+    command.get_arguments().find(|arg| {
+        arg.get_long() == Some(long)
+            || arg
+                .get_all_aliases()
+                .is_some_and(|aliases| aliases.contains(&long))
+    })
+}
+
+/// The ids of the options `args` names, up to `--` (long names, aliases, short clusters).
+fn given_ids(command: &clap::Command, args: &[OsString]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for arg in args {
+        let text = arg.to_string_lossy();
+        if text == "--" {
+            break;
+        }
+        if let Some(long) = text.strip_prefix("--") {
+            if let Some(found) = find_long(command, long.split('=').next().unwrap_or("")) {
+                ids.push(found.get_id().to_string());
+            }
+        } else if let Some(shorts) = text.strip_prefix('-') {
+            for short in shorts.chars() {
+                let Some(found) = command
+                    .get_arguments()
+                    .find(|a| a.get_short() == Some(short))
+                else {
+                    break;
+                };
+                ids.push(found.get_id().to_string());
+                if found.get_action().takes_values() {
+                    break;
+                }
+            }
+        }
+    }
+    ids
 }
 
 /// Whether addresses were given with `--ip` (the healthcheck's spelling) on the command line
@@ -220,7 +274,8 @@ pub(crate) fn start(
     if let Some(path) = &compat.pid {
         crate::pidfile::write(path)?;
     }
-    let argv = expand_argv(argv).map_err(|error| error.message())?;
+    // Only `--ip` is looked for: no option needs to be known.
+    let argv = expand_argv(&clap::Command::new("probe"), argv).map_err(|error| error.message())?;
     let added = if crate::ip_setup::wanted(compat, &argv) {
         crate::ip_setup::set_up(common)
     } else {
@@ -236,6 +291,18 @@ mod tests {
 
     fn args(list: &[&str]) -> Vec<OsString> {
         list.iter().map(OsString::from).collect()
+    }
+
+    /// A probe with no options of its own.
+    #[derive(Debug, Clone, clap::Args)]
+    struct NoOptions {}
+
+    fn expand_argv(argv: &[OsString]) -> Result<Vec<OsString>, crate::loader::LoadError> {
+        let binary = crate::options::Binary {
+            name: "p",
+            about: "",
+        };
+        super::expand_argv(&binary.command::<NoOptions>(), argv)
     }
 
     #[test]
@@ -260,6 +327,32 @@ mod tests {
                 "{given:?}"
             );
         }
+    }
+
+    /// A healthcheck file's options go before the command line's, which win (as in the
+    /// healthcheck, which parses the file's lines, then its own argv).
+    #[test]
+    fn healthcheck_file_options_come_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hc.conf");
+        std::fs::write(&file, "debug\nname = web\nip = 192.0.2.1\n").unwrap();
+        let file = file.display().to_string();
+        assert_eq!(
+            expand_argv(&args(&["p", "--rise", "2", "-F", &file, "-dn", "cli"])).unwrap(),
+            args(&["p", "--ip=192.0.2.1", "--rise", "2", "-dn", "cli"])
+        );
+        assert_eq!(
+            expand_argv(&args(&["p", &format!("--config={file}")])).unwrap(),
+            args(&["p", "--debug", "--name=web", "--ip=192.0.2.1"])
+        );
+        // TOML stays with the loader.
+        let toml = dir.path().join("probe.toml");
+        std::fs::write(&toml, "name = \"web\"\n").unwrap();
+        let toml = toml.display().to_string();
+        assert_eq!(
+            expand_argv(&args(&["p", "--config", &toml])).unwrap(),
+            args(&["p", "--config", &toml])
+        );
     }
 
     #[test]

@@ -167,7 +167,7 @@ pub fn load<O: clap::CommandFactory + FromArgMatches>(argv: &[OsString]) -> Resu
 /// ([`crate::redact`]), and any URL or DSN password left in the text is redacted.
 pub fn load_with<O: FromArgMatches>(command: Command, argv: &[OsString]) -> Result<O, LoadError> {
     // `-sF` and a healthcheck-format `-F`/`--config` file (core/src/compat.rs).
-    let argv = &crate::compat::expand_argv(argv)?;
+    let argv = &crate::compat::expand_argv(&command, argv)?;
     let mut inputs: Vec<OsString> = argv.to_vec();
     inputs.extend(
         std::env::vars_os()
