@@ -659,7 +659,11 @@ fn ip_setup_without_privilege_and_privilege_drop() {
         first.line,
         "announce route 192.0.2.91/32 next-hop self med 100"
     );
-    let log = exabgp.log();
+    // Logged before the first check; the harness reads stderr on a thread of its own.
+    let log = wait_for("the ip setup error line", PHASE, || {
+        let log = exabgp.log();
+        log.contains("ip setup: cannot add").then_some(log)
+    });
     let errors: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("ip setup: cannot add"))
@@ -718,6 +722,12 @@ fn ip_setup_without_privilege_and_privilege_drop() {
     exabgp.child.signal(Signal::SIGTERM);
     rest(&mut exabgp);
     // As nobody it cannot remove the address (nor can the healthcheck): one warning.
+    wait_for("the removal warning", PHASE, || {
+        exabgp
+            .log()
+            .contains("ip setup: cannot remove")
+            .then_some(())
+    });
     assert!(
         exabgp
             .log()
