@@ -44,6 +44,60 @@ const PHASE: Duration = Duration::from_secs(20);
 enum Program {
     Healthcheck,
     Exaprobe,
+    /// ExaBGP 6.0's healthcheck (API 6: `peer * announce ...`).
+    Healthcheck6,
+    /// exaprobe-exec under a harness answering its version query as ExaBGP 6 does.
+    Exaprobe6,
+}
+
+impl Program {
+    fn exabgp6(self) -> bool {
+        matches!(self, Program::Healthcheck6 | Program::Exaprobe6)
+    }
+}
+
+/// ExaBGP 6.0's answer to `system version` (verbatim, see tests/tests/exabgp_api.rs).
+const VERSION6: &str = r#"{"version": "6.0.0-20261125+uncontrolled", "application": "exabgp"}"#;
+
+/// The harness playing ExaBGP: `SlowExabgp` answering `done` itself, or (ExaBGP 6) answering
+/// each command here, the version query with [`VERSION6`] first.
+struct Harness {
+    exabgp: SlowExabgp,
+    exabgp6: bool,
+}
+
+impl Harness {
+    fn start(program: Program, binary: &Path, args: &[&str]) -> Harness {
+        Harness {
+            exabgp: SlowExabgp::start_with(binary, args, !program.exabgp6()),
+            exabgp6: program.exabgp6(),
+        }
+    }
+
+    /// The next command within `within`, answered.
+    fn command(&self, within: Duration) -> Option<exaprobe_testkit::exabgp::Received> {
+        let received = self.exabgp.command(within)?;
+        if self.exabgp6 {
+            if received.line == "system version" {
+                self.exabgp.answer(&format!("{VERSION6}\n"));
+            }
+            self.exabgp.answer("done\n");
+        }
+        Some(received)
+    }
+}
+
+impl std::ops::Deref for Harness {
+    type Target = SlowExabgp;
+    fn deref(&self) -> &SlowExabgp {
+        &self.exabgp
+    }
+}
+
+impl std::ops::DerefMut for Harness {
+    fn deref_mut(&mut self) -> &mut SlowExabgp {
+        &mut self.exabgp
+    }
 }
 
 /// What a test does between phases.
@@ -69,7 +123,8 @@ struct Files {
 fn command_line(program: Program, args: &[String], netns: Option<&str>) -> (PathBuf, Vec<String>) {
     let (binary, mut argv) = match program {
         Program::Healthcheck => (Version::V5.exabgp(), vec!["healthcheck".to_string()]),
-        Program::Exaprobe => (release_binary("exaprobe-exec"), Vec::new()),
+        Program::Healthcheck6 => (Version::V6.exabgp(), vec!["healthcheck".to_string()]),
+        Program::Exaprobe | Program::Exaprobe6 => (release_binary("exaprobe-exec"), Vec::new()),
     };
     argv.extend(args.iter().cloned());
     match netns {
@@ -89,7 +144,7 @@ fn normalise(line: &str) -> String {
 }
 
 /// Read commands until `count` distinct ones not in `previous` have come; returns them in order.
-fn next_phase(exabgp: &SlowExabgp, previous: &[String], count: usize, what: &str) -> Vec<String> {
+fn next_phase(exabgp: &Harness, previous: &[String], count: usize, what: &str) -> Vec<String> {
     let mut phase: Vec<String> = Vec::new();
     while phase.len() < count {
         let Some(received) = exabgp.command(PHASE) else {
@@ -109,7 +164,7 @@ fn next_phase(exabgp: &SlowExabgp, previous: &[String], count: usize, what: &str
 }
 
 /// Every distinct command written until the program exits.
-fn rest(exabgp: &mut SlowExabgp) -> Vec<String> {
+fn rest(exabgp: &mut Harness) -> Vec<String> {
     let mut phase: Vec<String> = Vec::new();
     while let Some(received) = exabgp.command(PHASE) {
         let line = normalise(&received.line);
@@ -141,7 +196,7 @@ fn run(
     std::fs::write(&files.check, "").unwrap();
     let (binary, argv) = command_line(program, args, netns);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let mut exabgp = SlowExabgp::start(&binary, &argv);
+    let mut exabgp = Harness::start(program, &binary, &argv);
     let mut phases = vec![next_phase(
         &exabgp,
         &[],
@@ -171,12 +226,16 @@ fn run(
 
 /// The healthcheck, or `None` with the reason printed (a failure under CI).
 fn healthcheck_available() -> bool {
-    let exabgp = Version::V5.exabgp();
+    exabgp_available(Version::V5)
+}
+
+fn exabgp_available(version: Version) -> bool {
+    let exabgp = version.exabgp();
     if exabgp.is_file() {
         return true;
     }
     let message = format!(
-        "{} is missing: scripts/install-test-deps installs ExaBGP 5.0",
+        "{} is missing: scripts/install-test-deps installs ExaBGP 5.0 and 6.0",
         exabgp.display()
     );
     assert!(!under_ci(), "{message}");
@@ -198,26 +257,31 @@ fn compare_with(
     netns: Option<&str>,
     after: &mut dyn FnMut(Program),
 ) {
-    let theirs = run(
-        Program::Healthcheck,
+    compare_pair(
+        (Program::Healthcheck, Program::Exaprobe),
         args,
         steps,
         per_phase,
         files,
         netns,
-        &|| {},
+        after,
     );
-    after(Program::Healthcheck);
-    let ours = run(
-        Program::Exaprobe,
-        args,
-        steps,
-        per_phase,
-        files,
-        netns,
-        &|| {},
-    );
-    after(Program::Exaprobe);
+}
+
+/// The same arguments through `pair` (the healthcheck, then exaprobe).
+fn compare_pair(
+    (healthcheck, exaprobe): (Program, Program),
+    args: &[String],
+    steps: &[Step],
+    per_phase: usize,
+    files: &Files,
+    netns: Option<&str>,
+    after: &mut dyn FnMut(Program),
+) {
+    let theirs = run(healthcheck, args, steps, per_phase, files, netns, &|| {});
+    after(healthcheck);
+    let ours = run(exaprobe, args, steps, per_phase, files, netns, &|| {});
+    after(exaprobe);
     eprintln!("args: {args:?}\nhealthcheck: {theirs:#?}\nexaprobe:    {ours:#?}");
     assert_eq!(
         ours, theirs,
@@ -252,7 +316,11 @@ fn plain() {
     }
     let dir = temp_dir();
     let files = files(dir.path());
-    let args = arguments(
+    compare(&plain_args(&files), UP_DOWN_UP, 1, &files, None);
+}
+
+fn plain_args(files: &Files) -> Vec<String> {
+    arguments(
         &[
             "--no-syslog",
             "--no-ip-setup",
@@ -261,9 +329,30 @@ fn plain() {
             "--cmd",
             "test -f {check}",
         ],
-        &files,
-    );
-    compare(&args, UP_DOWN_UP, 1, &files, None);
+        files,
+    )
+}
+
+/// ExaBGP 6.0's healthcheck speaks API 6 (`peer * announce ...`); exaprobe finds the dialect
+/// from the version answer and speaks it too.
+#[test]
+fn plain_and_attributes_under_exabgp6() {
+    if !exabgp_available(Version::V6) {
+        return;
+    }
+    let dir = temp_dir();
+    let files = files(dir.path());
+    for args in [plain_args(&files), attribute_args(&files)] {
+        compare_pair(
+            (Program::Healthcheck6, Program::Exaprobe6),
+            &args,
+            UP_DOWN_UP,
+            1,
+            &files,
+            None,
+            &mut |_| {},
+        );
+    }
 }
 
 #[test]
@@ -273,7 +362,11 @@ fn attributes_and_withdraw_on_down() {
     }
     let dir = temp_dir();
     let files = files(dir.path());
-    let args = arguments(
+    compare(&attribute_args(&files), UP_DOWN_UP, 1, &files, None);
+}
+
+fn attribute_args(files: &Files) -> Vec<String> {
+    arguments(
         &[
             "--no-syslog",
             "--no-ip-setup",
@@ -297,9 +390,8 @@ fn attributes_and_withdraw_on_down() {
             "--command",
             "test -f {check}",
         ],
-        &files,
-    );
-    compare(&args, UP_DOWN_UP, 1, &files, None);
+        files,
+    )
 }
 
 #[test]
@@ -532,12 +624,12 @@ fn the_example_line_announces_the_addresses_of_lo() {
         &mut |program| {
             let lo = netns.lo();
             match program {
-                Program::Healthcheck => {
+                Program::Healthcheck | Program::Healthcheck6 => {
                     assert!(!lo.contains("192.0.2.77/32"), "{lo}");
                     netns.ip(&["address", "add", "192.0.2.77/32", "dev", "lo"]);
                     netns.ip(&["address", "add", "2001:db8::77/128", "dev", "lo"]);
                 }
-                Program::Exaprobe => {
+                Program::Exaprobe | Program::Exaprobe6 => {
                     assert!(lo.contains("192.0.2.77/32"), "{lo}");
                     assert!(lo.contains("2001:db8::77/128"), "{lo}");
                 }
@@ -608,7 +700,7 @@ fn ip_setup_adds_and_removes_the_address() {
         std::fs::write(&files.check, "").unwrap();
         let (binary, argv) = command_line(program, &args, Some(&netns.name));
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let mut exabgp = SlowExabgp::start(&binary, &argv);
+        let mut exabgp = Harness::start(program, &binary, &argv);
         next_phase(&exabgp, &[], 1, &format!("{program:?} start"));
         let lo = netns.lo();
         assert!(lo.contains("192.0.2.90/32"), "{program:?}: not added: {lo}");
@@ -653,7 +745,7 @@ fn ip_setup_without_privilege_and_privilege_drop() {
     ]
     .map(String::from);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut exabgp = SlowExabgp::start(Path::new("ip"), &args);
+    let mut exabgp = Harness::start(Program::Exaprobe, Path::new("ip"), &args);
     let first = exabgp.command(PHASE).expect("an announcement");
     assert_eq!(
         first.line,
@@ -700,7 +792,7 @@ fn ip_setup_without_privilege_and_privilege_drop() {
     ]
     .map(String::from);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut exabgp = SlowExabgp::start(Path::new("ip"), &args);
+    let mut exabgp = Harness::start(Program::Exaprobe, Path::new("ip"), &args);
     exabgp.command(PHASE).expect("an announcement");
     assert!(netns.lo().contains("192.0.2.92/32"));
     let pid = exabgp.child.pid();
@@ -768,7 +860,7 @@ fn dynamic_ip_setup_follows_the_state() {
         std::fs::write(&files.check, "").unwrap();
         let (binary, argv) = command_line(program, &args, Some(&netns.name));
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let mut exabgp = SlowExabgp::start(&binary, &argv);
+        let mut exabgp = Harness::start(program, &binary, &argv);
         let up = next_phase(&exabgp, &[], 1, &format!("{program:?} start"));
         on_lo(true, "the address added at start");
         std::fs::remove_file(&files.check).unwrap();
