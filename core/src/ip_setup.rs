@@ -238,7 +238,7 @@ pub(crate) fn set_up(options: &CommonOptions) -> Added {
         }
     }
     if !kept.is_empty() {
-        tracing::info!(
+        tracing::warn!(
             addresses = %kept.join(" "),
             "ip setup: already configured, left in place at exit (exabgp healthcheck would remove them)"
         );

@@ -9,7 +9,10 @@
 //! order of the list is still compared through the MEDs).
 //! exaprobe's `system version` query (its dialect detection) is not a route command.
 //!
-//! The healthcheck is ExaBGP 5.0's (`exabgp healthcheck` from its virtualenv). Address discovery
+//! The healthcheck is ExaBGP 5.0's (`exabgp healthcheck` from its virtualenv), and for two
+//! argument lists 6.0's (API 6, `peer * ...`; the harness then answers exaprobe's version query
+//! as ExaBGP 6 does, so it speaks that dialect too). One pair also runs under a real ExaBGP 5.0
+//! peered with GoBGP. Address discovery
 //! and IP setup run inside a network namespace each test creates (root only; skipped with the
 //! reason printed elsewhere), never on the host's interfaces.
 
