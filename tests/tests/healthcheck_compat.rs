@@ -689,31 +689,54 @@ fn ip_setup_adds_and_removes_the_address() {
     };
     let dir = temp_dir();
     let files = files(dir.path());
-    let args = arguments(
-        &[
-            "--no-syslog",
-            "--ip",
-            "192.0.2.90",
-            "--cmd",
-            "test -f {check}",
-        ],
-        &files,
-    );
-    for program in [Program::Healthcheck, Program::Exaprobe] {
-        std::fs::write(&files.check, "").unwrap();
-        let (binary, argv) = command_line(program, &args, Some(&netns.name));
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let mut exabgp = Harness::start(program, &binary, &argv);
-        next_phase(&exabgp, &[], 1, &format!("{program:?} start"));
-        let lo = netns.lo();
-        assert!(lo.contains("192.0.2.90/32"), "{program:?}: not added: {lo}");
-        exabgp.child.signal(Signal::SIGTERM);
-        rest(&mut exabgp);
-        let lo = netns.lo();
-        assert!(
-            !lo.contains("192.0.2.90/32"),
-            "{program:?}: not removed: {lo}"
-        );
+    let plain: &[&str] = &[
+        "--no-syslog",
+        "--ip",
+        "192.0.2.90",
+        "--cmd",
+        "test -f {check}",
+    ];
+    // With --sudo (`sudo ip address add ... label lo:vip`, as the healthcheck runs it).
+    let sudo: &[&str] = &[
+        "--no-syslog",
+        "--sudo",
+        "--label",
+        "vip",
+        "--ip",
+        "192.0.2.90",
+        "--cmd",
+        "test -f {check}",
+    ];
+    let mut lists = vec![(plain, "192.0.2.90/32 scope global lo")];
+    // sudo is not a test dependency (scripts/install-test-deps): the --sudo list needs it.
+    if Command::new("sudo")
+        .arg("true")
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        lists.push((sudo, "192.0.2.90/32 scope global lo:vip"));
+    } else {
+        eprintln!("SKIPPED: the --sudo list: no working sudo");
+    }
+    for (list, shown) in lists {
+        let args = arguments(list, &files);
+        for program in [Program::Healthcheck, Program::Exaprobe] {
+            std::fs::write(&files.check, "").unwrap();
+            let (binary, argv) = command_line(program, &args, Some(&netns.name));
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let mut exabgp = Harness::start(program, &binary, &argv);
+            next_phase(&exabgp, &[], 1, &format!("{program:?} start"));
+            let lo = netns.lo();
+            assert!(lo.contains(shown), "{program:?} {list:?}: not added: {lo}");
+            exabgp.child.signal(Signal::SIGTERM);
+            rest(&mut exabgp);
+            let lo = netns.lo();
+            assert!(
+                !lo.contains("192.0.2.90/32"),
+                "{program:?} {list:?}: not removed: {lo}\n{}",
+                exabgp.log()
+            );
+        }
     }
 }
 
