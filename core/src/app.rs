@@ -54,7 +54,8 @@ where
     };
     let binary = name;
     let common = options.common.clone();
-    crate::logging::init(common.log_format, common.verbose, common.quiet);
+    let (verbose, quiet) = crate::compat::log_levels(common.verbose, common.quiet, &common.compat);
+    crate::logging::init(common.log_format, verbose, quiet);
     let modes = ModeFlags {
         dry_run: common.dry_run || crate::output::stdout_is_terminal(),
         routes_optional: common.once,
@@ -62,6 +63,15 @@ where
     let settings = match Settings::resolve(&common, &binary, modes) {
         Ok(settings) => settings,
         Err(error) => return config_error(&binary, &error.to_string(), common.once),
+    };
+    // As `exabgp healthcheck` starts: pid file, addresses on lo, then privileges dropped.
+    let added = if common.once || common.check_config {
+        None
+    } else {
+        match crate::compat::start(&common, &argv) {
+            Ok(added) => Some(added),
+            Err(message) => return config_error(&binary, &message, false),
+        }
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -104,6 +114,9 @@ where
     });
     // The stdin reader sits in a blocking read on tokio's blocking pool: do not wait for it.
     runtime.shutdown_background();
+    if let Some(added) = added {
+        added.remove();
+    }
     crate::logging::flush(std::time::Duration::from_millis(100));
     code
 }

@@ -59,6 +59,15 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
 /// (`--interval 0.000000001`) cannot make the probe check back to back.
 pub(crate) fn parse_interval(text: &str) -> Result<Duration, String> {
     let value = parse_duration(text)?;
+    if value.is_zero() {
+        // `exabgp healthcheck --interval 0` announces once and exits; `--timeout 0` waits for
+        // ever. exaprobe does neither (a helper that exits is respawned by ExaBGP, which shuts
+        // down after 6 starts in 64 s), and says so.
+        return Err(format!(
+            "'{}' is shorter than the minimum of 10ms (exaprobe never exits on its own and every check has a deadline, unlike exabgp healthcheck's 0)",
+            text.trim()
+        ));
+    }
     if value < MINIMUM_INTERVAL {
         return Err(format!(
             "'{}' is shorter than the minimum of 10ms",

@@ -24,12 +24,18 @@
 //!   (converges ExaBGP to the desired routes) under a supervisor serving signals; `--once`.
 //! - `exabgp` (what ExaBGP writes to stdin), `output` (the only module writing stdout),
 //!   `logging` (stderr, text or JSON), `hooks`, `docs` (man pages and completions).
+//! - `compat` and around it (`healthcheck_file`, `interfaces`, `ip_setup`, `pidfile`,
+//!   `privileges`): the options of `exabgp healthcheck` exaprobe had not, its `-F` file,
+//!   address discovery and set-up on `lo` through netlink, the pid file, the privilege drop.
 //! - `fuzzing` (feature `fuzzing`): entry points for the fuzz targets and end-to-end tests.
 
 #![warn(unreachable_pub)]
 
 pub mod address;
 mod app;
+// `exabgp healthcheck` compatibility (issue 20): its options, its config file, address
+// discovery and set-up on `lo`, pid file, privilege drop.
+mod compat;
 mod dialect;
 mod docs;
 mod duration;
@@ -41,12 +47,17 @@ pub mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 mod health;
+mod healthcheck_file;
 mod hooks;
+mod interfaces;
+mod ip_setup;
 pub mod kit;
 mod loader;
 mod logging;
 mod options;
 mod output;
+mod pidfile;
+mod privileges;
 mod probe;
 pub mod redact;
 mod render;

@@ -165,6 +165,8 @@ pub(crate) fn load_with<O: FromArgMatches>(
     command: Command,
     argv: &[OsString],
 ) -> Result<O, LoadError> {
+    // `-sF` and a healthcheck-format `-F`/`--config` file (core/src/compat.rs).
+    let argv = &crate::compat::expand_argv(&command, argv)?;
     let mut inputs: Vec<OsString> = argv.to_vec();
     inputs.extend(
         std::env::vars_os()

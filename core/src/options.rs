@@ -298,6 +298,11 @@ pub struct CommonOptions {
     /// Less log output (-q warnings only, -qq errors only).
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "verbose", help_heading = "General")]
     pub(crate) quiet: u8,
+
+    // ---- exabgp healthcheck compatibility (core/src/compat.rs) -------------------------------
+    /// The options of `exabgp healthcheck` exaprobe had not.
+    #[command(flatten)]
+    pub(crate) compat: crate::compat::CompatOptions,
 }
 
 impl CommonOptions {
@@ -379,7 +384,7 @@ pub struct Binary {
 impl Binary {
     /// The clap command of this binary for the check options `T`.
     pub fn command<T: Args>(&self) -> clap::Command {
-        <Cli<T> as clap::CommandFactory>::command()
+        crate::compat::short_names(<Cli<T> as clap::CommandFactory>::command())
             .name(self.name)
             .bin_name(self.name)
             .about(self.about)

@@ -20,6 +20,17 @@ impl Prefix {
     }
 }
 
+impl Prefix {
+    /// A network found elsewhere (an interface's address): refused with host bits set, as a
+    /// typed one would be.
+    pub(crate) fn from_network(net: IpNet) -> Result<Prefix, String> {
+        if net.trunc() != net {
+            return Err(format!("'{net}' has host bits set"));
+        }
+        Ok(Prefix(net))
+    }
+}
+
 impl FromStr for Prefix {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {

@@ -146,6 +146,9 @@ pub(crate) enum SettingsError {
     CommandTooLong { bytes: usize, limit: usize },
     #[error("--drain-community takes exactly one community (default 65535:0)")]
     DrainCommunity,
+    /// Address discovery or IP set-up options (`--ip-ifname`, `--start-ip`, ...).
+    #[error("{0}")]
+    Addresses(String),
 }
 
 impl Settings {
@@ -155,7 +158,11 @@ impl Settings {
         default_name: &str,
         modes: ModeFlags,
     ) -> Result<Settings, SettingsError> {
-        let prefixes: Vec<Prefix> = options.prefixes.clone();
+        // --prefix/--ip, or the addresses of lo; --deaggregate-networks, --start-ip.
+        let prefixes: Vec<Prefix> =
+            crate::ip_setup::prefixes(options).map_err(SettingsError::Addresses)?;
+        let (ip_up, ip_down) =
+            crate::ip_setup::dynamic_hooks(options).map_err(SettingsError::Addresses)?;
         if prefixes.is_empty() && !modes.routes_optional {
             return Err(SettingsError::NoPrefix);
         }
@@ -299,9 +306,9 @@ impl Settings {
             disable_file: options.disable.clone(),
             hooks: HookCommands {
                 any: options.execute.clone(),
-                up: options.up_execute.clone(),
-                down: options.down_execute.clone(),
-                disabled: options.disabled_execute.clone(),
+                up: [ip_up, options.up_execute.clone()].concat(),
+                down: [ip_down.clone(), options.down_execute.clone()].concat(),
+                disabled: [ip_down, options.disabled_execute.clone()].concat(),
             },
             name,
             log_format: options.log_format,

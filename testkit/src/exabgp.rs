@@ -53,6 +53,12 @@ fn shrink_pipe(fd: impl AsFd) {
 impl SlowExabgp {
     /// Start `binary` with `args`, reading and acknowledging its commands, reading its stderr.
     pub fn start(binary: &Path, args: &[&str]) -> SlowExabgp {
+        SlowExabgp::start_with(binary, args, true)
+    }
+
+    /// The same, acknowledging each command with `done` only when `auto_ack` (otherwise the
+    /// test answers with [`SlowExabgp::answer`], say a version query as ExaBGP 6 does).
+    pub fn start_with(binary: &Path, args: &[&str], auto_ack: bool) -> SlowExabgp {
         let mut command = Command::new(binary);
         command
             .args(args)
@@ -69,7 +75,7 @@ impl SlowExabgp {
         let reading = Arc::new((
             Mutex::new(Reading {
                 allowed: true,
-                auto_ack: true,
+                auto_ack,
             }),
             Condvar::new(),
         ));

@@ -162,6 +162,8 @@ fn announces_after_rise_stays_quiet_and_withdraws_on_sigterm() {
             "192.0.2.1/32",
             "--ip",
             "2001:db8::1",
+            // `--ip` sets the address up on lo, as the healthcheck does: not on this host.
+            "--no-ip-setup",
             "--community",
             "65000:1",
         ],

@@ -30,9 +30,21 @@ pub struct ExecOptions {
     #[arg(
         last = true,
         value_name = "PROGRAM [ARGS]...",
-        required_unless_present = "shell"
+        required_unless_present_any = ["shell", "cmd"]
     )]
     pub command: Vec<OsString>,
+    // After `command`, so that the config file key `command` stays the program list (a key
+    // names the first option with that name or alias).
+    /// The same as --shell, as `exabgp healthcheck` spells it (`--cmd`, `--command`, `-c`).
+    #[arg(
+        long = "cmd",
+        short = 'c',
+        visible_alias = "command",
+        value_name = "CMD",
+        conflicts_with_all = ["command", "shell"],
+        help_heading = "Exec check"
+    )]
+    pub cmd: Option<String>,
 }
 
 /// Runs the configured program once per check.
@@ -46,10 +58,14 @@ pub struct ExecProbe {
 impl ExecProbe {
     /// Build the probe. The timeout is enforced by the runner (which kills the process group).
     pub fn new(options: &ExecOptions) -> anyhow::Result<Self> {
-        let (program, args) = match (&options.shell, options.command.split_first()) {
+        let (flag, shell) = match (&options.shell, &options.cmd) {
+            (None, Some(cmd)) => ("--cmd", Some(cmd)),
+            (shell, _) => ("--shell", shell.as_ref()),
+        };
+        let (program, args) = match (shell, options.command.split_first()) {
             (Some(script), _) if script.trim().is_empty() => {
                 // `sh -c ''` exits 0: an empty check would always be healthy.
-                anyhow::bail!("--shell is empty: give the command line to run through sh -c")
+                anyhow::bail!("{flag} is empty: give the command line to run through sh -c")
             }
             (Some(script), _) => (
                 OsString::from("sh"),
@@ -119,6 +135,7 @@ mod tests {
     fn target_is_one_line_without_passwords() {
         let options = ExecOptions {
             shell: None,
+            cmd: None,
             degraded_exit_codes: Vec::new(),
             command: [
                 "curl",
