@@ -17,6 +17,7 @@
 //! - [`runner`]: a checker (schedule, hysteresis, disable file, reload) and a deliverer
 //!   (converges ExaBGP to the desired routes) under a supervisor serving signals; `--once`.
 //! - [`hooks`]: commands run on state changes. [`subprocess`]: process-group handling.
+//! - [`observe`]: Prometheus metrics (endpoint, textfile), the JSON state file, syslog.
 //! - [`app`]: the binaries' `main`, modes and exit codes. [`logging`]: stderr, text or JSON.
 //! - [`docs`]: man pages and completions from the clap definitions, for packaging.
 //! - [`duration`], [`size`], [`address`], [`secret`]: parsing helpers probes share (durations,
@@ -39,6 +40,7 @@ pub mod health;
 pub mod hooks;
 pub mod loader;
 pub mod logging;
+pub mod observe;
 pub mod options;
 pub mod output;
 pub mod probe;
@@ -53,5 +55,6 @@ pub mod size;
 pub mod subprocess;
 
 pub use app::main;
+pub use observe::Gauge;
 pub use options::{Binary, Cli, CommonOptions};
 pub use probe::{Outcome, Probe};

@@ -298,6 +298,11 @@ pub struct CommonOptions {
     /// Less log output (-q warnings only, -qq errors only).
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "verbose", help_heading = "General")]
     pub quiet: u8,
+
+    // ---- observability (metrics, state file, syslog) ----------------------------------------
+    /// Metrics, the state file and syslog.
+    #[command(flatten)]
+    pub observe: crate::observe::ObserveOptions,
 }
 
 /// Longest `--name`: it is repeated in every log line.

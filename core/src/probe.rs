@@ -69,4 +69,10 @@ pub trait Probe {
 
     /// Run one check. May keep state (a connection) between calls.
     fn check(&mut self) -> impl Future<Output = Outcome>;
+
+    /// The kind's own series after the last check (replication lag, SOA serial lag, ...),
+    /// exported with the core's by `--metrics-listen` and `--metrics-textfile`. None by default.
+    fn gauges(&self) -> Vec<crate::Gauge> {
+        Vec::new()
+    }
 }

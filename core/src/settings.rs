@@ -33,6 +33,8 @@ pub struct Settings {
     pub name: String,
     /// Log format.
     pub log_format: LogFormat,
+    /// Metrics, the state file.
+    pub observe: crate::observe::ObserveSettings,
 }
 
 /// Schedule and deadlines.
@@ -269,6 +271,7 @@ impl Settings {
             },
             name,
             log_format: options.log_format,
+            observe: crate::observe::ObserveSettings::resolve(&options.observe, default_name)?,
         };
         settings.check_command_length()?;
         Ok(settings)

@@ -1,0 +1,333 @@
+//! Observability of the real exaprobe-exec binary, this test playing ExaBGP on its pipes: the
+//! `/metrics` endpoint scraped with a real HTTP client, the textfile and the state file read
+//! while the probe rewrites them, syslog received on a datagram socket.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use exaprobe_testkit::{ChildGuard, free_port, temp_dir, wait_for};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_exaprobe-exec");
+
+/// A running probe with this test as its ExaBGP (ACKs every command it reads).
+struct Probe {
+    _child: ChildGuard,
+    lines: Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Probe {
+    /// Start the probe checking `test -f FLAG` with fast timers and `extra` options; every
+    /// command it writes is acknowledged with `done` and handed to [`Probe::next`].
+    fn start(flag: &Path, extra: &[&str]) -> Probe {
+        let mut command = Command::new(BINARY);
+        command
+            .args([
+                "--interval",
+                "0.1",
+                "--fast-interval",
+                "0.05",
+                "--rise",
+                "2",
+                "--fall",
+                "2",
+                "--exabgp-api",
+                "4",
+                "--name",
+                "web",
+            ])
+            .args(extra)
+            .args(["--", "test", "-f"])
+            .arg(flag)
+            .env_remove("EXAPROBE_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = ChildGuard::spawn(&mut command);
+        let stdout = child.child().stdout.take().unwrap();
+        let mut stdin = child.child().stdin.take().unwrap();
+        let stderr = child.child().stderr.take().unwrap();
+        let (sender, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if stdin
+                    .write_all(b"done\n")
+                    .and_then(|()| stdin.flush())
+                    .is_err()
+                    || sender.send(line).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        Probe {
+            _child: child,
+            lines,
+            stderr: log,
+        }
+    }
+
+    /// The next command (10 s at most).
+    fn next(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|error| panic!("no command ({error:?}); stderr:\n{}", self.log()))
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+/// An HTTP client: plain HTTP only, but reqwest wants a TLS configuration all the same.
+fn client() -> (tokio::runtime::Runtime, reqwest::Client) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    (runtime, client)
+}
+
+/// GET `url`: the status and body, or `None` when nothing answers (yet).
+fn get(http: &(tokio::runtime::Runtime, reqwest::Client), url: &str) -> Option<(u16, String)> {
+    let (runtime, client) = http;
+    runtime.block_on(async {
+        let response = client.get(url).send().await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
+    })
+}
+
+/// The value of `series` (name and labels exactly) in a text exposition.
+fn value(text: &str, series: &str) -> Option<String> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(str::to_owned)
+}
+
+/// Scrape until `series` has `expected`; returns that scrape.
+fn scrape_until(
+    http: &(tokio::runtime::Runtime, reqwest::Client),
+    url: &str,
+    series: &str,
+    expected: &str,
+) -> String {
+    wait_for(
+        &format!("{series} {expected} at {url}"),
+        Duration::from_secs(10),
+        || get(http, url).filter(|(_, body)| value(body, series).as_deref() == Some(expected)),
+    )
+    .1
+}
+
+#[test]
+fn metrics_follow_a_state_change_and_the_route_exabgp_accepted() {
+    let dir = temp_dir();
+    let flag = dir.path().join("healthy");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let probe = Probe::start(
+        &flag,
+        &[
+            "--prefix",
+            "192.0.2.5/32",
+            "--withdraw-on-down",
+            "--metrics-listen",
+            &listen,
+        ],
+    );
+    let http = client();
+    let url = format!("http://{listen}/metrics");
+    assert_eq!(probe.next(), "withdraw route 192.0.2.5/32 next-hop self");
+    let down = scrape_until(
+        &http,
+        &url,
+        r#"exaprobe_state{probe="web",state="down"}"#,
+        "1",
+    );
+    assert_eq!(
+        value(&down, r#"exaprobe_state{probe="web",state="up"}"#).as_deref(),
+        Some("0")
+    );
+    scrape_until(
+        &http,
+        &url,
+        r#"exaprobe_route_announced{probe="web",prefix="192.0.2.5/32"}"#,
+        "0",
+    );
+    std::fs::write(&flag, "").unwrap();
+    assert_eq!(
+        probe.next(),
+        "announce route 192.0.2.5/32 next-hop self med 100"
+    );
+    let up = scrape_until(
+        &http,
+        &url,
+        r#"exaprobe_route_announced{probe="web",prefix="192.0.2.5/32"}"#,
+        "1",
+    );
+    assert_eq!(
+        value(&up, r#"exaprobe_state{probe="web",state="up"}"#).as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        value(&up, r#"exaprobe_state{probe="web",state="down"}"#).as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        value(
+            &up,
+            r#"exaprobe_route_med{probe="web",prefix="192.0.2.5/32"}"#
+        )
+        .as_deref(),
+        Some("100")
+    );
+    let transitions: u64 = value(&up, r#"exaprobe_transitions_total{probe="web"}"#)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        transitions >= 4,
+        "INIT→FALLING→DOWN→RISING→UP: {transitions}"
+    );
+    let done: u64 = value(
+        &up,
+        r#"exaprobe_exabgp_commands_total{probe="web",answer="done"}"#,
+    )
+    .unwrap()
+    .parse()
+    .unwrap();
+    assert!(done >= 2, "{done}");
+    assert!(
+        value(
+            &up,
+            r#"exaprobe_checks_total{probe="web",result="healthy"}"#
+        )
+        .is_some()
+    );
+    assert!(
+        value(
+            &up,
+            r#"exaprobe_checks_total{probe="web",result="unhealthy"}"#
+        )
+        .is_some()
+    );
+    assert!(up.contains(r#"exaprobe_check_duration_seconds_count{probe="web"}"#));
+    assert!(up.contains("# TYPE exaprobe_checks_total counter"));
+    let build = format!(
+        r#"exaprobe_build_info{{probe="web",version="{}",kind="exec"}}"#,
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(value(&up, &build).as_deref(), Some("1"));
+    let (status, index) = get(&http, &format!("http://{listen}/")).unwrap();
+    assert_eq!(status, 200);
+    assert!(index.contains("/metrics"), "{index}");
+}
+
+/// Write `request` on a fresh connection and read the answer (empty when the server closed).
+fn raw_exchange(listen: &str, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(listen).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // The server may answer and close before reading everything: a failed write is fine.
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn the_endpoint_refuses_other_methods_huge_requests_and_slow_clients_delay_nothing() {
+    let dir = temp_dir();
+    let flag = dir.path().join("healthy");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let probe = Probe::start(
+        &flag,
+        &["--prefix", "192.0.2.7/32", "--metrics-listen", &listen],
+    );
+    assert_eq!(
+        probe.next(),
+        "announce route 192.0.2.7/32 next-hop self med 1000"
+    );
+    let http = client();
+    let url = format!("http://{listen}/metrics");
+    scrape_until(
+        &http,
+        &url,
+        r#"exaprobe_state{probe="web",state="down"}"#,
+        "1",
+    );
+
+    let post = raw_exchange(
+        &listen,
+        b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+    assert!(post.to_ascii_lowercase().contains("allow: get"), "{post}");
+    let mut huge = b"GET /metrics HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for n in 0..2000 {
+        huge.extend_from_slice(format!("X-Filler-{n}: {}\r\n", "a".repeat(50)).as_bytes());
+    }
+    huge.extend_from_slice(b"\r\n");
+    let refused = raw_exchange(&listen, &huge);
+    assert!(
+        refused.is_empty() || refused.starts_with("HTTP/1.1 431"),
+        "a 100 kB request head must be refused: {refused}"
+    );
+
+    // Slow clients that never finish their request hold every connection slot and more.
+    let slow: Vec<TcpStream> = (0..12)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&listen).unwrap();
+            stream
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: sl")
+                .unwrap();
+            stream
+        })
+        .collect();
+    std::fs::write(&flag, "").unwrap();
+    assert_eq!(
+        probe.next(),
+        "announce route 192.0.2.7/32 next-hop self med 100"
+    );
+    drop(slow);
+    let after = scrape_until(
+        &http,
+        &url,
+        r#"exaprobe_route_med{probe="web",prefix="192.0.2.7/32"}"#,
+        "100",
+    );
+    assert_eq!(
+        value(&after, r#"exaprobe_state{probe="web",state="up"}"#).as_deref(),
+        Some("1")
+    );
+}
