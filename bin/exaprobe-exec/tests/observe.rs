@@ -14,6 +14,22 @@ use exaprobe_testkit::{ChildGuard, free_port, temp_dir, wait_for};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_exaprobe-exec");
 
+/// Fast timers and the name, unless a test gives its own.
+const FAST: &[&str] = &[
+    "--interval",
+    "0.1",
+    "--fast-interval",
+    "0.05",
+    "--rise",
+    "2",
+    "--fall",
+    "2",
+    "--exabgp-api",
+    "4",
+    "--name",
+    "web",
+];
+
 /// A running probe with this test as its ExaBGP (ACKs every command it reads).
 struct Probe {
     _child: ChildGuard,
@@ -27,20 +43,11 @@ impl Probe {
     fn start(flag: &Path, extra: &[&str]) -> Probe {
         let mut command = Command::new(BINARY);
         command
-            .args([
-                "--interval",
-                "0.1",
-                "--fast-interval",
-                "0.05",
-                "--rise",
-                "2",
-                "--fall",
-                "2",
-                "--exabgp-api",
-                "4",
-                "--name",
-                "web",
-            ])
+            .args(
+                FAST.chunks(2)
+                    .filter(|pair| !extra.contains(&pair[0]))
+                    .flatten(),
+            )
             .args(extra)
             .args(["--", "test", "-f"])
             .arg(flag)
@@ -330,4 +337,184 @@ fn the_endpoint_refuses_other_methods_huge_requests_and_slow_clients_delay_nothi
         value(&after, r#"exaprobe_state{probe="web",state="up"}"#).as_deref(),
         Some("1")
     );
+}
+
+#[test]
+fn textfile_and_state_file_follow_a_state_change() {
+    let dir = temp_dir();
+    let flag = dir.path().join("healthy");
+    let textfiles = dir.path().join("textfile");
+    std::fs::create_dir(&textfiles).unwrap();
+    let state_path = dir.path().join("state.json");
+    let probe = Probe::start(
+        &flag,
+        &[
+            "--prefix",
+            "192.0.2.8/32",
+            "--prefix",
+            "2001:db8::8",
+            "--metrics-textfile",
+            textfiles.to_str().unwrap(),
+            "--state-file",
+            state_path.to_str().unwrap(),
+        ],
+    );
+    let textfile = textfiles.join("exaprobe-web.prom");
+    assert_eq!(
+        probe.next(),
+        "announce route 192.0.2.8/32 next-hop self med 1000"
+    );
+    assert_eq!(
+        probe.next(),
+        "announce route 2001:db8::8/128 next-hop self med 1001"
+    );
+    std::fs::write(&flag, "").unwrap();
+    assert_eq!(
+        probe.next(),
+        "announce route 192.0.2.8/32 next-hop self med 100"
+    );
+    assert_eq!(
+        probe.next(),
+        "announce route 2001:db8::8/128 next-hop self med 101"
+    );
+    let text = wait_for(
+        "the textfile to show the new MED",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&textfile).ok().filter(|text| {
+                value(
+                    text,
+                    r#"exaprobe_route_med{probe="web",prefix="2001:db8::8/128"}"#,
+                )
+                .as_deref()
+                    == Some("101")
+            })
+        },
+    );
+    assert_eq!(
+        value(&text, r#"exaprobe_state{probe="web",state="up"}"#).as_deref(),
+        Some("1")
+    );
+    assert!(
+        text.contains("# TYPE exaprobe_checks_total counter\n"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("# EOF"),
+        "node_exporter reads the classic format"
+    );
+    let state = wait_for(
+        "the state file to show the new MED",
+        Duration::from_secs(10),
+        || {
+            let text = std::fs::read_to_string(&state_path).ok()?;
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            (json["prefixes"]["2001:db8::8/128"]["med"] == 101).then_some(json)
+        },
+    );
+    assert_eq!(state["version"], 1);
+    assert_eq!(state["probe"], "web");
+    assert_eq!(state["kind"], "exec");
+    assert_eq!(state["state"], "UP");
+    assert_eq!(state["last_check"]["result"], "healthy");
+    assert!(
+        state["consecutive"]["successes"].as_u64().unwrap() >= 2,
+        "{state}"
+    );
+    assert_eq!(state["consecutive"]["failures"], 0);
+    let v4 = &state["prefixes"]["192.0.2.8/32"];
+    assert_eq!(v4["action"], "announce");
+    assert_eq!(v4["med"], 100);
+    assert_eq!(v4["confirmed"], true);
+    assert_eq!(
+        v4["command"],
+        "announce route 192.0.2.8/32 next-hop self med 100"
+    );
+    assert!(
+        state["counters"]["transitions"].as_u64().unwrap() >= 4,
+        "{state}"
+    );
+    assert!(
+        state["counters"]["exabgp_commands"]["done"]
+            .as_u64()
+            .unwrap()
+            >= 4,
+        "{state}"
+    );
+    assert!(
+        state["counters"]["checks"]["unhealthy"].as_u64().unwrap() >= 2,
+        "{state}"
+    );
+    assert!(state["since"].as_str().unwrap().ends_with('Z'), "{state}");
+
+    std::fs::remove_file(&flag).unwrap();
+    assert_eq!(
+        probe.next(),
+        "announce route 192.0.2.8/32 next-hop self med 1000"
+    );
+    let down = wait_for(
+        "the state file to show DOWN",
+        Duration::from_secs(10),
+        || {
+            let text = std::fs::read_to_string(&state_path).ok()?;
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            (json["state"] == "DOWN").then_some(json)
+        },
+    );
+    assert_eq!(down["last_check"]["result"], "unhealthy");
+    assert!(
+        down["last_check"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exit"),
+        "{down}"
+    );
+}
+
+/// The files are replaced whole while a reader reads them as fast as it can: every read is a
+/// complete document (JSON that parses; an exposition with its last series).
+#[test]
+fn a_concurrent_reader_never_sees_a_half_written_file() {
+    let dir = temp_dir();
+    let flag = dir.path().join("healthy");
+    std::fs::write(&flag, "").unwrap();
+    let state_path = dir.path().join("state.json");
+    let probe = Probe::start(
+        &flag,
+        &[
+            "--interval",
+            "0.01",
+            "--prefix",
+            "192.0.2.9/32",
+            "--metrics-textfile",
+            dir.path().to_str().unwrap(),
+            "--state-file",
+            state_path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        probe.next(),
+        "announce route 192.0.2.9/32 next-hop self med 100"
+    );
+    let textfile = dir.path().join("exaprobe-web.prom");
+    wait_for("both files", Duration::from_secs(10), || {
+        (state_path.exists() && textfile.exists()).then_some(())
+    });
+    let mut updates = std::collections::BTreeSet::new();
+    let mut reads = 0;
+    while updates.len() < 50 {
+        let text = std::fs::read_to_string(&state_path).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|error| panic!("read {reads}: {error}: {text:?}"));
+        assert_eq!(json["version"], 1);
+        updates.insert(json["counters"]["checks"]["healthy"].as_u64().unwrap());
+        let metrics = std::fs::read_to_string(&textfile).unwrap();
+        assert!(metrics.ends_with('\n'), "read {reads}: {metrics:?}");
+        assert!(
+            metrics.contains("exaprobe_build_info{"),
+            "read {reads}: {metrics:?}"
+        );
+        reads += 1;
+    }
+    assert!(probe.log().contains("starting"));
 }
