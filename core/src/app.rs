@@ -56,7 +56,9 @@ where
     };
     let binary = name;
     let common = options.common.clone();
-    crate::logging::init(common.log_format, common.verbose, common.quiet);
+    let syslog =
+        crate::observe::syslog::target(&common.observe, common.name.as_deref().unwrap_or(&binary));
+    crate::logging::init(common.log_format, common.verbose, common.quiet, syslog);
     let modes = ModeFlags {
         dry_run: common.dry_run || crate::output::stdout_is_terminal(),
         routes_optional: common.once,

@@ -32,7 +32,7 @@ const FAST: &[&str] = &[
 
 /// A running probe with this test as its ExaBGP (ACKs every command it reads).
 struct Probe {
-    _child: ChildGuard,
+    child: ChildGuard,
     lines: Receiver<String>,
     stderr: Arc<Mutex<String>>,
 }
@@ -82,7 +82,7 @@ impl Probe {
             }
         });
         Probe {
-            _child: child,
+            child,
             lines,
             stderr: log,
         }
@@ -97,6 +97,10 @@ impl Probe {
 
     fn log(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    fn child_pid(&self) -> u32 {
+        self.child.pid()
     }
 }
 
@@ -517,4 +521,92 @@ fn a_concurrent_reader_never_sees_a_half_written_file() {
         reads += 1;
     }
     assert!(probe.log().contains("starting"));
+}
+
+#[test]
+fn syslog_gets_one_datagram_per_event_tagged_with_the_name_instead_of_stderr() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = temp_dir();
+    let flag = dir.path().join("healthy");
+    let socket_path = dir.path().join("log");
+    let receiver = UnixDatagram::bind(&socket_path).unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let probe = Probe::start(
+        &flag,
+        &[
+            "--prefix",
+            "192.0.2.10/32",
+            "--syslog",
+            "--syslog-facility",
+            "local3",
+            "--syslog-socket",
+            socket_path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        probe.next(),
+        "announce route 192.0.2.10/32 next-hop self med 1000"
+    );
+    let pid = probe.child_pid();
+    let mut messages = Vec::new();
+    let mut buffer = vec![0u8; 65536];
+    while !messages.iter().any(|m: &String| m.contains("to=DOWN")) {
+        let n = receiver.recv(&mut buffer).expect("a syslog datagram");
+        messages.push(String::from_utf8(buffer[..n].to_vec()).unwrap());
+    }
+    let starting = messages
+        .iter()
+        .find(|m| m.contains("starting"))
+        .unwrap_or_else(|| panic!("{messages:#?}"));
+    // local3 (19) * 8 + info (6)
+    assert!(starting.starts_with("<158>"), "{starting}");
+    assert!(starting.contains(&format!(" web[{pid}]: ")), "{starting}");
+    let failed = messages
+        .iter()
+        .find(|m| m.contains("check failed"))
+        .unwrap_or_else(|| panic!("{messages:#?}"));
+    assert!(failed.starts_with("<156>"), "a warning: {failed}");
+    for message in &messages {
+        assert!(
+            !message.contains('\n'),
+            "one line per datagram: {message:?}"
+        );
+        assert!(message.contains(&format!(" web[{pid}]: ")), "{message}");
+    }
+    assert!(
+        !probe.log().contains("starting"),
+        "the events go to syslog instead of stderr:\n{}",
+        probe.log()
+    );
+}
+
+#[test]
+fn without_a_syslog_daemon_the_events_stay_on_stderr() {
+    let dir = temp_dir();
+    let flag = dir.path().join("healthy");
+    let missing = dir.path().join("no-daemon-here");
+    let probe = Probe::start(
+        &flag,
+        &[
+            "--prefix",
+            "192.0.2.11/32",
+            "--syslog",
+            "--syslog-socket",
+            missing.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        probe.next(),
+        "announce route 192.0.2.11/32 next-hop self med 1000"
+    );
+    wait_for("the start in the log", Duration::from_secs(10), || {
+        probe.log().contains("starting").then_some(())
+    });
+    assert!(
+        probe.log().contains("web: --syslog: cannot reach"),
+        "{}",
+        probe.log()
+    );
 }

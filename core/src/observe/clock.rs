@@ -47,7 +47,6 @@ pub(crate) fn rfc3339(at: SystemTime) -> String {
     format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
 }
 
-#[allow(dead_code)] // used by the syslog sink (next commit)
 /// The BSD syslog timestamp (RFC 3164): `Nov  5 09:04:01`, here in UTC.
 pub(crate) fn syslog_stamp(at: SystemTime) -> String {
     const MONTHS: [&str; 12] = [
