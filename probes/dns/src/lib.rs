@@ -217,6 +217,8 @@ pub struct DnsProbe {
     options: DnsOptions,
     expected: Vec<(String, String)>,
     deadline: Duration,
+    /// How far behind the reference the last check found the server (its metrics gauge).
+    serial_lag: Option<u32>,
 }
 
 impl DnsProbe {
@@ -242,6 +244,7 @@ impl DnsProbe {
             options: options.clone(),
             expected,
             deadline: timeout.mul_f64(0.95),
+            serial_lag: None,
         })
     }
 
@@ -351,7 +354,7 @@ impl DnsProbe {
             })
     }
 
-    async fn serial_check(&self, deadline: Instant) -> Result<Option<String>, String> {
+    async fn serial_check(&mut self, deadline: Instant) -> Result<Option<String>, String> {
         let Some(reference) = self.options.serial_reference else {
             return Ok(None);
         };
@@ -365,6 +368,7 @@ impl DnsProbe {
                 "SOA serials {local} and {wanted} are 2^31 apart: cannot compare"
             ));
         };
+        self.serial_lag = Some(lag);
         let describe = || format!("SOA serial {local} is {lag} behind the reference's {wanted}");
         if self.options.max_serial_lag.is_some_and(|max| lag > max) {
             return Err(format!(
@@ -389,6 +393,17 @@ impl DnsProbe {
 }
 
 impl Probe for DnsProbe {
+    fn gauges(&self) -> Vec<exaprobe_core::Gauge> {
+        self.serial_lag
+            .map(|lag| exaprobe_core::Gauge {
+                name: "exaprobe_dns_serial_lag",
+                help: "SOA serials this server was behind --serial-reference at the last check",
+                value: f64::from(lag),
+            })
+            .into_iter()
+            .collect()
+    }
+
     fn target(&self) -> String {
         exaprobe_core::redact::for_display(&format!(
             "{} {} {} @{}",
@@ -398,6 +413,7 @@ impl Probe for DnsProbe {
 
     async fn check(&mut self) -> Outcome {
         let deadline = Instant::now() + self.deadline;
+        self.serial_lag = None;
         let answer = match self
             .ask(self.options.server, self.options.record_type, deadline)
             .await
