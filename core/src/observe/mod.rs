@@ -16,12 +16,11 @@ mod state_file;
 pub(crate) mod syslog;
 mod writer;
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 pub use options::{Facility, ObserveOptions};
@@ -122,7 +121,15 @@ struct Inner {
     metrics: Option<Arc<Metrics>>,
     textfile: Option<LatestWriter>,
     state_file: Option<LatestWriter>,
-    document: RefCell<StateDocument>,
+    /// Shared with the state file's writer thread, which copies it under the lock (briefly,
+    /// never across an await) and serialises the copy.
+    document: Arc<Mutex<StateDocument>>,
+}
+
+impl Inner {
+    fn document(&self) -> MutexGuard<'_, StateDocument> {
+        self.document.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Start what `settings` asks for (the endpoint task, the file writers). Call on the runtime.
@@ -147,15 +154,21 @@ pub(crate) fn start(settings: &Settings) -> Observer {
             settings.name.clone(),
         ));
     }
-    let textfile = observe.metrics_textfile.as_ref().map(|dir| {
-        let path = dir.join(format!("exaprobe-{}.prom", file_safe(&settings.name)));
-        LatestWriter::spawn(path, "metrics textfile", settings.name.clone())
-    });
-    let state_file = observe
-        .state_file
-        .clone()
-        .map(|path| LatestWriter::spawn(path, "state file", settings.name.clone()));
-    let document = StateDocument {
+    let textfile = match (&observe.metrics_textfile, &metrics) {
+        (Some(dir), Some(metrics)) => {
+            let path = dir.join(format!("exaprobe-{}.prom", file_safe(&settings.name)));
+            let metrics = Arc::clone(metrics);
+            let render: writer::Render = Box::new(move || metrics.text().into_bytes());
+            Some(LatestWriter::spawn(
+                path,
+                "metrics textfile",
+                settings.name.clone(),
+                render,
+            ))
+        }
+        _ => None,
+    };
+    let document = Arc::new(Mutex::new(StateDocument {
         version: state_file::VERSION,
         probe: settings.name.clone(),
         kind: observe.kind.clone(),
@@ -173,12 +186,21 @@ pub(crate) fn start(settings: &Settings) -> Observer {
             transitions: 0,
             exabgp_commands: metrics::ANSWERS.iter().map(|a| (*a, 0)).collect(),
         },
-    };
+    }));
+    let state_file = observe.state_file.clone().map(|path| {
+        let document = Arc::clone(&document);
+        let render: writer::Render = Box::new(move || {
+            let mut copy = document.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            copy.updated = clock::rfc3339(SystemTime::now());
+            copy.to_bytes()
+        });
+        LatestWriter::spawn(path, "state file", settings.name.clone(), render)
+    });
     let observer = Observer(Some(Rc::new(Inner {
         metrics,
         textfile,
         state_file,
-        document: RefCell::new(document),
+        document,
     })));
     observer.write();
     observer
@@ -209,7 +231,7 @@ impl Observer {
             metrics.set_probe_gauges(gauges);
         }
         {
-            let mut document = inner.document.borrow_mut();
+            let mut document = inner.document();
             let now = clock::rfc3339(SystemTime::now());
             document.last_check = Some(LastCheck {
                 result: label.unwrap_or("disabled"),
@@ -249,7 +271,7 @@ impl Observer {
             metrics.set_state(&to.name().to_ascii_lowercase());
         }
         {
-            let mut document = inner.document.borrow_mut();
+            let mut document = inner.document();
             document.counters.transitions += 1;
             document.state = to.name();
             document.since = clock::rfc3339(now);
@@ -270,7 +292,7 @@ impl Observer {
         if let Some(metrics) = &inner.metrics {
             metrics.route(&prefix, action.announce.then_some(med.unwrap_or(0)));
         }
-        inner.document.borrow_mut().prefixes.insert(
+        inner.document().prefixes.insert(
             prefix,
             PrefixState {
                 action: if action.announce {
@@ -297,8 +319,7 @@ impl Observer {
             metrics.answered(answer.label(), count as u64);
         }
         *inner
-            .document
-            .borrow_mut()
+            .document()
             .counters
             .exabgp_commands
             .entry(answer.label())
@@ -306,16 +327,11 @@ impl Observer {
         self.write();
     }
 
-    /// Hand the current textfile and state document to their writer threads.
+    /// Have the writer threads write the textfile and the state file (they render them).
     fn write(&self) {
         let Some(inner) = &self.0 else { return };
-        if let (Some(textfile), Some(metrics)) = (&inner.textfile, &inner.metrics) {
-            textfile.submit(metrics.text().into_bytes());
-        }
-        if let Some(state_file) = &inner.state_file {
-            let mut document = inner.document.borrow_mut();
-            document.updated = clock::rfc3339(SystemTime::now());
-            state_file.submit(document.to_bytes());
+        for writer in [&inner.textfile, &inner.state_file].into_iter().flatten() {
+            writer.poke();
         }
     }
 }

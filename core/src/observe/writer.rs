@@ -8,17 +8,22 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
-/// Hands content to the writer thread; what is not written yet is replaced by newer content.
+/// Wakes the writer thread, which renders the current content itself and writes it: any number
+/// of pokes while it writes make one more write, so a burst of changes (a thousand ACKs) costs
+/// the event loop a flag each and the disk one or two writes.
 #[derive(Debug, Clone)]
 pub(crate) struct LatestWriter {
-    slot: Arc<(Mutex<Option<Vec<u8>>>, Condvar)>,
+    slot: Arc<(Mutex<bool>, Condvar)>,
 }
 
+/// What the writer thread calls for the content to write.
+pub(crate) type Render = Box<dyn Fn() -> Vec<u8> + Send>;
+
 impl LatestWriter {
-    /// Start the thread writing to `path`; `what` names the file in log lines, `probe` is the
-    /// probe's name for them.
-    pub(crate) fn spawn(path: PathBuf, what: &'static str, probe: String) -> Self {
-        let slot: Arc<(Mutex<Option<Vec<u8>>>, Condvar)> = Arc::default();
+    /// Start the thread writing what `render` gives to `path`; `what` names the file in log
+    /// lines, `probe` is the probe's name for them.
+    pub(crate) fn spawn(path: PathBuf, what: &'static str, probe: String, render: Render) -> Self {
+        let slot: Arc<(Mutex<bool>, Condvar)> = Arc::default();
         let shared = Arc::clone(&slot);
         let spawned = std::thread::Builder::new()
             .name(format!("exaprobe-{}", what.replace(' ', "-")))
@@ -27,17 +32,15 @@ impl LatestWriter {
                 let _entered = span.enter();
                 let mut last_error: Option<String> = None;
                 loop {
-                    let content = {
+                    {
                         let (lock, ready) = &*shared;
-                        let mut pending = lock.lock().unwrap_or_else(|p| p.into_inner());
-                        loop {
-                            if let Some(content) = pending.take() {
-                                break content;
-                            }
-                            pending = ready.wait(pending).unwrap_or_else(|p| p.into_inner());
+                        let mut due = lock.lock().unwrap_or_else(|p| p.into_inner());
+                        while !*due {
+                            due = ready.wait(due).unwrap_or_else(|p| p.into_inner());
                         }
-                    };
-                    match replace(&path, &content) {
+                        *due = false;
+                    }
+                    match replace(&path, &render()) {
                         Ok(()) if last_error.take().is_some() => {
                             tracing::info!(file = %path.display(), "the {what} is written again");
                         }
@@ -58,10 +61,10 @@ impl LatestWriter {
         LatestWriter { slot }
     }
 
-    /// Queue `content` (replacing what is still waiting). Never blocks on the file system.
-    pub(crate) fn submit(&self, content: Vec<u8>) {
+    /// Ask for a write of the current content. Never blocks on the file system.
+    pub(crate) fn poke(&self) {
         let (lock, ready) = &*self.slot;
-        *lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(content);
+        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
         ready.notify_one();
     }
 }
@@ -125,15 +128,21 @@ mod tests {
 
     #[test]
     fn the_thread_writes_the_latest_content() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.prom");
-        let writer = LatestWriter::spawn(path.clone(), "test file", "test".into());
-        for n in 0..100 {
-            writer.submit(format!("content {n}\n").into_bytes());
+        let version = Arc::new(AtomicUsize::new(0));
+        let current = Arc::clone(&version);
+        let render: Render =
+            Box::new(move || format!("content {}\n", current.load(Ordering::SeqCst)).into_bytes());
+        let writer = LatestWriter::spawn(path.clone(), "test file", "test".into(), render);
+        for n in 1..=100 {
+            version.store(n, Ordering::SeqCst);
+            writer.poke();
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            if std::fs::read_to_string(&path).is_ok_and(|c| c == "content 99\n") {
+            if std::fs::read_to_string(&path).is_ok_and(|c| c == "content 100\n") {
                 break;
             }
             assert!(std::time::Instant::now() < deadline, "never written");
