@@ -41,6 +41,11 @@ impl Probe {
     /// Start the probe checking `test -f FLAG` with fast timers and `extra` options; every
     /// command it writes is acknowledged with `done` and handed to [`Probe::next`].
     fn start(flag: &Path, extra: &[&str]) -> Probe {
+        Probe::start_answering(flag, extra, true)
+    }
+
+    /// [`Probe::start`], answering `done` only with `ack`.
+    fn start_answering(flag: &Path, extra: &[&str], ack: bool) -> Probe {
         let mut command = Command::new(BINARY);
         command
             .args(
@@ -63,8 +68,9 @@ impl Probe {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                let answer: &[u8] = if ack { b"done\n" } else { b"" };
                 if stdin
-                    .write_all(b"done\n")
+                    .write_all(answer)
                     .and_then(|()| stdin.flush())
                     .is_err()
                     || sender.send(line).is_err()
@@ -609,4 +615,61 @@ fn without_a_syslog_daemon_the_events_stay_on_stderr() {
         "{}",
         probe.log()
     );
+}
+
+/// ExaBGP that never answers shows as timeouts (the "ExaBGP not acknowledging" alert), and the
+/// route as written but unconfirmed in the state file.
+#[test]
+fn missing_acks_are_counted_as_timeouts() {
+    let dir = temp_dir();
+    let flag = dir.path().join("healthy");
+    let state_path = dir.path().join("state.json");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let probe = Probe::start_answering(
+        &flag,
+        &[
+            "--prefix",
+            "192.0.2.12/32",
+            "--ack-timeout",
+            "0.2",
+            "--metrics-listen",
+            &listen,
+            "--state-file",
+            state_path.to_str().unwrap(),
+        ],
+        false,
+    );
+    assert_eq!(
+        probe.next(),
+        "announce route 192.0.2.12/32 next-hop self med 1000"
+    );
+    let http = client();
+    let url = format!("http://{listen}/metrics");
+    let scrape = scrape_until(
+        &http,
+        &url,
+        r#"exaprobe_exabgp_commands_total{probe="web",answer="timeout"}"#,
+        "1",
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            r#"exaprobe_exabgp_commands_total{probe="web",answer="done"}"#
+        )
+        .as_deref(),
+        Some("0")
+    );
+    let state = wait_for(
+        "the unconfirmed route in the state file",
+        Duration::from_secs(10),
+        || {
+            let text = std::fs::read_to_string(&state_path).ok()?;
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            (json["counters"]["exabgp_commands"]["timeout"] == 1).then_some(json)
+        },
+    );
+    let route = &state["prefixes"]["192.0.2.12/32"];
+    assert_eq!(route["confirmed"], false, "{state}");
+    assert_eq!(route["med"], 1000, "{state}");
 }
