@@ -55,7 +55,9 @@ where
     let binary = name;
     let common = options.common.clone();
     let (verbose, quiet) = crate::compat::log_levels(common.verbose, common.quiet, &common.compat);
-    crate::logging::init(common.log_format, verbose, quiet);
+    let syslog =
+        crate::observe::syslog::target(&common.observe, common.name.as_deref().unwrap_or(&binary));
+    crate::logging::init(common.log_format, verbose, quiet, syslog);
     let modes = ModeFlags {
         dry_run: common.dry_run || crate::output::stdout_is_terminal(),
         routes_optional: common.once,

@@ -24,6 +24,8 @@
 //!   (converges ExaBGP to the desired routes) under a supervisor serving signals; `--once`.
 //! - `exabgp` (what ExaBGP writes to stdin), `output` (the only module writing stdout),
 //!   `logging` (stderr, text or JSON), `hooks`, `docs` (man pages and completions).
+//! - `observe`: Prometheus metrics (endpoint, textfile), the JSON state file, syslog; a probe
+//!   adds its own series through [`Probe::gauges`] and [`Gauge`].
 //! - `compat` and around it (`healthcheck_file`, `interfaces`, `ip_setup`, `pidfile`,
 //!   `privileges`): the options of `exabgp healthcheck` exaprobe had not, its `-F` file,
 //!   address discovery and set-up on `lo` through netlink, the pid file, the privilege drop.
@@ -54,6 +56,7 @@ mod ip_setup;
 pub mod kit;
 mod loader;
 mod logging;
+mod observe;
 mod options;
 mod output;
 mod pidfile;
@@ -70,5 +73,6 @@ mod size;
 pub mod subprocess;
 
 pub use app::main;
+pub use observe::Gauge;
 pub use options::{Binary, CommonOptions};
 pub use probe::{Finding, Outcome, Probe};

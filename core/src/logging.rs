@@ -7,6 +7,9 @@
 //! non-blocking writer was not used: its guard prints to stdout, ExaBGP's command pipe, when its
 //! queue is full, and blocks exit for up to 1.1 s.)
 //!
+//! With `--syslog` the same lines go, one datagram each, to the local syslog socket instead
+//! ([`crate::observe::syslog`]), through the same queue and thread.
+//!
 //! Every line is escaped on its way out: a newline, another control character or a bidi
 //! override inside an event (from a config value, a server's answer) cannot forge a log line or
 //! reorder what an operator reads.
@@ -20,6 +23,7 @@ use std::time::{Duration, Instant};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
+use crate::observe::syslog::{SyslogSink, SyslogTarget};
 use crate::options::LogFormat;
 
 /// Lines waiting for stderr, at most.
@@ -28,8 +32,9 @@ const QUEUE_LINES: usize = 1024;
 /// The process's log queue, once [`init`] ran.
 static QUEUE: OnceLock<LogQueue> = OnceLock::new();
 
-/// Install the global subscriber. Safe to call once; later calls are ignored.
-pub(crate) fn init(format: LogFormat, verbose: u8, quiet: u8) {
+/// Install the global subscriber, writing to stderr or (`syslog`) to the syslog socket. Safe to
+/// call once; later calls are ignored.
+pub(crate) fn init(format: LogFormat, verbose: u8, quiet: u8, syslog: Option<SyslogTarget>) {
     let level = match (verbose, quiet) {
         (0, 0) => "info",
         (1, _) => "debug",
@@ -38,15 +43,35 @@ pub(crate) fn init(format: LogFormat, verbose: u8, quiet: u8) {
         _ => "error",
     };
     let filter = EnvFilter::try_from_env("EXAPROBE_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let syslog = syslog.and_then(|target| match SyslogSink::connect(target.clone()) {
+        Ok(sink) => Some(sink),
+        Err(error) => {
+            eprintln!(
+                "{}: --syslog: cannot reach {}: {error}; logging to stderr",
+                target.tag,
+                target.socket.display()
+            );
+            None
+        }
+    });
+    let to_syslog = syslog.is_some();
+    let ansi = !to_syslog && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let queue = QUEUE
-        .get_or_init(|| LogQueue::spawn(std::io::stderr(), !ansi))
+        .get_or_init(|| match syslog {
+            Some(mut sink) => LogQueue::spawn_sink(
+                Box::new(move |level: tracing::Level, line: &[u8]| sink.send(level, line)),
+                true,
+            ),
+            None => LogQueue::spawn(std::io::stderr(), !ansi),
+        })
         .clone();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(queue)
         .with_target(false);
     let _ = match format {
+        // Syslog stamps each message itself.
+        LogFormat::Text if to_syslog => builder.with_ansi(false).without_time().try_init(),
         LogFormat::Text => builder.with_ansi(ansi).try_init(),
         LogFormat::Json => builder
             .json()
@@ -74,10 +99,13 @@ pub(crate) fn flush(limit: Duration) {
     }
 }
 
+/// Where the writer thread puts each line (with its event's level).
+type LineSink = Box<dyn FnMut(tracing::Level, &[u8]) + Send>;
+
 /// A bounded queue of log lines in front of a writer thread: sending never blocks.
 #[derive(Clone)]
 pub(crate) struct LogQueue {
-    sender: SyncSender<Vec<u8>>,
+    sender: SyncSender<(tracing::Level, Vec<u8>)>,
     counts: Arc<Counts>,
     escape_ansi: bool,
 }
@@ -94,7 +122,17 @@ struct Counts {
 
 impl LogQueue {
     /// Start the writer thread on `output`. `escape_ansi`: escape ESC too (no terminal colors).
-    pub(crate) fn spawn<W: Write + Send + 'static>(output: W, escape_ansi: bool) -> Self {
+    pub(crate) fn spawn<W: Write + Send + 'static>(mut output: W, escape_ansi: bool) -> Self {
+        Self::spawn_sink(
+            Box::new(move |_, line: &[u8]| {
+                let _ = output.write_all(line).and_then(|()| output.flush());
+            }),
+            escape_ansi,
+        )
+    }
+
+    /// Start the writer thread handing each line to `output`.
+    fn spawn_sink(output: LineSink, escape_ansi: bool) -> Self {
         let (sender, receiver) = sync_channel(QUEUE_LINES);
         let counts = Arc::new(Counts::default());
         let thread_counts = Arc::clone(&counts);
@@ -112,9 +150,9 @@ impl LogQueue {
         }
     }
 
-    fn send(&self, line: Vec<u8>) {
+    fn send(&self, level: tracing::Level, line: Vec<u8>) {
         self.counts.pending.fetch_add(1, Ordering::SeqCst);
-        match self.sender.try_send(line) {
+        match self.sender.try_send((level, line)) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.counts.pending.fetch_sub(1, Ordering::SeqCst);
@@ -138,9 +176,9 @@ impl LogQueue {
 }
 
 /// The writer thread: write each line; when the queue is empty, publish the drops counted.
-fn write_lines<W: Write>(mut output: W, lines: &Receiver<Vec<u8>>, counts: &Counts) {
+fn write_lines(mut output: LineSink, lines: &Receiver<(tracing::Level, Vec<u8>)>, counts: &Counts) {
     loop {
-        let line = match lines.try_recv() {
+        let (level, line) = match lines.try_recv() {
             Ok(line) => line,
             Err(TryRecvError::Empty) => {
                 let dropped = counts.dropped.swap(0, Ordering::SeqCst);
@@ -152,7 +190,7 @@ fn write_lines<W: Write>(mut output: W, lines: &Receiver<Vec<u8>>, counts: &Coun
             }
             Err(TryRecvError::Disconnected) => return,
         };
-        let _ = output.write_all(&line).and_then(|()| output.flush());
+        output(level, &line);
         counts.pending.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -163,6 +201,15 @@ impl<'a> MakeWriter<'a> for LogQueue {
     fn make_writer(&'a self) -> Self::Writer {
         EventWriter {
             queue: self,
+            level: tracing::Level::INFO,
+            buffer: Vec::new(),
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        EventWriter {
+            queue: self,
+            level: *meta.level(),
             buffer: Vec::new(),
         }
     }
@@ -171,6 +218,8 @@ impl<'a> MakeWriter<'a> for LogQueue {
 /// Collects one formatted event, then escapes it and queues it as one line.
 pub(crate) struct EventWriter<'a> {
     queue: &'a LogQueue,
+    /// The event's level (the syslog severity).
+    level: tracing::Level,
     buffer: Vec<u8>,
 }
 
@@ -190,7 +239,7 @@ impl Drop for EventWriter<'_> {
         if !self.buffer.is_empty() {
             let text = String::from_utf8_lossy(&self.buffer);
             let line = escape_line(&text, self.queue.escape_ansi);
-            self.queue.send(line.into_bytes());
+            self.queue.send(self.level, line.into_bytes());
         }
     }
 }

@@ -303,6 +303,11 @@ pub struct CommonOptions {
     /// The options of `exabgp healthcheck` exaprobe had not.
     #[command(flatten)]
     pub(crate) compat: crate::compat::CompatOptions,
+
+    // ---- observability (metrics, state file, syslog) ----------------------------------------
+    /// Metrics, the state file and syslog.
+    #[command(flatten)]
+    pub(crate) observe: crate::observe::ObserveOptions,
 }
 
 impl CommonOptions {

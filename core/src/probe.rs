@@ -91,6 +91,12 @@ pub trait Probe {
     /// each phase by it can say which phase was slow ("timeout connecting to ...") before the
     /// runner drops the future with a generic reason.
     fn check(&mut self, deadline: Instant) -> impl Future<Output = Outcome>;
+
+    /// The kind's own series after the last check (replication lag, SOA serial lag, ...),
+    /// exported with the core's by `--metrics-listen` and `--metrics-textfile`. None by default.
+    fn gauges(&self) -> Vec<crate::Gauge> {
+        Vec::new()
+    }
 }
 
 /// The deadline the runner gives a check started at `started` under `--timeout`: 95 % of it,

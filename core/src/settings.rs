@@ -33,6 +33,8 @@ pub(crate) struct Settings {
     pub name: String,
     /// Log format.
     pub log_format: LogFormat,
+    /// Metrics, the state file.
+    pub observe: crate::observe::ObserveSettings,
 }
 
 /// Schedule and deadlines.
@@ -149,6 +151,9 @@ pub(crate) enum SettingsError {
     /// Address discovery or IP set-up options (`--ip-ifname`, `--start-ip`, ...).
     #[error("{0}")]
     Addresses(String),
+    /// Metrics, state file or syslog options.
+    #[error("{0}")]
+    Observe(String),
 }
 
 impl Settings {
@@ -312,6 +317,8 @@ impl Settings {
             },
             name,
             log_format: options.log_format,
+            observe: crate::observe::ObserveSettings::resolve(&options.observe, default_name)
+                .map_err(SettingsError::Observe)?,
         };
         settings.check_command_length()?;
         Ok(settings)

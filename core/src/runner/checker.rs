@@ -258,6 +258,14 @@ impl<P: Probe + Send + 'static> Checker<P> {
         }
         let from = self.router.state();
         let (to, events) = self.router.observe(Instant::now(), observation, penalty);
+        let (held, gauges) = (self.router.is_held(), self.probe.gauges());
+        (self.status.borrow().observer).checked(
+            result.as_ref(),
+            disabled.as_deref(),
+            to,
+            held,
+            gauges,
+        );
         if to.differs_from(from) {
             let reason = match &result {
                 Some((outcome, _)) => outcome.reason().map(str::to_owned),
@@ -269,6 +277,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
                 reason = reason.as_deref().unwrap_or("check passed"),
                 "state change"
             );
+            self.status.borrow().observer.transition(to);
             self.hooks.transition(&self.settings.hooks, to);
         }
         self.log_events(&events);
@@ -303,6 +312,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
         let to = self.router.state();
         if to.differs_from(from) {
             tracing::info!(from = %from, to = %to, reason = "flap hold over", "state change");
+            self.status.borrow().observer.transition(to);
             self.hooks.transition(&self.settings.hooks, to);
         }
         self.log_events(&events);

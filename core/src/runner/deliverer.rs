@@ -27,6 +27,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::dialect::mismatch_hint;
 use crate::exabgp::{AckMode, PipeEnd, PipeEvent};
+use crate::observe::Answer;
 use crate::output::{CommandSink, PIPE_BUF};
 use crate::render::RouteCommand;
 use crate::route::Prefix;
@@ -388,6 +389,10 @@ impl Deliverer {
             self.retries.remove(&prefix);
         }
         self.status
+            .borrow()
+            .observer
+            .accepted(&prefix, &action, confirmed);
+        self.status
             .borrow_mut()
             .accepted
             .insert(prefix, Delivered { action, confirmed });
@@ -439,6 +444,8 @@ impl Deliverer {
             AckMode::Wait(timeout) if !self.in_flight.is_empty() => Some(now + timeout),
             _ => None,
         };
+        let answer = if ok { Answer::Done } else { Answer::Error };
+        self.status.borrow().observer.answered(answer, 1);
         let first_answer = !std::mem::replace(&mut self.answered, true);
         if !ok {
             tracing::error!(
@@ -502,6 +509,10 @@ impl Deliverer {
             ?timeout,
             "no ACK from ExaBGP in time (is exabgp.api.ack=false? then use --no-ack); going on"
         );
+        self.status
+            .borrow()
+            .observer
+            .answered(Answer::Timeout, self.in_flight.len());
         self.owed += self.in_flight.len() as u64;
         self.failing.clear();
         for flight in std::mem::take(&mut self.in_flight) {

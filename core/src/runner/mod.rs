@@ -115,7 +115,11 @@ pub(crate) async fn run_with<P: Probe + Send + 'static>(
             Detection::Exit(code) => return code,
         }
     }
-    let status = Rc::new(RefCell::new(Status::default()));
+    let observer = crate::observe::start(&settings);
+    let status = Rc::new(RefCell::new(Status {
+        observer,
+        ..Status::default()
+    }));
     let (desired_sender, desired) = watch::channel(Desired::undecided(&settings));
     let (requests, requests_receiver) = mpsc::unbounded_channel();
     let (control, control_receiver) = mpsc::unbounded_channel();

@@ -73,6 +73,8 @@ pub(crate) struct Status {
     pub(crate) out_of_sync: usize,
     /// Held down by flap damping.
     pub(crate) held: bool,
+    /// Where both loops report for metrics and the state file.
+    pub(crate) observer: crate::observe::Observer,
 }
 
 impl Default for Status {
@@ -84,6 +86,7 @@ impl Default for Status {
             accepted: BTreeMap::new(),
             out_of_sync: 0,
             held: false,
+            observer: crate::observe::Observer::default(),
         }
     }
 }

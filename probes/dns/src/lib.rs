@@ -213,6 +213,8 @@ pub struct DnsProbe {
     options: DnsOptions,
     expected: Vec<(String, String)>,
     serial_lag: Limits<u32>,
+    /// How far behind the reference the last check found the server (its metrics gauge).
+    last_serial_lag: Option<u32>,
 }
 
 impl DnsProbe {
@@ -237,6 +239,7 @@ impl DnsProbe {
             options: options.clone(),
             expected,
             serial_lag,
+            last_serial_lag: None,
         })
     }
 
@@ -346,7 +349,7 @@ impl DnsProbe {
             })
     }
 
-    async fn serial_check(&self, deadline: Instant) -> Finding {
+    async fn serial_check(&mut self, deadline: Instant) -> Finding {
         let Some(reference) = self.options.serial_reference else {
             return Ok(None);
         };
@@ -360,6 +363,7 @@ impl DnsProbe {
                 "SOA serials {local} and {wanted} are 2^31 apart: cannot compare"
             ));
         };
+        self.last_serial_lag = Some(lag);
         let describe = || format!("SOA serial {local} is {lag} behind the reference's {wanted}");
         match self.serial_lag.level(lag) {
             Level::Over => Err(format!(
@@ -378,6 +382,17 @@ impl DnsProbe {
 }
 
 impl Probe for DnsProbe {
+    fn gauges(&self) -> Vec<exaprobe_core::Gauge> {
+        self.last_serial_lag
+            .map(|lag| exaprobe_core::Gauge {
+                name: "exaprobe_dns_serial_lag",
+                help: "SOA serials this server was behind --serial-reference at the last check",
+                value: f64::from(lag),
+            })
+            .into_iter()
+            .collect()
+    }
+
     fn describe(&self) -> String {
         exaprobe_core::redact::for_display(&format!(
             "{} {} {} @{}",
@@ -386,6 +401,7 @@ impl Probe for DnsProbe {
     }
 
     async fn check(&mut self, deadline: Instant) -> Outcome {
+        self.last_serial_lag = None;
         let answer = match self
             .ask(self.options.server, self.options.record_type, deadline)
             .await

@@ -302,6 +302,27 @@ async fn soa_serial_behind_the_reference() {
         ),
         other => panic!("expected degraded, got {other:?}"),
     }
+    // The lag is the probe's own metrics series, known only after a check that compared.
+    let mut args = vec![
+        "--server".to_string(),
+        format!("127.0.0.1:{}", secondary.port),
+    ];
+    args.extend(
+        with(&["--max-serial-lag", "1"])
+            .iter()
+            .map(|a| a.to_string()),
+    );
+    let mut lagging = probe(&args);
+    assert_eq!(lagging.gauges(), Vec::new());
+    lagging.check(deadline()).await;
+    assert_eq!(
+        lagging.gauges(),
+        vec![exaprobe_core::Gauge {
+            name: "exaprobe_dns_serial_lag",
+            help: "SOA serials this server was behind --serial-reference at the last check",
+            value: 3.0,
+        }]
+    );
     // The primary itself is never behind.
     assert_eq!(
         check(primary.port, &with(&["--max-serial-lag", "0"])).await,

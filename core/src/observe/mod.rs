@@ -1,0 +1,377 @@
+//! What a probe thinks, made visible to monitoring: Prometheus metrics (an endpoint and a
+//! textfile for node_exporter), a JSON state file, and syslog.
+//!
+//! The checker and the deliverer report to an [`Observer`]: a cheap handle whose every call
+//! updates atomics and a small model in place and never waits. Files are written by threads of
+//! their own ([`writer`]); the endpoint ([`server`]) encodes a snapshot synchronously and
+//! serves it from tasks on the same runtime, holding nothing the loops need across an await.
+//! A probe adds its own series through [`crate::Probe::gauges`] without the core knowing its
+//! kind.
+
+mod clock;
+mod metrics;
+pub(crate) mod options;
+mod server;
+mod state_file;
+pub(crate) mod syslog;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+pub(crate) use options::{Facility, ObserveOptions};
+
+use crate::health::State;
+use crate::probe::Outcome;
+use crate::render::{RouteAction, RouteCommand};
+use crate::route::Prefix;
+use crate::settings::Settings;
+use metrics::Metrics;
+use state_file::{Consecutive, Counters, LastCheck, PrefixState, StateDocument};
+use writer::LatestWriter;
+
+/// One series a probe kind adds to the core's (replication lag, SOA serial lag, ...).
+///
+/// Exported as a gauge with the `probe` label, after every check; a probe returns none when it
+/// does not know the value (the series then disappears until it does).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gauge {
+    /// The series name: `exaprobe_<kind>_<what>[_<unit>]`, letters, digits and `_`.
+    pub name: &'static str,
+    /// One line saying what it measures.
+    pub help: &'static str,
+    /// The value.
+    pub value: f64,
+}
+
+/// The observability settings the run uses, validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ObserveSettings {
+    /// Where to serve `/metrics`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Where to write `exaprobe-<name>.prom` after every check.
+    pub metrics_textfile: Option<PathBuf>,
+    /// Where to write the JSON state.
+    pub state_file: Option<PathBuf>,
+    /// The probe's kind, from the binary's name (`exaprobe-http` → `http`).
+    pub kind: String,
+}
+
+impl ObserveSettings {
+    /// The settings from `options`, for the binary `binary`.
+    pub(crate) fn resolve(options: &ObserveOptions, binary: &str) -> Result<Self, String> {
+        if let Some(file) = &options.state_file
+            && (file.file_name().is_none() || file.as_os_str().to_string_lossy().ends_with('/'))
+        {
+            return Err(format!("--state-file {} names no file", file.display()));
+        }
+        Ok(ObserveSettings {
+            metrics_listen: options.metrics_listen,
+            metrics_textfile: options.metrics_textfile.clone(),
+            state_file: options.state_file.clone(),
+            kind: binary
+                .strip_prefix("exaprobe-")
+                .unwrap_or(binary)
+                .to_string(),
+        })
+    }
+}
+
+/// ExaBGP's answer to a command, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// `done`.
+    Done,
+    /// `error`.
+    Error,
+    /// Nothing within `--ack-timeout`.
+    Timeout,
+}
+
+impl Answer {
+    fn label(self) -> &'static str {
+        match self {
+            Answer::Done => "done",
+            Answer::Error => "error",
+            Answer::Timeout => "timeout",
+        }
+    }
+}
+
+/// The handle the checker and the deliverer report to. Cloning is cheap; with every output off
+/// each call returns at once.
+#[derive(Clone, Default)]
+pub(crate) struct Observer(Option<Rc<Inner>>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Observer(on)"
+        } else {
+            "Observer(off)"
+        })
+    }
+}
+
+struct Inner {
+    metrics: Option<Arc<Metrics>>,
+    textfile: Option<LatestWriter>,
+    state_file: Option<LatestWriter>,
+    /// Shared with the state file's writer thread, which copies it under the lock (briefly,
+    /// never across an await) and serialises the copy.
+    document: Arc<Mutex<StateDocument>>,
+}
+
+impl Inner {
+    fn document(&self) -> MutexGuard<'_, StateDocument> {
+        self.document.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Start what `settings` asks for (the endpoint task, the file writers). Call on the runtime.
+pub(crate) fn start(settings: &Settings) -> Observer {
+    let observe = &settings.observe;
+    let wants_metrics = observe.metrics_listen.is_some() || observe.metrics_textfile.is_some();
+    if !wants_metrics && observe.state_file.is_none() {
+        return Observer(None);
+    }
+    let now = SystemTime::now();
+    let metrics = wants_metrics.then(|| {
+        Arc::new(Metrics::new(
+            &settings.name,
+            &observe.kind,
+            clock::unix_seconds(now),
+        ))
+    });
+    if let (Some(listen), Some(metrics)) = (observe.metrics_listen, &metrics) {
+        tokio::spawn(server::serve(
+            listen,
+            Arc::clone(metrics),
+            settings.name.clone(),
+        ));
+    }
+    let textfile = match (&observe.metrics_textfile, &metrics) {
+        (Some(dir), Some(metrics)) => {
+            let path = dir.join(format!("exaprobe-{}.prom", file_safe(&settings.name)));
+            let metrics = Arc::clone(metrics);
+            let render: writer::Render = Box::new(move || metrics.text().into_bytes());
+            Some(LatestWriter::spawn(
+                path,
+                "metrics textfile",
+                settings.name.clone(),
+                render,
+            ))
+        }
+        _ => None,
+    };
+    let document = Arc::new(Mutex::new(StateDocument {
+        version: state_file::VERSION,
+        probe: settings.name.clone(),
+        kind: observe.kind.clone(),
+        exaprobe_version: env!("CARGO_PKG_VERSION"),
+        pid: std::process::id(),
+        updated: clock::rfc3339(now),
+        state: State::Init.name(),
+        since: clock::rfc3339(now),
+        flap_held: false,
+        last_check: None,
+        consecutive: Consecutive::default(),
+        prefixes: BTreeMap::new(),
+        counters: Counters {
+            checks: metrics::RESULTS.iter().map(|r| (*r, 0)).collect(),
+            transitions: 0,
+            exabgp_commands: metrics::ANSWERS.iter().map(|a| (*a, 0)).collect(),
+        },
+    }));
+    let state_file = observe.state_file.clone().map(|path| {
+        let document = Arc::clone(&document);
+        let render: writer::Render = Box::new(move || {
+            let mut copy = document.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            copy.updated = clock::rfc3339(SystemTime::now());
+            copy.to_bytes()
+        });
+        LatestWriter::spawn(path, "state file", settings.name.clone(), render)
+    });
+    let observer = Observer(Some(Rc::new(Inner {
+        metrics,
+        textfile,
+        state_file,
+        document,
+    })));
+    observer.write();
+    observer
+}
+
+impl Observer {
+    /// A check ended (`None`: the disable file exists, with `disabled` as the reason); the
+    /// hysteresis is now in `state`; the probe reports `gauges`.
+    pub(crate) fn checked(
+        &self,
+        result: Option<&(Outcome, Duration)>,
+        disabled: Option<&str>,
+        state: State,
+        held: bool,
+        gauges: Vec<Gauge>,
+    ) {
+        let Some(inner) = &self.0 else { return };
+        let label = result.map(|(outcome, _)| match outcome {
+            Outcome::Healthy => "healthy",
+            Outcome::Degraded { .. } => "degraded",
+            Outcome::Unhealthy { .. } => "unhealthy",
+        });
+        if let Some(metrics) = &inner.metrics {
+            if let (Some(label), Some((_, elapsed))) = (label, result) {
+                metrics.checked(label, elapsed.as_secs_f64());
+            }
+            metrics.set_state(&state.name().to_ascii_lowercase());
+            metrics.set_probe_gauges(gauges);
+        }
+        {
+            let mut document = inner.document();
+            let now = clock::rfc3339(SystemTime::now());
+            document.last_check = Some(LastCheck {
+                result: label.unwrap_or("disabled"),
+                reason: match result {
+                    Some((outcome, _)) => outcome.reason().map(str::to_owned),
+                    None => disabled.map(str::to_owned),
+                },
+                at: now,
+                duration_seconds: result.map(|(_, elapsed)| elapsed.as_secs_f64()),
+            });
+            match result {
+                Some((outcome, _)) if outcome.is_serving() => {
+                    document.consecutive.successes += 1;
+                    document.consecutive.failures = 0;
+                }
+                Some(_) => {
+                    document.consecutive.failures += 1;
+                    document.consecutive.successes = 0;
+                }
+                None => document.consecutive = Consecutive::default(),
+            }
+            if let Some(label) = label {
+                *document.counters.checks.entry(label).or_default() += 1;
+            }
+            document.state = state.name();
+            document.flap_held = held;
+        }
+        self.write();
+    }
+
+    /// The state changed (by name) to `to`.
+    pub(crate) fn transition(&self, to: State) {
+        let Some(inner) = &self.0 else { return };
+        let now = SystemTime::now();
+        if let Some(metrics) = &inner.metrics {
+            metrics.transition(clock::unix_seconds(now));
+            metrics.set_state(&to.name().to_ascii_lowercase());
+        }
+        {
+            let mut document = inner.document();
+            document.counters.transitions += 1;
+            document.state = to.name();
+            document.since = clock::rfc3339(now);
+        }
+        self.write();
+    }
+
+    /// ExaBGP took `action` for `prefix` (`confirmed`: it answered `done`).
+    pub(crate) fn accepted(&self, prefix: &Prefix, action: &RouteCommand, confirmed: bool) {
+        let Some(inner) = &self.0 else { return };
+        let command = action.lines.last().cloned().unwrap_or_default();
+        let med = match action.action {
+            RouteAction::Announce { med } => Some(med),
+            RouteAction::Withdraw => None,
+        };
+        let prefix = prefix.to_string();
+        if let Some(metrics) = &inner.metrics {
+            metrics.route(&prefix, med);
+        }
+        inner.document().prefixes.insert(
+            prefix,
+            PrefixState {
+                action: if action.announces() {
+                    "announce"
+                } else {
+                    "withdraw"
+                },
+                med,
+                command,
+                confirmed,
+                at: clock::rfc3339(SystemTime::now()),
+            },
+        );
+        self.write();
+    }
+
+    /// ExaBGP answered `count` commands with `answer`.
+    pub(crate) fn answered(&self, answer: Answer, count: usize) {
+        let Some(inner) = &self.0 else { return };
+        if count == 0 {
+            return;
+        }
+        if let Some(metrics) = &inner.metrics {
+            metrics.answered(answer.label(), count as u64);
+        }
+        *inner
+            .document()
+            .counters
+            .exabgp_commands
+            .entry(answer.label())
+            .or_default() += count as u64;
+        self.write();
+    }
+
+    /// Have the writer threads write the textfile and the state file (they render them).
+    fn write(&self) {
+        let Some(inner) = &self.0 else { return };
+        for writer in [&inner.textfile, &inner.state_file].into_iter().flatten() {
+            writer.poke();
+        }
+    }
+}
+
+/// `name` as part of a file name: anything but letters, digits, `.`, `_` and `-` becomes `_`.
+fn file_safe(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    match safe.strip_prefix('.') {
+        Some(rest) => format!("_{rest}"),
+        None => safe,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_comes_from_the_binary_and_names_are_file_safe() {
+        let settings =
+            ObserveSettings::resolve(&ObserveOptions::default(), "exaprobe-http").unwrap();
+        assert_eq!(settings.kind, "http");
+        assert_eq!(file_safe("web/front end"), "web_front_end");
+        assert_eq!(file_safe(".."), "_.");
+        assert_eq!(file_safe("db-ro.1"), "db-ro.1");
+        let bad = ObserveOptions {
+            state_file: Some("/var/lib/exaprobe/".into()),
+            ..ObserveOptions::default()
+        };
+        assert_eq!(
+            ObserveSettings::resolve(&bad, "exaprobe-http").unwrap_err(),
+            "--state-file /var/lib/exaprobe/ names no file"
+        );
+    }
+}
