@@ -1,4 +1,5 @@
-//! Wall-clock time for the state file and the syslog header, without a date crate: UTC only.
+//! Wall-clock time for the state file, the syslog header and the flap-hold log line, without a
+//! date crate: UTC only.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

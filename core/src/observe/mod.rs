@@ -8,7 +8,7 @@
 //! A probe adds its own series through [`crate::Probe::gauges`] without the core knowing its
 //! kind.
 
-mod clock;
+pub(crate) mod clock;
 mod metrics;
 pub(crate) mod options;
 mod server;
