@@ -4,23 +4,57 @@
 //! ports and programs, await readiness by polling a condition (never a fixed sleep standing in
 //! for synchronisation), and make sure no child outlives its test.
 
+use std::fs::{File, OpenOptions};
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
+use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (and free for UDP too).
+/// Where tests pick their ports: below Linux's ephemeral range (32768-60999 by default), so no
+/// outgoing connection of a parallel test takes a port between its choice and its server's bind.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A TCP port on 127.0.0.1 (free for UDP too) that no other test process is using.
+///
+/// A port bound to 0 and released is in the ephemeral range, where a parallel test's outgoing
+/// connection may take it before the server is started on it (nextest runs every test in its own
+/// process). These ports come from [`TEST_PORTS`] instead, each reserved across processes by an
+/// exclusive lock on a file named after it, held until this process exits.
 pub fn free_port() -> u16 {
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port");
-        let port = tcp.local_addr().expect("local address").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+    static HELD: Mutex<Vec<Flock<File>>> = Mutex::new(Vec::new());
+    let dir = std::env::temp_dir().join("exaprobe-test-ports");
+    std::fs::create_dir_all(&dir).expect("create the port reservation directory");
+    let span = u64::from(TEST_PORTS.end - TEST_PORTS.start);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |elapsed| u64::from(elapsed.subsec_nanos()));
+    let start = u64::from(std::process::id()).wrapping_mul(7919) ^ nanos;
+    for offset in 0..span {
+        let port = TEST_PORTS.start + ((start + offset) % span) as u16;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(port.to_string()))
+            .expect("open a port reservation file");
+        let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
+            continue;
+        };
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
+            HELD.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(lock);
             return port;
         }
     }
+    panic!("no free port in {TEST_PORTS:?} on 127.0.0.1");
 }
 
 /// True when running under CI (`CI` set to anything but empty/`false`/`0`).

@@ -87,6 +87,19 @@ fn deps_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/opt/exaprobe-deps"))
 }
 
+/// The workspace's root directory, from `CARGO_MANIFEST_DIR` as cargo and nextest set it when
+/// they run a test: the compile-time value can name another clone, because a shared
+/// CARGO_TARGET_DIR reuses a test binary built elsewhere when the sources are older than it.
+pub fn workspace_root() -> PathBuf {
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
+        .parent()
+        .expect("tests/ is a member directory of the workspace")
+        .to_path_buf()
+}
+
 /// Path of a release binary of this workspace, found from the test executable's location
 /// (`<target>/<profile>/deps/test-...` → `<target>/release/NAME`), so CARGO_TARGET_DIR works.
 pub fn release_binary(name: &str) -> PathBuf {

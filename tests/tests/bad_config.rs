@@ -38,7 +38,7 @@ struct Fixture {
 }
 
 fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bad-config")
+    exaprobe_e2e::workspace_root().join("tests/fixtures/bad-config")
 }
 
 fn load_fixtures() -> Vec<Fixture> {

@@ -1,16 +1,15 @@
 //! Every option of every probe binary is documented in CONFIGURATION.md (a doc-drift check on
 //! the release binaries' own `--help`).
 
-use exaprobe_e2e::release_binary;
+use exaprobe_e2e::{release_binary, workspace_root};
 
 /// Every probe binary of the workspace: the members named `bin/exaprobe-*`, so a new probe is
 /// checked without being listed here.
 fn binaries() -> Vec<String> {
-    let manifest: toml::Table =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
-            .expect("workspace Cargo.toml")
-            .parse()
-            .expect("workspace Cargo.toml parses");
+    let manifest: toml::Table = std::fs::read_to_string(workspace_root().join("Cargo.toml"))
+        .expect("workspace Cargo.toml")
+        .parse()
+        .expect("workspace Cargo.toml parses");
     manifest["workspace"]["members"]
         .as_array()
         .expect("workspace members")
@@ -23,9 +22,7 @@ fn binaries() -> Vec<String> {
 
 #[test]
 fn every_option_of_every_binary_is_in_configuration_md() {
-    let reference =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../CONFIGURATION.md"))
-            .unwrap();
+    let reference = std::fs::read_to_string(workspace_root().join("CONFIGURATION.md")).unwrap();
     let mut checked = 0;
     for binary in &binaries() {
         assert!(
