@@ -55,11 +55,38 @@ pub(crate) fn prefixes(options: &CommonOptions) -> Result<Vec<Prefix>, String> {
             .map(|prefix| prefix.network())
             .collect()
     };
+    let derived = options.prefixes.is_empty() || compat.deaggregate_networks;
     if compat.deaggregate_networks {
         nets = host_addresses(&nets)?;
     }
     rotate(&mut nets, compat.start_ip);
+    if derived {
+        let repeated = keep_first_of_each(&mut nets);
+        if !repeated.is_empty() {
+            tracing::info!(
+                repeated = %repeated.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+                "addresses found more than once (a host address inside a network also on \
+                 {DEFAULT_IFNAME}, or overlapping networks): each is announced once"
+            );
+        }
+    }
     nets.into_iter().map(Prefix::from_network).collect()
+}
+
+/// Drop the repeats of `nets` (keeping the first of each) and return them: a list found on an
+/// interface or made by deaggregation can name one host twice, which is no operator's mistake
+/// (a `--prefix` given twice still is, and is refused).
+fn keep_first_of_each(nets: &mut Vec<IpNet>) -> Vec<IpNet> {
+    let mut seen = std::collections::HashSet::new();
+    let mut repeated = Vec::new();
+    nets.retain(|net| {
+        let first = seen.insert(*net);
+        if !first {
+            repeated.push(*net);
+        }
+        first
+    });
+    repeated
 }
 
 /// The addresses of interface `ifname` the healthcheck would use: not loopback, no host bits
@@ -426,6 +453,26 @@ mod tests {
             host_addresses(&nets(&["10.0.0.0/8"]))
                 .unwrap_err()
                 .contains("more than 65536")
+        );
+    }
+
+    #[test]
+    fn repeats_are_dropped_keeping_the_first() {
+        let mut list = nets(&[
+            "192.0.2.85/32",
+            "192.0.2.84/32",
+            "192.0.2.85/32",
+            "2001:db8::1/128",
+        ]);
+        list.extend(nets(&["2001:db8::1/128", "192.0.2.85/32"]));
+        let repeated = keep_first_of_each(&mut list);
+        assert_eq!(
+            list,
+            nets(&["192.0.2.85/32", "192.0.2.84/32", "2001:db8::1/128"])
+        );
+        assert_eq!(
+            repeated,
+            nets(&["192.0.2.85/32", "2001:db8::1/128", "192.0.2.85/32"])
         );
     }
 

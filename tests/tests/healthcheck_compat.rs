@@ -123,10 +123,25 @@ struct Files {
 }
 
 /// `argv` of `program` running `args`, inside network namespace `netns` if given.
+///
+/// The healthcheck runs with `PYTHONUNBUFFERED=1`. Without it, a SIGTERM that lands while the
+/// healthcheck is inside `sys.stdout.flush()` runs its handler there, whose own flush fails with
+/// "reentrant call inside <_io.BufferedWriter name='<stdout>'>": it exits without its withdraw
+/// and without removing the addresses its IP setup added. The tests send SIGTERM as soon as the
+/// last command arrives, when that flush is often still under way; unbuffered, stdout has no
+/// BufferedWriter, and the comparison is with what the healthcheck means to send.
 fn command_line(program: Program, args: &[String], netns: Option<&str>) -> (PathBuf, Vec<String>) {
+    let healthcheck = |version: Version| {
+        let argv = [
+            "PYTHONUNBUFFERED=1",
+            &version.exabgp().display().to_string(),
+            "healthcheck",
+        ];
+        (PathBuf::from("env"), argv.map(String::from).to_vec())
+    };
     let (binary, mut argv) = match program {
-        Program::Healthcheck => (Version::V5.exabgp(), vec!["healthcheck".to_string()]),
-        Program::Healthcheck6 => (Version::V6.exabgp(), vec!["healthcheck".to_string()]),
+        Program::Healthcheck => healthcheck(Version::V5),
+        Program::Healthcheck6 => healthcheck(Version::V6),
         Program::Exaprobe | Program::Exaprobe6 => (release_binary("exaprobe-exec"), Vec::new()),
     };
     argv.extend(args.iter().cloned());
@@ -575,6 +590,13 @@ impl Netns {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// Add each `(address, label)` to `lo`.
+    fn add_labelled(&self, addresses: &[(&str, &str)]) {
+        for (address, label) in addresses {
+            self.ip(&["address", "add", address, "dev", "lo", "label", label]);
+        }
+    }
+
     /// The addresses on `lo`, as `ip -o address show dev lo` lists them.
     fn lo(&self) -> String {
         self.ip(&["-o", "address", "show", "dev", "lo"])
@@ -651,31 +673,77 @@ fn labels_start_ip_and_deaggregation() {
     let Some(netns) = Netns::create("label") else {
         return;
     };
-    for (address, label) in [
+    netns.add_labelled(&[
         ("192.0.2.81/32", "lo:web1"),
         ("192.0.2.82/32", "lo:db1"),
         ("192.0.2.84/30", "lo:web2"),
         ("192.0.2.83/32", "lo:web3"),
-    ] {
-        netns.ip(&["address", "add", address, "dev", "lo", "label", label]);
-    }
+    ]);
     let dir = temp_dir();
     let files = files(dir.path());
-    let args = arguments(
-        &[
-            "--no-syslog",
-            "--label",
-            "web",
-            "--start-ip",
-            "2",
-            "--deaggregate-networks",
-            "--cmd",
-            "test -f {check}",
-        ],
-        &files,
-    );
+    let args = web_deaggregated("2", &files);
     // web1, web2 (4 host routes), web3: 6 prefixes.
     compare(&args, UP_DOWN_UP, 6, &files, Some(&netns.name));
+}
+
+/// The addresses of `lo` labelled `lo:web...`, deaggregated, the list started at `start_ip`.
+fn web_deaggregated(start_ip: &str, files: &Files) -> Vec<String> {
+    let args = [
+        "--no-syslog",
+        "--label",
+        "web",
+        "--start-ip",
+        start_ip,
+        "--deaggregate-networks",
+        "--cmd",
+        "test -f {check}",
+    ];
+    arguments(&args, files)
+}
+
+/// A host address on `lo` inside a network also on `lo`, deaggregated: exaprobe announces it
+/// once and starts (the healthcheck sends its command twice).
+#[test]
+fn a_host_found_twice_is_announced_once() {
+    let Some(netns) = Netns::create("twice") else {
+        return;
+    };
+    netns.add_labelled(&[("192.0.2.84/30", "lo:web1"), ("192.0.2.85/32", "lo:web2")]);
+    let dir = temp_dir();
+    let files = files(dir.path());
+    let args = web_deaggregated("0", &files);
+    let phases = run(
+        Program::Exaprobe,
+        &args,
+        &[],
+        4,
+        &files,
+        Some(&netns.name),
+        &|| {},
+    );
+    // Each phase holds distinct commands: one per host, so no host was sent twice.
+    let hosts = |phase: &[String]| -> Vec<String> {
+        phase
+            .iter()
+            .map(|line| {
+                line.split_whitespace()
+                    .nth(2)
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    };
+    let expected: Vec<String> = (84..=87).map(|host| format!("192.0.2.{host}/32")).collect();
+    assert_eq!(hosts(&phases[0]), expected, "{phases:?}");
+    assert!(
+        phases[0].iter().all(|line| line.starts_with("announce ")),
+        "{phases:?}"
+    );
+    assert_eq!(
+        hosts(&phases[1]),
+        expected,
+        "the withdraws at exit: {phases:?}"
+    );
 }
 
 /// IP setup: a missing `--ip` address is added to `lo` at start and removed at exit, by both.
