@@ -444,8 +444,16 @@ impl Deliverer {
             AckMode::Wait(timeout) if !self.in_flight.is_empty() => Some(now + timeout),
             _ => None,
         };
+        self.conclude(flight, ok, detail, now);
+        // Counted after the route it settles is recorded: a state file or textfile that shows
+        // the answer shows its route too (their writer thread may render between two updates).
         let answer = if ok { Answer::Done } else { Answer::Error };
         self.status.borrow().observer.answered(answer, 1);
+    }
+
+    /// What ExaBGP's answer `ok` to `flight` means: a rejection logged and retried, the last
+    /// command for a prefix settled.
+    fn conclude(&mut self, flight: InFlight, ok: bool, detail: Option<String>, now: Instant) {
         let first_answer = !std::mem::replace(&mut self.answered, true);
         if !ok {
             tracing::error!(
@@ -509,11 +517,8 @@ impl Deliverer {
             ?timeout,
             "no ACK from ExaBGP in time (is exabgp.api.ack=false? then use --no-ack); going on"
         );
-        self.status
-            .borrow()
-            .observer
-            .answered(Answer::Timeout, self.in_flight.len());
-        self.owed += self.in_flight.len() as u64;
+        let missing = self.in_flight.len();
+        self.owed += missing as u64;
         self.failing.clear();
         for flight in std::mem::take(&mut self.in_flight) {
             if flight.last {
@@ -523,6 +528,11 @@ impl Deliverer {
                 self.settle(flight.prefix, flight.action, false);
             }
         }
+        // After the routes, as in on_ack.
+        self.status
+            .borrow()
+            .observer
+            .answered(Answer::Timeout, missing);
     }
 
     fn on_desired_changed(&mut self) {
