@@ -6,6 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::net::{TcpListener, UdpSocket};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::{Mutex, PoisonError};
@@ -28,7 +29,10 @@ const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
 pub fn free_port() -> u16 {
     static HELD: Mutex<Vec<Flock<File>>> = Mutex::new(Vec::new());
     let dir = std::env::temp_dir().join("exaprobe-test-ports");
-    std::fs::create_dir_all(&dir).expect("create the port reservation directory");
+    if std::fs::create_dir(&dir).is_ok() {
+        // Shared by every user's test runs, as /tmp is.
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777));
+    }
     let span = u64::from(TEST_PORTS.end - TEST_PORTS.start);
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -36,12 +40,9 @@ pub fn free_port() -> u16 {
     let start = u64::from(std::process::id()).wrapping_mul(7919) ^ nanos;
     for offset in 0..span {
         let port = TEST_PORTS.start + ((start + offset) % span) as u16;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(port.to_string()))
-            .expect("open a port reservation file");
+        let Ok(file) = reservation_file(&dir.join(port.to_string())) else {
+            continue;
+        };
         let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
             continue;
         };
@@ -54,7 +55,23 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
-    panic!("no free port in {TEST_PORTS:?} on 127.0.0.1");
+    panic!(
+        "no free port in {TEST_PORTS:?} on 127.0.0.1 (or {} cannot be written)",
+        dir.display()
+    );
+}
+
+/// The lock file of one port: opened for reading when another user made it (a lock needs no
+/// write access), else created.
+fn reservation_file(path: &Path) -> std::io::Result<File> {
+    match File::open(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path),
+        opened => opened,
+    }
 }
 
 /// True when running under CI (`CI` set to anything but empty/`false`/`0`).
