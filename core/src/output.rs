@@ -24,6 +24,9 @@ pub(crate) enum CommandSink {
     Pipe(pipe::Sender),
     /// Anything else (a terminal under `--dry-run`, a file): ordinary writes.
     Other(tokio::io::Stdout),
+    /// The runner's simulation: an in-memory pipe with the same all-or-nothing writes.
+    #[cfg(test)]
+    Memory(memory::MemoryPipe),
 }
 
 impl CommandSink {
@@ -65,6 +68,8 @@ impl CommandSink {
                 stdout.write_all(chunk).await?;
                 stdout.flush().await
             }
+            #[cfg(test)]
+            CommandSink::Memory(pipe) => pipe.write_chunk(chunk).await,
         }
     }
 }
@@ -80,4 +85,86 @@ pub(crate) fn print_line(line: &str) {
 pub(crate) fn stdout_is_terminal() -> bool {
     use std::io::IsTerminal;
     std::io::stdout().is_terminal()
+}
+
+#[cfg(test)]
+pub(crate) mod memory {
+    //! An in-memory pipe for the runner's simulation: bounded like a pipe, each chunk written
+    //! whole or not at all (waiting for room is cancel-safe), stamped with the paused clock's
+    //! time it was written at, and readable or stalled at the test's will.
+
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use tokio::sync::Notify;
+    use tokio::time::Instant;
+
+    #[derive(Default)]
+    struct State {
+        capacity: usize,
+        buffered: usize,
+        chunks: VecDeque<(Instant, Vec<u8>)>,
+        reader_gone: bool,
+    }
+
+    /// Both ends of the pipe (clones share it).
+    #[derive(Clone, Default)]
+    pub(crate) struct MemoryPipe {
+        state: Arc<Mutex<State>>,
+        room: Arc<Notify>,
+        data: Arc<Notify>,
+    }
+
+    impl MemoryPipe {
+        /// A pipe holding at most `capacity` bytes.
+        pub(crate) fn new(capacity: usize) -> Self {
+            let pipe = MemoryPipe::default();
+            pipe.state.lock().unwrap().capacity = capacity;
+            pipe
+        }
+
+        /// Write `chunk` whole once there is room for it.
+        pub(crate) async fn write_chunk(&self, chunk: &[u8]) -> std::io::Result<()> {
+            loop {
+                let room = self.room.notified();
+                tokio::pin!(room);
+                room.as_mut().enable();
+                {
+                    let mut state = self.state.lock().unwrap();
+                    if state.reader_gone {
+                        return Err(std::io::ErrorKind::BrokenPipe.into());
+                    }
+                    if state.buffered + chunk.len() <= state.capacity {
+                        state.buffered += chunk.len();
+                        state.chunks.push_back((Instant::now(), chunk.to_vec()));
+                        self.data.notify_waiters();
+                        return Ok(());
+                    }
+                }
+                room.await;
+            }
+        }
+
+        /// Everything written and not read yet, with the time each chunk was written.
+        pub(crate) fn take(&self) -> Vec<(Instant, Vec<u8>)> {
+            let mut state = self.state.lock().unwrap();
+            state.buffered = 0;
+            let taken = state.chunks.drain(..).collect();
+            self.room.notify_waiters();
+            taken
+        }
+
+        /// Wait until something is written.
+        pub(crate) async fn readable(&self) {
+            loop {
+                let data = self.data.notified();
+                tokio::pin!(data);
+                data.as_mut().enable();
+                if !self.state.lock().unwrap().chunks.is_empty() {
+                    return;
+                }
+                data.await;
+            }
+        }
+    }
 }

@@ -115,8 +115,10 @@ pub(crate) struct Checker<P> {
     retired_drain_until: Option<Instant>,
     /// The withdraws of prefixes removed by a reload, sent when their drain is over.
     retired_withdraws: BTreeMap<Prefix, RouteCommand>,
-    /// The dialect found at start with `--exabgp-api auto`, kept across reloads.
+    /// The dialect ExaBGP was found to speak with `--exabgp-api auto` (the deliverer asks),
+    /// kept across reloads.
     detected: Option<ApiDialect>,
+    dialect: watch::Receiver<Option<ApiDialect>>,
     /// A disable-file look-up still running (a hung file system): awaited, never duplicated.
     disable_lookup: Option<JoinHandle<Option<String>>>,
     /// The maintenance state last seen, kept when the disable file cannot be read in time.
@@ -132,7 +134,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
         desired: watch::Sender<Desired>,
         status: Rc<RefCell<Status>>,
         requests: mpsc::UnboundedReceiver<Request>,
-        detected: Option<ApiDialect>,
+        dialect: watch::Receiver<Option<ApiDialect>>,
     ) -> Self {
         let hooks = Hooks::start(settings.timing.hook_timeout);
         let router = Router::new(settings.hysteresis, settings.safety);
@@ -148,7 +150,8 @@ impl<P: Probe + Send + 'static> Checker<P> {
             router,
             retired_drain_until: None,
             retired_withdraws: BTreeMap::new(),
-            detected,
+            detected: None,
+            dialect,
             disable_lookup: None,
             disabled_note: None,
         }
@@ -178,6 +181,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
                             next_check = Instant::now();
                         }
                     },
+                    Ok(()) = self.dialect.changed() => self.dialect_found(),
                     _ = sleep_until(timer.unwrap_or(next_check)), if timer.is_some_and(|t| t < next_check) => {
                         self.on_timer();
                     }
@@ -187,6 +191,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
             let started = Instant::now();
             let disabled = self.disabled().await;
             let mut reload_pending = false;
+            let mut check_now = false;
             let result = if disabled.is_some() {
                 None
             } else {
@@ -198,6 +203,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
                         biased;
                         Some(request) = self.requests.recv() => {
                             reload_pending |= request == Request::Reload;
+                            check_now |= request == Request::CheckNow;
                         }
                         result = &mut check => break Some(result),
                     }
@@ -205,6 +211,9 @@ impl<P: Probe + Send + 'static> Checker<P> {
             };
             self.observe(result, disabled);
             crate::logging::report_dropped_lines();
+            if self.dialect.has_changed().unwrap_or(false) {
+                self.dialect_found();
+            }
             if reload_pending {
                 self.reload().await;
             }
@@ -218,6 +227,10 @@ impl<P: Probe + Send + 'static> Checker<P> {
             };
             next_check =
                 (started + interval + splay(self.settings.timing.splay)).max(Instant::now());
+            if check_now {
+                tracing::info!("SIGUSR2: checking now");
+                next_check = Instant::now();
+            }
         }
     }
 
@@ -240,6 +253,25 @@ impl<P: Probe + Send + 'static> Checker<P> {
             }
         }
         self.disabled_note.clone()
+    }
+
+    /// The deliverer found (or changed) the dialect ExaBGP speaks: render the routes in it.
+    fn dialect_found(&mut self) {
+        let Some(dialect) = *self.dialect.borrow_and_update() else {
+            return;
+        };
+        self.detected = Some(dialect);
+        if self.settings.routes.dialect == dialect {
+            return;
+        }
+        self.settings.routes.dialect = dialect;
+        let settings = &self.settings;
+        self.desired.send_modify(|desired| {
+            desired.dialect = dialect;
+            desired.farewell = settings.routes.plan(Target::Gone);
+            desired.retired.clear();
+        });
+        self.publish();
     }
 
     /// Feed one result (None = disabled) to the router; publish what to announce.

@@ -25,9 +25,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
+use super::detect::{Decided, Detector};
 use crate::dialect::mismatch_hint;
 use crate::exabgp::{AckMode, PipeEnd, PipeEvent};
 use crate::observe::Answer;
+use crate::options::ApiDialect;
 use crate::output::{CommandSink, PIPE_BUF};
 use crate::render::RouteCommand;
 use crate::route::Prefix;
@@ -50,6 +52,8 @@ pub(crate) enum Control {
         /// When to give up and exit.
         deadline: Instant,
     },
+    /// A second SIGTERM/SIGINT: end a drain at once and withdraw (still within the deadline).
+    Hurry,
 }
 
 /// Why the deliverer finished.
@@ -85,6 +89,8 @@ struct Chunk {
     lines: Vec<(Prefix, RouteCommand, String, bool)>,
     /// An action whose remaining lines did not fit: (prefix, action, lines already included).
     rest: Option<(Prefix, RouteCommand, usize)>,
+    /// The chunk is the version query (`--exabgp-api auto`).
+    query: bool,
 }
 
 /// Converges ExaBGP to the [`Desired`] routes.
@@ -114,6 +120,10 @@ pub(crate) struct Deliverer {
     /// Whether ExaBGP has answered anything yet (the first answer can reveal a wrong dialect).
     answered: bool,
     stdin_open: bool,
+    /// Which dialect ExaBGP speaks (asked of it with `--exabgp-api auto`).
+    detector: Detector,
+    /// Where the checker learns the dialect, to render its routes in it.
+    dialect: watch::Sender<Option<ApiDialect>>,
 }
 
 impl Deliverer {
@@ -123,7 +133,8 @@ impl Deliverer {
         events: mpsc::UnboundedReceiver<PipeEvent>,
         desired: watch::Receiver<Desired>,
         status: Rc<RefCell<Status>>,
-        owed: u64,
+        detector: Detector,
+        dialect: watch::Sender<Option<ApiDialect>>,
     ) -> Self {
         let refresh_every = desired.borrow().refresh;
         Deliverer {
@@ -135,7 +146,7 @@ impl Deliverer {
             written: BTreeMap::new(),
             in_flight: VecDeque::new(),
             failing: BTreeSet::new(),
-            owed,
+            owed: 0,
             ack_deadline: None,
             retries: BTreeMap::new(),
             partial: None,
@@ -145,6 +156,8 @@ impl Deliverer {
             error_detail: None,
             answered: false,
             stdin_open: true,
+            detector,
+            dialect,
         }
     }
 
@@ -160,11 +173,14 @@ impl Deliverer {
             }
             let retry_at = self.next_retry(now);
             let ack_deadline = self.ack_deadline;
+            let detect_deadline = self.detector.deadline();
             let refresh_at = self.refresh_at;
             tokio::select! {
                 biased;
-                Some(Control::Terminate { deadline }) = control.recv() => {
-                    return self.terminate(deadline).await;
+                Some(control_message) = control.recv() => {
+                    if let Control::Terminate { deadline } = control_message {
+                        return self.terminate(deadline, control).await;
+                    }
                 }
                 event = self.events.recv(), if self.stdin_open => {
                     if let Some(end) = self.on_event(event) {
@@ -177,6 +193,11 @@ impl Deliverer {
                 },
                 _ = sleep_until(ack_deadline.unwrap_or(now)), if ack_deadline.is_some() => {
                     self.on_ack_timeout();
+                }
+                _ = sleep_until(detect_deadline.unwrap_or(now)), if detect_deadline.is_some() => {
+                    let (decided, owed) = self.detector.timed_out(Instant::now());
+                    self.owed += u64::from(owed);
+                    self.decided(decided);
                 }
                 written = self.sink.write_chunk(chunk.as_ref().map_or(&[][..], |c| &c.bytes)), if chunk.is_some() => {
                     match written {
@@ -267,6 +288,19 @@ impl Deliverer {
 
     /// The next chunk to write, if anything is due and the in-flight window has room.
     fn next_chunk(&self, now: Instant) -> Option<Chunk> {
+        if let Some(query) = self.detector.query() {
+            return Some(Chunk {
+                bytes: format!("{query}\n").into_bytes(),
+                lines: Vec::new(),
+                rest: None,
+                query: true,
+            });
+        }
+        if self.detector.known() != Some(self.desired.borrow().dialect) {
+            // Nothing in a dialect ExaBGP may reject: wait for the answer, or for the checker
+            // to render the routes in the dialect found.
+            return None;
+        }
         let acks = matches!(self.ack_mode(), AckMode::Wait(_));
         let room = if acks {
             MAX_IN_FLIGHT.saturating_sub(self.in_flight.len())
@@ -280,6 +314,7 @@ impl Deliverer {
             bytes: Vec::new(),
             lines: Vec::new(),
             rest: None,
+            query: false,
         };
         let mut queue: Vec<(Prefix, RouteCommand, usize)> = Vec::new();
         if let Some((prefix, action, done)) = &self.partial
@@ -336,6 +371,10 @@ impl Deliverer {
     /// A chunk was written whole: account for its lines.
     fn record(&mut self, chunk: Chunk) {
         let now = Instant::now();
+        if chunk.query {
+            self.detector.written(now);
+            return;
+        }
         let first = chunk.lines.first().map(|(_, _, line, _)| line.clone());
         tracing::info!(
             state = %self.status.borrow().state,
@@ -410,7 +449,8 @@ impl Deliverer {
                 None
             }
             Some(PipeEvent::Version(detected)) => {
-                tracing::debug!(version = %detected.version, "ExaBGP answered a version query");
+                let decided = self.detector.answered(&detected);
+                self.decided(decided);
                 None
             }
             Some(PipeEvent::Shutdown) => Some(PipeEnd::Shutdown),
@@ -428,6 +468,11 @@ impl Deliverer {
 
     fn on_ack(&mut self, ok: bool) {
         let detail = self.error_detail.take();
+        if self.detector.takes_next_ack() {
+            let decided = self.detector.acked();
+            self.decided(decided);
+            return;
+        }
         if self.owed > 0 {
             self.owed -= 1;
             tracing::debug!(ok, "late ACK for an earlier command");
@@ -535,6 +580,13 @@ impl Deliverer {
             .answered(Answer::Timeout, missing);
     }
 
+    /// Tell the checker which dialect to render routes in.
+    fn decided(&mut self, decided: Decided) {
+        if let Decided::Dialect(dialect) = decided {
+            self.dialect.send_replace(Some(dialect));
+        }
+    }
+
     fn on_desired_changed(&mut self) {
         let refresh = self.desired.borrow_and_update().refresh;
         if refresh != self.refresh_every {
@@ -556,7 +608,16 @@ impl Deliverer {
     /// SIGTERM/SIGINT: withdraw every prefix, as far as ExaBGP takes it before `deadline`;
     /// with `--drain` while UP, first announce with the drain community for what the budget
     /// allows.
-    async fn terminate(mut self, deadline: Instant) -> Finish {
+    async fn terminate(
+        mut self,
+        deadline: Instant,
+        mut control: mpsc::UnboundedReceiver<Control>,
+    ) -> Finish {
+        if self.detector.known() != Some(self.desired.borrow().dialect) {
+            // Nothing was written in a dialect ExaBGP takes: nothing of ours to withdraw.
+            tracing::info!("stopping before ExaBGP's dialect was known: nothing to withdraw");
+            return Finish::Terminated;
+        }
         let (drain, farewell) = {
             let desired = self.desired.borrow();
             let drain = desired.drain_on_exit.as_ref().map(|(plan, length)| {
@@ -586,7 +647,7 @@ impl Deliverer {
                 drain = ?until.saturating_duration_since(Instant::now()),
                 "terminating: draining (graceful shutdown community) before withdrawing"
             );
-            if let Err(finish) = self.send_until(lines, until, true).await {
+            if let Err(finish) = self.send_until(lines, until, Some(&mut control)).await {
                 return finish;
             }
         }
@@ -594,19 +655,21 @@ impl Deliverer {
             withdraws = farewell.len(),
             "terminating: withdrawing every prefix"
         );
-        match self.send_until(farewell, deadline, false).await {
+        match self.send_until(farewell, deadline, None).await {
             Ok(()) | Err(_) => Finish::Terminated,
         }
     }
 
-    /// Write `queue` as the pipe takes it and await its ACKs, until `until` at the latest; with
-    /// `hold`, until `until` in any case. `Err` when ExaBGP went away.
+    /// Write `queue` as the pipe takes it and await its ACKs, until `until` at the latest. A
+    /// drain passes the `control` channel: it holds until `until` (or a [`Control::Hurry`]),
+    /// whatever was answered. `Err` when ExaBGP went away.
     async fn send_until(
         &mut self,
         mut queue: VecDeque<String>,
         until: Instant,
-        hold: bool,
+        mut control: Option<&mut mpsc::UnboundedReceiver<Control>>,
     ) -> Result<(), Finish> {
+        let hold = control.is_some();
         let acks = matches!(self.ack_mode(), AckMode::Wait(_));
         // Answers still due for earlier commands come before ours.
         let mut earlier = self.owed + self.in_flight.len() as u64;
@@ -629,6 +692,16 @@ impl Deliverer {
             }
             tokio::select! {
                 biased;
+                Some(Control::Hurry) = async {
+                    match control.as_mut() {
+                        Some(control) => control.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    tracing::info!("drain cut short by a second signal: withdrawing now");
+                    self.owed = earlier + if acks { ours } else { 0 };
+                    return Ok(());
+                }
                 _ = sleep_until(until) => {
                     if hold && queue.is_empty() {
                         // The drain's time is up; its unanswered ACKs come before the next ones.

@@ -22,6 +22,8 @@ mod once;
 mod shared;
 mod signals;
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod tests;
 mod wake;
 
@@ -42,7 +44,7 @@ use crate::settings::Settings;
 use checker::{Checker, Request};
 pub(crate) use checker::{Reload, ReloadError};
 use deliverer::{Control, Deliverer, Finish};
-use detect::Detection;
+use detect::Detector;
 pub(crate) use once::once;
 use shared::{Desired, Status};
 use signals::Signal;
@@ -84,37 +86,20 @@ pub(crate) async fn run<P: Probe + Send + 'static>(
 /// [`run`] with its I/O given: the supervisor.
 pub(crate) async fn run_with<P: Probe + Send + 'static>(
     probe: P,
-    mut settings: Settings,
+    settings: Settings,
     reload: Reload<P>,
     io: RunIo,
 ) -> ExitCode {
-    let mut events = spawn_reader(io.stdin);
-    let mut stdout = io.stdout;
+    let events = spawn_reader(io.stdin);
+    let stdout = io.stdout;
     let mut signals = io.signals;
-    let mut owed = 0;
-    let mut detected = None;
-    if settings.detect_dialect {
-        match detect::detect(&mut stdout, &mut events, &mut signals, settings.ack).await {
-            Detection::Found { found, owed: due } => {
-                tracing::info!(
-                    exabgp = %found.version,
-                    dialect = crate::dialect::describe(found.dialect),
-                    "ExaBGP answered the version query"
-                );
-                settings.routes.dialect = found.dialect;
-                detected = Some(found.dialect);
-                owed = due;
-            }
-            Detection::Fallback { why, owed: due } => {
-                tracing::warn!(
-                    "{why}: speaking the ExaBGP 4.2/5.0 dialect (give --exabgp-api 4 or 6 to skip the query)"
-                );
-                detected = Some(settings.routes.dialect);
-                owed = due;
-            }
-            Detection::Exit(code) => return code,
-        }
-    }
+    let detector = Detector::new(
+        settings.detect_dialect,
+        settings.routes.dialect,
+        settings.ack,
+        Instant::now(),
+    );
+    let (dialect_sender, dialect) = watch::channel(detector.known());
     let observer = crate::observe::start(&settings);
     let status = Rc::new(RefCell::new(Status {
         observer,
@@ -123,7 +108,14 @@ pub(crate) async fn run_with<P: Probe + Send + 'static>(
     let (desired_sender, desired) = watch::channel(Desired::undecided(&settings));
     let (requests, requests_receiver) = mpsc::unbounded_channel();
     let (control, control_receiver) = mpsc::unbounded_channel();
-    let deliverer = Deliverer::new(stdout, events, desired, Rc::clone(&status), owed);
+    let deliverer = Deliverer::new(
+        stdout,
+        events,
+        desired,
+        Rc::clone(&status),
+        detector,
+        dialect_sender,
+    );
     let checker = Checker::new(
         probe,
         settings,
@@ -131,7 +123,7 @@ pub(crate) async fn run_with<P: Probe + Send + 'static>(
         desired_sender,
         Rc::clone(&status),
         requests_receiver,
-        detected,
+        dialect,
     );
     let checking = checker.run();
     let delivering = deliverer.run(control_receiver);
@@ -142,8 +134,10 @@ pub(crate) async fn run_with<P: Probe + Send + 'static>(
             biased;
             Some(signal) = signals.recv() => match signal {
                 Signal::Terminate | Signal::Interrupt if terminating => {
-                    tracing::info!(signal = signal.name(), "second signal: exiting now");
-                    return crate::exit::Exit::Ok.into();
+                    // The withdraws still go out within the budget: a second signal (or SIGTERM
+                    // and SIGINT together, as a service manager may send) only cuts a drain short.
+                    tracing::info!(signal = signal.name(), "second signal: withdrawing now, without waiting for the drain");
+                    let _ = control.send(Control::Hurry);
                 }
                 Signal::Terminate | Signal::Interrupt => {
                     tracing::info!(signal = signal.name(), "stopping");

@@ -760,7 +760,10 @@ async fn auto_speaks_the_dialect_exabgp_answers_with() {
                 exabgp.command(Duration::from_secs(1)).await.as_deref(),
                 Some("system version")
             );
-            assert!(service.checks().is_empty(), "nothing checked before the dialect is known");
+            assert!(
+                !service.checks().is_empty(),
+                "the checks do not wait for the answer"
+            );
             exabgp.answer(answer).await;
             assert_eq!(exabgp.command(Duration::from_secs(1)).await.as_deref(), Some(first));
             // The query's ACK was absorbed: this one settles the announce.
