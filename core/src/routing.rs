@@ -4,8 +4,10 @@
 //! - **Drain before a planned withdraw** (RFC 8326 GRACEFUL_SHUTDOWN): when maintenance starts
 //!   while the prefixes are announced UP, they are first re-announced with the drain community
 //!   (65535:0 by default) for `--drain`, so routers move traffic away before the final action.
-//!   Leaving maintenance during the drain cancels it and re-announces normally. A failing service
-//!   is never drained: it is withdrawn (or given the down metric) at once.
+//!   The same for prefixes a reload removes while UP ([`Router::retire`]). The checks go on
+//!   during a drain: a service the hysteresis finds DOWN ends every drain at once (the final
+//!   action now), so a failing service is never drained. Leaving maintenance during the drain
+//!   continues the service's own hysteresis (UP stays UP, a failure counts towards `--fall`).
 //! - **Flap damping**: more than `--flap-limit` changes between UP and DOWN within
 //!   `--flap-window` hold the routes in the DOWN action for `--flap-hold`, whatever the checks
 //!   say; then a fresh hysteresis starts from INIT.
@@ -64,6 +66,10 @@ pub(crate) enum Event {
     },
     /// The hold is over: a fresh hysteresis starts.
     Released,
+    /// The service failed during a drain: the drain ended at once.
+    DrainAborted,
+    /// The drain of the prefixes a reload removed is over: withdraw them.
+    RetiredDrainDone,
 }
 
 /// A drain in progress.
@@ -86,6 +92,10 @@ pub(crate) struct Router {
     side: Option<State>,
     changes: VecDeque<Instant>,
     held_until: Option<Instant>,
+    /// The service's own hysteresis while a maintenance drain runs (checks go on).
+    service: State,
+    /// Prefixes a reload removed are drained until then.
+    retired_until: Option<Instant>,
 }
 
 impl Router {
@@ -101,6 +111,8 @@ impl Router {
             side: None,
             changes: VecDeque::new(),
             held_until: None,
+            service: State::Init,
+            retired_until: None,
         }
     }
 
@@ -110,6 +122,7 @@ impl Router {
         self.safety = safety;
         if safety.drain.is_none() {
             self.drain = None;
+            self.retired_until = None;
         }
         if safety.flap.is_none() {
             self.held_until = None;
@@ -144,11 +157,81 @@ impl Router {
 
     /// The next deadline at which [`Router::tick`] changes something.
     pub(crate) fn next_timer(&self) -> Option<Instant> {
-        match (self.drain, self.held_until) {
-            (Some(drain), Some(held)) => Some(drain.until.min(held)),
-            (Some(drain), None) => Some(drain.until),
-            (None, held) => held,
+        [
+            self.drain.map(|drain| drain.until),
+            self.held_until,
+            self.retired_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Whether the checks must run in maintenance: a drain is under way, and a failing
+    /// service must end it at once.
+    pub(crate) fn checks_in_maintenance(&self) -> bool {
+        self.drain.is_some()
+    }
+
+    /// The state whose schedule the checks follow (the service's own during a drain, so a
+    /// failure is confirmed at the fast interval).
+    pub(crate) fn schedule_state(&self) -> State {
+        if self.drain.is_some() {
+            self.service
+        } else {
+            self.state
         }
+    }
+
+    /// A reload removed prefixes at `now`: with `--drain` while UP they are drained until
+    /// the returned deadline (then withdrawn); `None`: withdraw them at once.
+    pub(crate) fn retire(&mut self, now: Instant) -> Option<Instant> {
+        let length = self.safety.drain?;
+        match self.decided? {
+            Target::Up { .. } | Target::Draining { .. } if self.state != State::Down => {
+                let until = now + length;
+                self.retired_until = Some(self.retired_until.map_or(until, |u| u.max(until)));
+                self.retired_until
+            }
+            _ => None,
+        }
+    }
+
+    /// What the prefixes a reload removed should express: drained while their drain runs,
+    /// withdrawn otherwise.
+    pub(crate) fn retired_target(&self) -> Target {
+        match (self.retired_until, self.decided) {
+            (Some(_), Some(Target::Up { penalty } | Target::Draining { penalty })) => {
+                Target::Draining { penalty }
+            }
+            (Some(_), _) => Target::Draining {
+                penalty: self.penalty,
+            },
+            (None, _) => Target::Gone,
+        }
+    }
+
+    /// A check's result during a maintenance drain (the router is in DISABLED): the service's
+    /// own hysteresis goes on, and a service it finds DOWN ends the drain at once.
+    pub(crate) fn observe_during_drain(&mut self, observation: Observation, penalty: u32) -> Vec<Event> {
+        let mut events = Vec::new();
+        if self.drain.is_none() || observation == Observation::Disabled {
+            return events;
+        }
+        if observation == Observation::Success {
+            self.penalty = penalty;
+            if let Some(drain) = self.drain.as_mut() {
+                drain.penalty = penalty;
+            }
+        }
+        self.service = self.hysteresis.next(self.service, observation);
+        if self.service == State::Down {
+            self.drain = None;
+            self.retired_until = None;
+            self.decided = Some(Target::Disabled);
+            events.push(Event::DrainAborted);
+        }
+        events
     }
 
     /// Feed one check result (`penalty`: the MED penalty of a degraded success).
@@ -167,7 +250,16 @@ impl Router {
         if observation == Observation::Success {
             self.penalty = penalty;
         }
-        self.state = self.hysteresis.next(self.state, observation);
+        let from = match (self.state, self.drain) {
+            // Leaving maintenance during its drain: the service's hysteresis, kept through
+            // the drain, goes on (a failure seen then is not forgotten).
+            (State::Disabled, Some(_)) if observation != Observation::Disabled => self.service,
+            (state, _) => state,
+        };
+        if observation == Observation::Disabled && self.state != State::Disabled {
+            self.service = self.state;
+        }
+        self.state = self.hysteresis.next(from, observation);
         self.count_change(now, &mut events);
         if self.held_until.is_none() {
             self.decide(now, &mut events);
@@ -178,6 +270,10 @@ impl Router {
     /// Let the timers act at `now` (drain over, hold over).
     pub(crate) fn tick(&mut self, now: Instant) -> Vec<Event> {
         let mut events = Vec::new();
+        if self.retired_until.is_some_and(|until| now >= until) {
+            self.retired_until = None;
+            events.push(Event::RetiredDrainDone);
+        }
         self.release_if_due(now, &mut events);
         if self.held_until.is_none() {
             self.decide(now, &mut events);
@@ -222,6 +318,7 @@ impl Router {
             self.held_until = Some(until);
             self.state = State::Down;
             self.drain = None;
+            self.retired_until = None;
             self.decided = Some(Target::Down);
             self.changes.clear();
             events.push(Event::Held {
@@ -268,6 +365,9 @@ impl Router {
             State::Down => {
                 if self.drain.take().is_some() {
                     events.push(Event::DrainCancelled);
+                }
+                if self.retired_until.take().is_some() {
+                    events.push(Event::DrainAborted);
                 }
                 self.decided = Some(Target::Down);
             }
@@ -375,10 +475,58 @@ mod tests {
         r.observe(t0, Disabled, 0);
         assert_eq!(r.target(), Some(Target::Draining { penalty: 50 }));
         let (state, events) = r.observe(t0 + SECOND, Success, 0);
-        assert_eq!(state, State::Rising(1));
+        assert_eq!(state, State::Up, "the service's hysteresis went on through the drain");
         assert_eq!(events, [Event::DrainCancelled]);
-        assert_eq!(r.target(), Some(Target::Up { penalty: 50 }));
+        assert_eq!(r.target(), Some(Target::Up { penalty: 0 }));
         assert_eq!(r.next_timer(), None);
+    }
+
+    #[test]
+    fn a_service_failing_during_a_maintenance_drain_ends_it_at_once() {
+        let t0 = Instant::now();
+        let mut r = router(1, 2, drain(30));
+        r.observe(t0, Success, 0);
+        r.observe(t0, Disabled, 0);
+        assert!(r.checks_in_maintenance(), "the checks go on during the drain");
+        assert!(r.observe_during_drain(Failure, 0).is_empty());
+        assert_eq!(r.schedule_state(), State::Falling(1), "confirmed at the fast interval");
+        assert_eq!(r.target(), Some(Target::Draining { penalty: 0 }));
+        assert_eq!(r.observe_during_drain(Failure, 0), [Event::DrainAborted]);
+        assert_eq!(r.target(), Some(Target::Disabled));
+        assert!(!r.checks_in_maintenance());
+        assert_eq!(r.next_timer(), None);
+    }
+
+    #[test]
+    fn leaving_maintenance_mid_drain_keeps_the_failures_seen_during_it() {
+        let t0 = Instant::now();
+        let mut r = router(1, 2, drain(30));
+        r.observe(t0, Success, 0);
+        r.observe(t0, Disabled, 0);
+        r.observe_during_drain(Failure, 0);
+        // The disable file goes while the service still fails: DOWN, never the UP MED.
+        let (state, _) = r.observe(t0 + SECOND, Failure, 0);
+        assert_eq!(state, State::Down);
+        assert_eq!(r.target(), Some(Target::Down));
+    }
+
+    #[test]
+    fn prefixes_removed_while_up_drain_until_the_service_fails() {
+        let t0 = Instant::now();
+        let mut r = router(1, 1, drain(10));
+        assert_eq!(r.retire(t0), None, "nothing decided: withdraw at once");
+        r.observe(t0, Success, 7);
+        assert_eq!(r.retire(t0), Some(t0 + 10 * SECOND));
+        assert_eq!(r.retired_target(), Target::Draining { penalty: 7 });
+        let (_, events) = r.observe(t0 + SECOND, Failure, 0);
+        assert_eq!(events, [Event::DrainAborted]);
+        assert_eq!(r.retired_target(), Target::Gone);
+        // And when the service stays up, the drain ends at its deadline.
+        let mut r = router(1, 1, drain(10));
+        r.observe(t0, Success, 0);
+        r.retire(t0);
+        assert_eq!(r.tick(t0 + 10 * SECOND), [Event::RetiredDrainDone]);
+        assert_eq!(r.retired_target(), Target::Gone);
     }
 
     #[test]
@@ -468,7 +616,62 @@ mod tests {
         }
     }
 
+    /// One step of the router's property test.
+    #[derive(Debug, Clone)]
+    enum Input {
+        Observe(Observation),
+        DrainCheck(Observation),
+        Retire,
+        Tick,
+    }
+
+    fn input() -> impl proptest::strategy::Strategy<Value = Input> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => observation().prop_map(Input::Observe),
+            2 => observation().prop_map(Input::DrainCheck),
+            1 => Just(Input::Retire),
+            1 => Just(Input::Tick),
+        ]
+    }
+
     proptest::proptest! {
+        /// Whatever the order of checks, maintenance, reloads and time: no drain and no UP
+        /// target while the service is DOWN, no drain once a check in maintenance found it
+        /// DOWN, and every drain ends by its deadline.
+        #[test]
+        fn a_down_service_is_never_drained_nor_up(
+            rise in 1u32..4, fall in 1u32..4, drain_secs in 1u64..5,
+            steps in proptest::collection::vec((input(), 0u64..3_000), 1..200),
+        ) {
+            let mut r = router(rise, fall, drain(drain_secs));
+            let mut now = Instant::now();
+            for (input, millis) in steps {
+                now += Duration::from_millis(millis);
+                match input {
+                    Input::Observe(observation) => { r.observe(now, observation, 0); }
+                    Input::DrainCheck(observation) => { r.observe_during_drain(observation, 0); }
+                    Input::Retire => { r.retire(now); }
+                    Input::Tick => {}
+                }
+                if r.next_timer().is_some_and(|at| at <= now) {
+                    r.tick(now);
+                }
+                if r.state() == State::Down {
+                    proptest::prop_assert_eq!(r.target(), Some(Target::Down));
+                    proptest::prop_assert_eq!(r.retired_target(), Target::Gone);
+                }
+                if r.schedule_state() == State::Down {
+                    let draining = matches!(r.target(), Some(Target::Draining { .. }));
+                    proptest::prop_assert!(!draining);
+                    proptest::prop_assert_eq!(r.retired_target(), Target::Gone);
+                }
+                if let Some(at) = r.next_timer() {
+                    proptest::prop_assert!(at <= now + Duration::from_secs(drain_secs));
+                }
+            }
+        }
+
         /// No sequence of check results makes a damped probe announce UP (or drain) during a
         /// hold, and a hold always ends at its deadline.
         #[test]

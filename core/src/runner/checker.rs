@@ -54,6 +54,13 @@ pub(crate) enum ReloadError {
     Probe(anyhow::Error),
 }
 
+/// A prefix a reload removed, as its old configuration renders it.
+#[derive(Debug, Clone)]
+struct Retired {
+    drain: Option<RouteCommand>,
+    withdraw: RouteCommand,
+}
+
 /// What the supervisor forwards to the checker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Request {
@@ -111,10 +118,9 @@ pub(crate) struct Checker<P> {
     requests: mpsc::UnboundedReceiver<Request>,
     /// The hysteresis with drain and flap damping: what the routes should say.
     router: Router,
-    /// When prefixes removed by a reload stop draining and are withdrawn.
-    retired_drain_until: Option<Instant>,
-    /// The withdraws of prefixes removed by a reload, sent when their drain is over.
-    retired_withdraws: BTreeMap<Prefix, RouteCommand>,
+    /// Prefixes a reload removed that ExaBGP may still hold: their drain (with `--drain`) and
+    /// their withdraw, rendered under the configuration they came from.
+    retired: BTreeMap<Prefix, Retired>,
     /// The dialect ExaBGP was found to speak with `--exabgp-api auto` (the deliverer asks),
     /// kept across reloads.
     detected: Option<ApiDialect>,
@@ -148,8 +154,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
             status,
             requests,
             router,
-            retired_drain_until: None,
-            retired_withdraws: BTreeMap::new(),
+            retired: BTreeMap::new(),
             detected: None,
             dialect,
             disable_lookup: None,
@@ -192,7 +197,8 @@ impl<P: Probe + Send + 'static> Checker<P> {
             let disabled = self.disabled().await;
             let mut reload_pending = false;
             let mut check_now = false;
-            let result = if disabled.is_some() {
+            // In maintenance the check runs only while a drain does (a failure ends it).
+            let result = if disabled.is_some() && !self.router.checks_in_maintenance() {
                 None
             } else {
                 let timing = self.settings.timing;
@@ -217,7 +223,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
             if reload_pending {
                 self.reload().await;
             }
-            let state = self.router.state();
+            let state = self.router.schedule_state();
             let interval = if state.is_transitional() {
                 self.settings.timing.fast_interval
             } else if state == State::Down {
@@ -266,20 +272,25 @@ impl<P: Probe + Send + 'static> Checker<P> {
         }
         self.settings.routes.dialect = dialect;
         let settings = &self.settings;
+        self.retired.clear();
         self.desired.send_modify(|desired| {
             desired.dialect = dialect;
             desired.farewell = settings.routes.plan(Target::Gone);
-            desired.retired.clear();
         });
         self.publish();
     }
 
     /// Feed one result (None = disabled) to the router; publish what to announce.
     fn observe(&mut self, result: Option<(Outcome, Duration)>, disabled: Option<String>) {
-        let observation = match &result {
+        let checked = match &result {
             None => Observation::Disabled,
             Some((outcome, _)) if outcome.is_serving() => Observation::Success,
             Some(_) => Observation::Failure,
+        };
+        let observation = if disabled.is_some() {
+            Observation::Disabled
+        } else {
+            checked
         };
         let mut penalty = 0;
         if let Some((outcome, elapsed)) = &result {
@@ -289,7 +300,10 @@ impl<P: Probe + Send + 'static> Checker<P> {
             }
         }
         let from = self.router.state();
-        let (to, events) = self.router.observe(Instant::now(), observation, penalty);
+        let (to, mut events) = self.router.observe(Instant::now(), observation, penalty);
+        if disabled.is_some() {
+            events.extend(self.router.observe_during_drain(checked, penalty));
+        }
         let (held, gauges) = (self.router.is_held(), self.probe.gauges());
         (self.status.borrow().observer).checked(
             result.as_ref(),
@@ -300,8 +314,8 @@ impl<P: Probe + Send + 'static> Checker<P> {
         );
         if to.differs_from(from) {
             let reason = match &result {
-                Some((outcome, _)) => outcome.reason().map(str::to_owned),
-                None => disabled,
+                Some((outcome, _)) if disabled.is_none() => outcome.reason().map(str::to_owned),
+                _ => disabled,
             };
             tracing::info!(
                 from = %from,
@@ -318,27 +332,12 @@ impl<P: Probe + Send + 'static> Checker<P> {
 
     /// The next drain or hold deadline.
     fn next_timer(&self) -> Option<Instant> {
-        match (self.router.next_timer(), self.retired_drain_until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.router.next_timer()
     }
 
     /// A drain or a hold ended: apply the final action now, without waiting for a check.
     fn on_timer(&mut self) {
         let now = Instant::now();
-        if self.retired_drain_until.is_some_and(|until| now >= until) {
-            self.retired_drain_until = None;
-            let withdraws = std::mem::take(&mut self.retired_withdraws);
-            self.desired.send_modify(|desired| {
-                for (prefix, action) in withdraws {
-                    if desired.retired.contains_key(&prefix) {
-                        desired.retired.insert(prefix, action);
-                    }
-                }
-            });
-            tracing::info!("drain of the prefixes removed by the reload is over: withdrawing them");
-        }
         let from = self.router.state();
         let events = self.router.tick(now);
         let to = self.router.state();
@@ -375,6 +374,12 @@ impl<P: Probe + Send + 'static> Checker<P> {
                     );
                 }
                 Event::Released => tracing::info!("flap hold over: starting afresh from INIT"),
+                Event::DrainAborted => tracing::warn!(
+                    "the service failed during the drain: ending the drain now"
+                ),
+                Event::RetiredDrainDone => tracing::info!(
+                    "drain of the prefixes removed by the reload is over: withdrawing them"
+                ),
             }
         }
         let mut status = self.status.borrow_mut();
@@ -393,10 +398,25 @@ impl<P: Probe + Send + 'static> Checker<P> {
             .router
             .drain_on_exit()
             .map(|(target, length)| (self.settings.routes.plan(target), length));
+        let draining = matches!(self.router.retired_target(), Target::Draining { .. });
+        let retired: BTreeMap<Prefix, RouteCommand> = self
+            .retired
+            .iter()
+            .map(|(prefix, plans)| {
+                let action = match (&plans.drain, draining) {
+                    (Some(drain), true) => drain.clone(),
+                    _ => plans.withdraw.clone(),
+                };
+                (*prefix, action)
+            })
+            .collect();
         self.desired.send_if_modified(|desired| {
-            let changed = desired.routes != plan || desired.drain_on_exit != drain_on_exit;
+            let changed = desired.routes != plan
+                || desired.drain_on_exit != drain_on_exit
+                || desired.retired != retired;
             desired.routes = plan;
             desired.drain_on_exit = drain_on_exit;
+            desired.retired = retired;
             changed
         });
     }
@@ -477,19 +497,12 @@ impl<P: Probe + Send + 'static> Checker<P> {
         self.router
             .reconfigure(self.settings.hysteresis, self.settings.safety);
         let withdraws = old.routes.plan(Target::Gone);
-        // With --drain, prefixes removed while UP are drained first, then withdrawn.
-        let drains = match (self.settings.safety.drain, self.router.target()) {
-            (Some(length), Some(Target::Up { penalty } | Target::Draining { penalty })) => {
-                Some((old.routes.plan(Target::Draining { penalty }), length))
-            }
-            _ => None,
-        };
         let kept = |prefix: &Prefix| self.settings.routes.prefixes.contains(prefix);
-        let accepted = self.status.borrow().accepted.clone();
-        let mut retired = self.desired.borrow().retired.clone();
-        // Forget withdraws already delivered, so reloads cannot grow this without bound.
-        retired.retain(|prefix, _| {
-            !kept(prefix) && accepted.get(prefix).is_some_and(|d| d.action.announces())
+        // Forget prefixes configured again, and withdraws ExaBGP has taken (the deliverer
+        // reports what it holds), so reloads cannot grow this without bound.
+        let holds = self.status.borrow().accepted.clone();
+        self.retired.retain(|prefix, _| {
+            !kept(prefix) && holds.get(prefix).is_some_and(|d| d.action.announces())
         });
         let removed: Vec<Prefix> = old
             .routes
@@ -498,22 +511,25 @@ impl<P: Probe + Send + 'static> Checker<P> {
             .filter(|prefix| !kept(prefix))
             .copied()
             .collect();
+        // With --drain, prefixes removed while UP are drained first, then withdrawn: the
+        // router decides how long, and ends the drain at once if the service fails.
+        let draining = !removed.is_empty() && self.router.retire(Instant::now()).is_some();
+        let drains = match self.router.retired_target() {
+            target @ Target::Draining { .. } if draining => Some(old.routes.plan(target)),
+            _ => None,
+        };
         for prefix in &removed {
             let Some(withdraw) = withdraws.get(prefix) else {
                 continue;
             };
-            match drains.as_ref().and_then(|(plan, _)| plan.get(prefix)) {
-                Some(drain) => {
-                    retired.insert(*prefix, drain.clone());
-                    self.retired_withdraws.insert(*prefix, withdraw.clone());
-                }
-                None => {
-                    retired.insert(*prefix, withdraw.clone());
-                }
-            }
-        }
-        if let Some((_, length)) = drains.filter(|_| !self.retired_withdraws.is_empty()) {
-            self.retired_drain_until = Some(Instant::now() + length);
+            let drain = drains.as_ref().and_then(|plan| plan.get(prefix)).cloned();
+            self.retired.insert(
+                *prefix,
+                Retired {
+                    drain,
+                    withdraw: withdraw.clone(),
+                },
+            );
         }
         tracing::info!(
             target = %self.probe.describe(),
@@ -522,9 +538,12 @@ impl<P: Probe + Send + 'static> Checker<P> {
             "configuration reloaded"
         );
         let settings = &self.settings;
+        let mut farewell = settings.routes.plan(Target::Gone);
+        for (prefix, retired) in &self.retired {
+            farewell.entry(*prefix).or_insert_with(|| retired.withdraw.clone());
+        }
         self.desired.send_modify(|desired| {
-            desired.retired = retired;
-            desired.farewell = settings.routes.plan(Target::Gone);
+            desired.farewell = farewell;
             desired.ack = settings.ack;
             desired.dialect = settings.routes.dialect;
             desired.refresh = settings.timing.refresh_interval;

@@ -628,15 +628,13 @@ impl Deliverer {
                     .collect();
                 (lines, *length)
             });
-            let retired = desired
-                .retired
-                .iter()
-                .filter(|(prefix, _)| !desired.farewell.contains_key(prefix))
-                .filter(|(prefix, _)| self.may_hold(prefix));
+            // Every configured prefix (a route an earlier instance left is withdrawn too), and
+            // the prefixes a reload removed that ExaBGP may still hold.
+            let configured = |prefix: &Prefix| !desired.retired.contains_key(prefix);
             let farewell: VecDeque<String> = desired
                 .farewell
                 .iter()
-                .chain(retired)
+                .filter(|(prefix, _)| configured(prefix) || self.may_hold(prefix))
                 .flat_map(|(_, action)| action.lines.iter().cloned())
                 .collect();
             (drain, farewell)

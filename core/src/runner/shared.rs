@@ -20,7 +20,8 @@ pub(crate) struct Desired {
     pub(crate) routes: Option<BTreeMap<Prefix, RouteCommand>>,
     /// Withdraws for prefixes a reload removed, sent only if ExaBGP may still hold them.
     pub(crate) retired: BTreeMap<Prefix, RouteCommand>,
-    /// What to send on SIGTERM: a withdraw for every configured prefix.
+    /// What to send on SIGTERM: a withdraw for every configured prefix, and for every prefix a
+    /// reload removed that ExaBGP may still hold.
     pub(crate) farewell: BTreeMap<Prefix, RouteCommand>,
     /// With `--drain` while UP: the announcements with the drain community to send on SIGTERM
     /// before the withdraws, and how long to let them work (within the exit budget).

@@ -41,6 +41,8 @@ pub(super) enum Answering {
     Error6,
     /// `error` for a command seen for the first time, `done` when it is sent again.
     ErrorOnce,
+    /// `error` this long after the command was read (after `--ack-timeout`).
+    LateError(Duration),
 }
 
 /// What a peer holds for a prefix.
@@ -186,7 +188,7 @@ impl FakeExabgp {
             return;
         }
         let Some(command) = self.understood(&line) else {
-            if self.version_given_at.is_some_and(|given| written >= given) {
+            if self.version_given_at.is_some_and(|given| written > given) {
                 self.wrong_dialect_after_answer.push((written, line.clone()));
             }
             self.due.push_back(Due {
@@ -202,6 +204,7 @@ impl FakeExabgp {
             Answering::Done => (last, vec!["done".to_string()], change),
             Answering::Late(after) => (last.max(now + after), vec!["done".to_string()], change),
             Answering::Error => (last, vec!["error".to_string()], None),
+            Answering::LateError(after) => (last.max(now + after), vec!["error".to_string()], None),
             Answering::Error6 => (
                 last,
                 vec![

@@ -127,7 +127,7 @@ impl Case {
             timeout,
             degraded_latency: timeout / 2,
             ack_timeout,
-            drain: rng.chance(50).then(|| ms(rng.range(5, 30) * 100)),
+            drain: rng.chance(50).then(|| ms(rng.range(5, 60) * 100)),
             flap: rng.chance(25).then(|| rng.range(2, 4) as u32),
             withdraw_on_down: rng.chance(40),
             auto: rng.chance(70),
@@ -156,9 +156,10 @@ impl Case {
                 6..=8 => Health::Failing,
                 _ => Health::Hang,
             }),
-            48..=57 => Step::Answering(match rng.range(0, 9) {
+            48..=57 => Step::Answering(match rng.range(0, 10) {
                 0..=4 => Answering::Done,
                 5 => Answering::Late(self.ack_timeout + ms(rng.range(1, 20) * 100)),
+                10 => Answering::LateError(self.ack_timeout + ms(rng.range(1, 20) * 100)),
                 6 => Answering::Error,
                 7 => Answering::Error6,
                 _ => Answering::ErrorOnce,
@@ -269,20 +270,27 @@ impl Case {
         text
     }
 
-    /// The longest the hysteresis takes to confirm a change of the service.
+    /// The longest the hysteresis takes to confirm a change of the service: the check under
+    /// way, the next one at its interval, then `rise`/`fall` more at the fast interval.
     fn confirm(&self) -> Duration {
         let longest = self
             .interval
-            .max(self.fast_interval)
             .max(self.down_interval.unwrap_or_default());
-        let count = self.rise.max(self.fall) + 1;
-        (longest + self.timeout + SLACK) * count
+        let fast = self.fast_interval.max(self.timeout);
+        self.timeout + longest + self.timeout + fast * self.rise.max(self.fall) + SLACK
     }
 
-    /// The longest a good ExaBGP takes to accept what is desired.
+    /// The longest the hysteresis takes to confirm that a serving service fails.
+    fn confirm_fall(&self) -> Duration {
+        let fast = self.fast_interval.max(self.timeout);
+        self.timeout + self.interval + self.timeout + fast * (self.fall - 1) + SLACK
+    }
+
+    /// The longest a good ExaBGP (reading, answering `done` at once) takes to accept what is
+    /// desired: the pipe, nothing else (a retry's wait is part of ExaBGP's bad period, see
+    /// [`retry_allowance`]).
     fn delivery(&self) -> Duration {
-        let batches = u32::try_from(self.prefixes / 30 + 1).unwrap_or(u32::MAX);
-        self.ack_timeout + Duration::from_millis(1500) + SLACK * batches.min(100)
+        SLACK + Duration::from_micros(50) * u32::try_from(self.prefixes).unwrap_or(u32::MAX)
     }
 
     fn live(&self) -> Duration {
@@ -392,8 +400,16 @@ struct Model {
     configured: Vec<String>,
     config_changed: Instant,
     reading_since: Option<Instant>,
+    /// Since when ExaBGP answers `done` at once.
     answering_done_since: Option<Instant>,
+    answering_bad_since: Option<Instant>,
+    /// When every retry left from the last bad period is due.
+    retries_due: Instant,
+    /// When the model's expectation last changed.
+    expected_changed: Instant,
     terminated_at: Option<Instant>,
+    /// ExaBGP was good when the first SIGTERM/SIGINT came and stayed so.
+    good_through_exit: bool,
     eof_at: Option<Instant>,
     /// Reference for the check schedule: the last check start, maintenance end or start.
     schedule_from: Instant,
@@ -404,7 +420,9 @@ struct Model {
 }
 
 impl Model {
-    fn good_since(&self, exabgp: &FakeExabgp) -> Option<Instant> {
+    /// Since when ExaBGP has been good: reading, answering `done` at once, stdin open, its
+    /// version answered (with `auto`).
+    fn good_raw(&self, exabgp: &FakeExabgp) -> Option<Instant> {
         if exabgp.closed() {
             return None;
         }
@@ -413,6 +431,26 @@ impl Model {
             since = since.max(exabgp.version_given_at?);
         }
         Some(since)
+    }
+
+    /// From when the model expects ExaBGP to hold what is desired within its bounds. A change
+    /// the world made after ExaBGP became good is written anew and answered at once; what was
+    /// rejected (or unanswered) before, and not changed since, waits for its retry.
+    fn good_since(&self, exabgp: &FakeExabgp) -> Option<Instant> {
+        let raw = self.good_raw(exabgp)?;
+        if self.expected_changed >= raw {
+            Some(raw)
+        } else {
+            Some(raw.max(self.retries_due))
+        }
+    }
+
+    /// What ExaBGP should hold in the end, for every configured prefix.
+    fn expectation(&self) -> Vec<(String, Option<Held>)> {
+        self.configured
+            .iter()
+            .map(|prefix| (prefix.clone(), self.expected(prefix)))
+            .collect()
     }
 
     fn fail(&self, invariant: &'static str, detail: String, exabgp: &FakeExabgp) -> Failure {
@@ -471,7 +509,7 @@ impl Model {
         if let (Some(failing), Some(good)) = (self.failing_since, self.good_since(exabgp))
             && self.terminated_at.is_none()
         {
-            let bound = failing.max(good) + self.case.confirm() + self.case.delivery();
+            let bound = failing.max(good) + self.case.confirm_fall() + self.case.delivery();
             if now > bound
                 && let Some((prefix, held)) = exabgp
                     .rib
@@ -603,6 +641,13 @@ impl Model {
     }
 }
 
+/// How long after ExaBGP answers well again a command it rejected (or did not answer in time)
+/// may wait for its retry: the deliverer's backoff doubles from 1 s up to 60 s while the
+/// rejections go on, so it is at most twice the bad period, within those limits.
+fn retry_allowance(bad_for: Duration) -> Duration {
+    (bad_for * 2).clamp(Duration::from_secs(1), Duration::from_secs(60)) + SLACK
+}
+
 /// Run one case; `Err` names the first broken invariant.
 pub(crate) fn run_case(case: &Case) -> Result<(), Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -680,7 +725,11 @@ async fn drive(case: Case, dumps: DumpCounter) -> Result<(), Failure> {
         config_changed: start,
         reading_since: Some(start),
         answering_done_since: Some(start),
+        answering_bad_since: None,
+        retries_due: start,
+        expected_changed: start,
         terminated_at: None,
+        good_through_exit: false,
         eof_at: None,
         schedule_from: start,
         seen_checks: 0,
@@ -689,9 +738,12 @@ async fn drive(case: Case, dumps: DumpCounter) -> Result<(), Failure> {
         dump_asked: None,
     };
     let mut exited: Option<(Instant, ExitCode)> = None;
+    let mut terminate_seen = false;
     let mut steps = case.steps.clone();
     // Every sequence ends with time for the invariants to act, then a SIGTERM.
-    steps.push(Step::Advance(case.live() + Duration::from_secs(1)));
+    steps.push(Step::Advance(
+        case.live() + retry_allowance(Duration::from_secs(60)) + Duration::from_secs(1),
+    ));
     steps.push(Step::Signal(Signal::Terminate));
     steps.push(Step::Advance(Duration::from_secs(2)));
     for step in steps {
@@ -700,6 +752,7 @@ async fn drive(case: Case, dumps: DumpCounter) -> Result<(), Failure> {
         }
         let now = Instant::now();
         let mut advance = Duration::ZERO;
+        let expected_before = model.expectation();
         match step {
             Step::Advance(by) => advance = by,
             Step::Service(health) => {
@@ -719,9 +772,13 @@ async fn drive(case: Case, dumps: DumpCounter) -> Result<(), Failure> {
             Step::Answering(answering) => {
                 let done = answering == Answering::Done;
                 if done && exabgp.answering != Answering::Done {
+                    let bad_for = now - model.answering_bad_since.unwrap_or(now);
                     model.answering_done_since = Some(now);
+                    model.retries_due = now + retry_allowance(bad_for);
+                    model.answering_bad_since = None;
                 } else if !done {
                     model.answering_done_since = None;
+                    model.answering_bad_since.get_or_insert(now);
                 }
                 exabgp.answering = answering;
             }
@@ -790,9 +847,21 @@ async fn drive(case: Case, dumps: DumpCounter) -> Result<(), Failure> {
                 let _ = signals.send(Signal::Interrupt);
             }
         }
+        let terminating_now = matches!(
+            step,
+            Step::Signal(Signal::Terminate | Signal::Interrupt) | Step::TerminateAndInterrupt
+        );
+        if terminating_now && !terminate_seen {
+            terminate_seen = true;
+            model.good_through_exit = model.good_since(&exabgp).is_some();
+        } else if matches!(step, Step::Answering(_) | Step::Reading(_) | Step::Eof) {
+            model.good_through_exit = false;
+        }
+        if model.expectation() != expected_before {
+            model.expected_changed = now;
+        }
         // Let the world run until `now + advance` (at least one round).
         let until = now + advance;
-        let good_at_terminate = model.terminated_at.map(|_| model.good_since(&exabgp));
         loop {
             let wake = [Some(until), exabgp.next_due()]
                 .into_iter()
@@ -815,8 +884,7 @@ async fn drive(case: Case, dumps: DumpCounter) -> Result<(), Failure> {
                 let service = service.lock().unwrap();
                 model.check(&exabgp, &service, dumps_now)?;
             }
-            if let Some(failure) = check_exit(&model, &mut exabgp, exited.as_ref(), good_at_terminate)
-            {
+            if let Some(failure) = check_exit(&model, &mut exabgp, exited.as_ref()) {
                 return Err(failure);
             }
             if exited.is_some() || Instant::now() >= until {
@@ -839,7 +907,6 @@ fn check_exit(
     model: &Model,
     exabgp: &mut FakeExabgp,
     exited: Option<&(Instant, ExitCode)>,
-    good_at_terminate: Option<Option<Instant>>,
 ) -> Option<Failure> {
     let now = Instant::now();
     if let Some(asked) = model.terminated_at {
@@ -855,9 +922,7 @@ fn check_exit(
                 if let Err(partial) = exabgp.read_rest() {
                     return Some(model.fail("3 exit", partial, exabgp));
                 }
-                let good = good_at_terminate.flatten().is_some_and(|good| good <= asked);
-                if good
-                    && model.good_since(exabgp).is_some()
+                if model.good_through_exit
                     && let Some((prefix, held)) = exabgp.rib.iter().next()
                 {
                     return Some(model.fail(
