@@ -308,6 +308,17 @@ impl Observer {
         self.write();
     }
 
+    /// ExaBGP does not hold `prefix` after all (it rejected a command after `--ack-timeout`).
+    pub(crate) fn not_held(&self, prefix: &Prefix) {
+        let Some(inner) = &self.0 else { return };
+        let prefix = prefix.to_string();
+        if let Some(metrics) = &inner.metrics {
+            metrics.route(&prefix, None);
+        }
+        inner.document().prefixes.remove(&prefix);
+        self.write();
+    }
+
     /// ExaBGP answered `count` commands with `answer`.
     pub(crate) fn answered(&self, answer: Answer, count: usize) {
         let Some(inner) = &self.0 else { return };

@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
 use super::detect::{Decided, Detector};
+use super::late::{LateVerdict, Owed};
 use crate::dialect::mismatch_hint;
 use crate::exabgp::{AckMode, PipeEnd, PipeEvent};
 use crate::observe::Answer;
@@ -67,12 +68,12 @@ pub(crate) enum Finish {
 
 /// One line written and awaiting its ACK.
 #[derive(Debug)]
-struct InFlight {
-    prefix: Prefix,
-    action: RouteCommand,
-    line: String,
+pub(super) struct InFlight {
+    pub(super) prefix: Prefix,
+    pub(super) action: RouteCommand,
+    pub(super) line: String,
     /// The last line of its action: the action is settled when this one is answered.
-    last: bool,
+    pub(super) last: bool,
 }
 
 /// A rejected command waiting to be sent again.
@@ -105,8 +106,8 @@ pub(crate) struct Deliverer {
     in_flight: VecDeque<InFlight>,
     /// Prefixes with a line answered `error` in the action being settled.
     failing: BTreeSet<Prefix>,
-    /// ACKs of lines that timed out, still to come: absorbed before any newer ACK.
-    owed: u64,
+    /// ACKs of lines that timed out, still to come before any newer ACK.
+    owed: Owed,
     ack_deadline: Option<Instant>,
     retries: BTreeMap<Prefix, Retry>,
     /// An action longer than one chunk, partly written: its remaining lines go next.
@@ -146,7 +147,7 @@ impl Deliverer {
             written: BTreeMap::new(),
             in_flight: VecDeque::new(),
             failing: BTreeSet::new(),
-            owed: 0,
+            owed: Owed::default(),
             ack_deadline: None,
             retries: BTreeMap::new(),
             partial: None,
@@ -196,7 +197,7 @@ impl Deliverer {
                 }
                 _ = sleep_until(detect_deadline.unwrap_or(now)), if detect_deadline.is_some() => {
                     let (decided, owed) = self.detector.timed_out(Instant::now());
-                    self.owed += u64::from(owed);
+                    self.owed.count(u64::from(owed));
                     self.decided(decided);
                 }
                 written = self.sink.write_chunk(chunk.as_ref().map_or(&[][..], |c| &c.bytes)), if chunk.is_some() => {
@@ -420,13 +421,9 @@ impl Deliverer {
 
     /// ExaBGP took `action` for `prefix` (answered `done`, or no answer is expected).
     fn settle(&mut self, prefix: Prefix, action: RouteCommand, confirmed: bool) {
-        if self
-            .retries
-            .get(&prefix)
-            .is_some_and(|r| r.action == action)
-        {
-            self.retries.remove(&prefix);
-        }
+        // A retry of this action is done; a retry of an older one is superseded (left, it
+        // would hold that action back if it became desired again).
+        self.retries.remove(&prefix);
         self.status
             .borrow()
             .observer
@@ -473,9 +470,16 @@ impl Deliverer {
             self.decided(decided);
             return;
         }
-        if self.owed > 0 {
-            self.owed -= 1;
+        if let Some(verdict) = self.owed.answer(ok) {
             tracing::debug!(ok, "late ACK for an earlier command");
+            if let LateVerdict::Settled {
+                prefix,
+                action,
+                accepted,
+            } = verdict
+            {
+                self.late_settled(prefix, action, accepted);
+            }
             return;
         }
         let Some(flight) = self.in_flight.pop_front() else {
@@ -524,7 +528,37 @@ impl Deliverer {
             self.schedule_retry(flight.prefix, flight.action, now);
         } else {
             self.settle(flight.prefix, flight.action, true);
+            // ExaBGP takes commands again: what it rejected earlier is worth sending now,
+            // not after a backoff grown while it was rejecting everything.
+            for retry in self.retries.values_mut() {
+                retry.at = retry.at.min(now);
+            }
         }
+    }
+
+    /// A late answer (after `--ack-timeout`) to the whole of `action` for `prefix`: confirm
+    /// what was counted as unconfirmed, or, for a rejection, take it back and retry.
+    fn late_settled(&mut self, prefix: Prefix, action: RouteCommand, accepted: bool) {
+        let holds = self
+            .status
+            .borrow()
+            .accepted
+            .get(&prefix)
+            .is_some_and(|delivered| delivered.action == action);
+        if !holds {
+            return; // superseded meanwhile
+        }
+        if accepted {
+            self.settle(prefix, action, true);
+            return;
+        }
+        tracing::error!(
+            %prefix,
+            "ExaBGP rejected a command after --ack-timeout: it does not hold the route"
+        );
+        self.status.borrow_mut().accepted.remove(&prefix);
+        self.status.borrow().observer.not_held(&prefix);
+        self.schedule_retry(prefix, action, Instant::now());
     }
 
     fn schedule_retry(&mut self, prefix: Prefix, action: RouteCommand, now: Instant) {
@@ -563,16 +597,16 @@ impl Deliverer {
             "no ACK from ExaBGP in time (is exabgp.api.ack=false? then use --no-ack); going on"
         );
         let missing = self.in_flight.len();
-        self.owed += missing as u64;
         self.failing.clear();
-        for flight in std::mem::take(&mut self.in_flight) {
-            if flight.last {
-                if self.written.get(&flight.prefix) == Some(&flight.action) {
-                    self.written.remove(&flight.prefix);
-                }
-                self.settle(flight.prefix, flight.action, false);
+        let flights = std::mem::take(&mut self.in_flight);
+        for flight in flights.iter().filter(|flight| flight.last) {
+            if self.written.get(&flight.prefix) == Some(&flight.action) {
+                self.written.remove(&flight.prefix);
             }
+            self.settle(flight.prefix, flight.action.clone(), false);
         }
+        // Their answers may still come, in order: each is matched to its line then.
+        self.owed.lines(flights);
         // After the routes, as in on_ack.
         self.status
             .borrow()
@@ -670,8 +704,7 @@ impl Deliverer {
         let hold = control.is_some();
         let acks = matches!(self.ack_mode(), AckMode::Wait(_));
         // Answers still due for earlier commands come before ours.
-        let mut earlier = self.owed + self.in_flight.len() as u64;
-        self.owed = 0;
+        let mut earlier = self.owed.forget_all() + self.in_flight.len() as u64;
         self.in_flight.clear();
         let mut ours: u64 = 0;
         loop {
@@ -697,13 +730,13 @@ impl Deliverer {
                     }
                 } => {
                     tracing::info!("drain cut short by a second signal: withdrawing now");
-                    self.owed = earlier + if acks { ours } else { 0 };
+                    self.owed.count(earlier + if acks { ours } else { 0 });
                     return Ok(());
                 }
                 _ = sleep_until(until) => {
                     if hold && queue.is_empty() {
                         // The drain's time is up; its unanswered ACKs come before the next ones.
-                        self.owed = earlier + if acks { ours } else { 0 };
+                        self.owed.count(earlier + if acks { ours } else { 0 });
                         return Ok(());
                     }
                     if queue.is_empty() {
@@ -711,13 +744,22 @@ impl Deliverer {
                     } else {
                         tracing::warn!(unsent = queue.len(), "exiting before every command was written: ExaBGP is not reading");
                     }
-                    self.owed = earlier + ours;
+                    self.owed.count(earlier + ours);
                     return Ok(());
                 }
                 event = self.events.recv(), if self.stdin_open => match event {
                     Some(PipeEvent::Ack(_)) if earlier > 0 => earlier -= 1,
                     Some(PipeEvent::Ack(_)) => ours = ours.saturating_sub(1),
-                    Some(PipeEvent::ErrorDetail(_) | PipeEvent::Version(_)) => {}
+                    Some(PipeEvent::ErrorDetail(_)) => {}
+                    Some(PipeEvent::Version(found)) => {
+                        if self.detector.answered(&found) != Decided::Nothing {
+                            // A late answer names another dialect: everything written so far
+                            // was in the fallback dialect, which this ExaBGP rejected, so it
+                            // holds nothing of ours. Stop rather than write more of it.
+                            tracing::info!("nothing of ours was accepted in the other dialect: nothing to withdraw");
+                            return Err(Finish::Terminated);
+                        }
+                    }
                     Some(PipeEvent::Shutdown | PipeEvent::Eof) | None => return Err(Finish::Terminated),
                 },
                 written = self.sink.write_chunk(&chunk), if !chunk.is_empty() => match written {

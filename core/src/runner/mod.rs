@@ -18,6 +18,7 @@
 mod checker;
 mod deliverer;
 mod detect;
+mod late;
 mod once;
 mod shared;
 mod signals;

@@ -140,10 +140,57 @@ impl Case {
             steps: Vec::new(),
         };
         let count = rng.range(20, 120);
-        for _ in 0..count {
-            case.steps.push(case.random_step(&mut rng));
+        while case.steps.len() < count as usize {
+            if rng.chance(8) {
+                let episode = case.episode(&mut rng);
+                case.steps.extend(episode);
+            } else {
+                let step = case.random_step(&mut rng);
+                case.steps.push(step);
+            }
         }
         case
+    }
+
+    /// A short episode that single random steps rarely line up: a long rejection period
+    /// then a change and back (retries), or late rejections then quiet (late `error`s).
+    fn episode(&self, rng: &mut Rng) -> Vec<Step> {
+        let health = |rng: &mut Rng| {
+            if rng.chance(50) {
+                Health::Healthy
+            } else {
+                Health::Failing
+            }
+        };
+        let first = health(rng);
+        match rng.range(0, 1) {
+            0 => vec![
+                Step::Service(first),
+                Step::Answering(if rng.chance(50) {
+                    Answering::Error
+                } else {
+                    Answering::Error6
+                }),
+                Step::Advance(ms(rng.range(30, 200) * 100)),
+                Step::Service(if first == Health::Healthy {
+                    Health::Failing
+                } else {
+                    Health::Healthy
+                }),
+                Step::Answering(Answering::Done),
+                Step::Advance(ms(rng.range(5, 30) * 100)),
+                Step::Service(first),
+                Step::Advance(ms(rng.range(5, 30) * 100)),
+            ],
+            _ => vec![
+                Step::Answering(Answering::LateError(
+                    self.ack_timeout + ms(rng.range(1, 20) * 100),
+                )),
+                Step::Service(first),
+                Step::Advance(ms(rng.range(5, 30) * 100)),
+                Step::Answering(Answering::Done),
+            ],
+        }
     }
 
     fn random_step(&self, rng: &mut Rng) -> Step {
