@@ -167,10 +167,13 @@ impl Router {
         .min()
     }
 
-    /// Whether the checks must run in maintenance: a drain is under way, and a failing
-    /// service must end it at once.
+    /// Whether the checks must run in maintenance: a drain is under way (or starts with this
+    /// maintenance), and a failing service must end it at once.
     pub(crate) fn checks_in_maintenance(&self) -> bool {
-        self.drain.is_some()
+        let drain_starts = self.safety.drain.is_some()
+            && self.state != State::Disabled
+            && matches!(self.decided, Some(Target::Up { .. }));
+        self.drain.is_some() || drain_starts
     }
 
     /// The state whose schedule the checks follow (the service's own during a drain, so a

@@ -279,12 +279,10 @@ impl Deliverer {
             .accepted
             .get(prefix)
             .is_some_and(|delivered| delivered.action.announces());
+        // A rejected command (one waiting for its retry) leaves what ExaBGP holds unknown.
         accepted
             || self.written.get(prefix).is_some_and(|a| a.announces())
-            || self
-                .retries
-                .get(prefix)
-                .is_some_and(|r| r.action.announces())
+            || self.retries.contains_key(prefix)
     }
 
     /// The next chunk to write, if anything is due and the in-flight window has room.

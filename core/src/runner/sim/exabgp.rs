@@ -83,6 +83,8 @@ pub(super) struct FakeExabgp {
     pub(super) wrong_dialect_after_answer: Vec<(Instant, String)>,
     /// Every line read, for the report.
     pub(super) transcript: Vec<String>,
+    /// When a route command for each prefix was last read.
+    pub(super) last_command: BTreeMap<String, Instant>,
 }
 
 impl FakeExabgp {
@@ -106,6 +108,7 @@ impl FakeExabgp {
             version_given_at: None,
             wrong_dialect_after_answer: Vec::new(),
             transcript: Vec::new(),
+            last_command: BTreeMap::new(),
         }
     }
 
@@ -200,6 +203,9 @@ impl FakeExabgp {
             return;
         };
         let change = parse_route(command);
+        if let Some((prefix, _)) = &change {
+            self.last_command.insert(prefix.clone(), now);
+        }
         let (at, lines, apply) = match self.answering {
             Answering::Done => (last, vec!["done".to_string()], change),
             Answering::Late(after) => (last.max(now + after), vec!["done".to_string()], change),

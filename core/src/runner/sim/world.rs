@@ -452,8 +452,6 @@ struct Model {
     answering_bad_since: Option<Instant>,
     /// When every retry left from the last bad period is due.
     retries_due: Instant,
-    /// When the model's expectation last changed.
-    expected_changed: Instant,
     terminated_at: Option<Instant>,
     /// ExaBGP was good when the first SIGTERM/SIGINT came and stayed so.
     good_through_exit: bool,
@@ -480,24 +478,22 @@ impl Model {
         Some(since)
     }
 
-    /// From when the model expects ExaBGP to hold what is desired within its bounds. A change
-    /// the world made after ExaBGP became good is written anew and answered at once; what was
-    /// rejected (or unanswered) before, and not changed since, waits for its retry.
-    fn good_since(&self, exabgp: &FakeExabgp) -> Option<Instant> {
+    /// From when the model expects ExaBGP to hold what is desired for `prefix` within its
+    /// bounds. Once a command for the prefix was written after ExaBGP became good, the
+    /// deliverer is converging it and nothing may hold it back; before, what was rejected (or
+    /// unanswered) while ExaBGP was bad may wait for its retry.
+    fn good_for(&self, exabgp: &FakeExabgp, prefix: &str) -> Option<Instant> {
         let raw = self.good_raw(exabgp)?;
-        if self.expected_changed >= raw {
+        if exabgp.last_command.get(prefix).is_some_and(|at| *at > raw) {
             Some(raw)
         } else {
             Some(raw.max(self.retries_due))
         }
     }
 
-    /// What ExaBGP should hold in the end, for every configured prefix.
-    fn expectation(&self) -> Vec<(String, Option<Held>)> {
-        self.configured
-            .iter()
-            .map(|prefix| (prefix.clone(), self.expected(prefix)))
-            .collect()
+    /// ExaBGP is good (for the exit invariant).
+    fn good_since(&self, exabgp: &FakeExabgp) -> Option<Instant> {
+        self.good_raw(exabgp)
     }
 
     fn fail(&self, invariant: &'static str, detail: String, exabgp: &FakeExabgp) -> Failure {
@@ -553,16 +549,21 @@ impl Model {
     ) -> Result<(), Failure> {
         let now = Instant::now();
         // 1. Safety.
-        if let (Some(failing), Some(good)) = (self.failing_since, self.good_since(exabgp))
-            && self.terminated_at.is_none()
+        let unsafe_hold = |(prefix, held): &(&String, &Held)| {
+            let serving_level = held.drain || held.med.is_some_and(|m| m < DISABLED_MED);
+            let late = match (self.failing_since, self.good_for(exabgp, prefix)) {
+                (Some(failing), Some(good)) => {
+                    now > failing.max(good) + self.case.confirm_fall() + self.case.delivery()
+                }
+                _ => false,
+            };
+            serving_level && late
+        };
+        if self.terminated_at.is_none()
+            && let Some(failing) = self.failing_since
         {
-            let bound = failing.max(good) + self.case.confirm_fall() + self.case.delivery();
-            if now > bound
-                && let Some((prefix, held)) = exabgp
-                    .rib
-                    .iter()
-                    .find(|(_, held)| held.drain || held.med.is_some_and(|m| m < DISABLED_MED))
-            {
+            if let Some((prefix, held)) = exabgp.rib.iter().find(|entry| unsafe_hold(entry)) {
+                let good = self.good_for(exabgp, prefix).unwrap_or(now);
                 return Err(self.fail(
                     "1 safety",
                     format!(
@@ -586,15 +587,19 @@ impl Model {
             ));
         }
         // 2. Liveness.
-        if let Some(good) = self.good_since(exabgp)
-            && self.terminated_at.is_none()
-        {
-            let stable = good
-                .max(self.health_changed)
+        if self.good_raw(exabgp).is_some() && self.terminated_at.is_none() {
+            let world = self
+                .health_changed
                 .max(self.maintenance_changed)
                 .max(self.config_changed);
-            if now > stable + self.case.live() {
-                for prefix in &self.configured {
+            let stable = |prefix: &str| {
+                self.good_for(exabgp, prefix)
+                    .map(|good| good.max(world))
+                    .filter(|stable| now > *stable + self.case.live())
+            };
+            {
+                for prefix in self.configured.iter().filter(|p| stable(p).is_some()) {
+                    let stable = stable(prefix).expect("filtered");
                     let expected = self.expected(prefix);
                     let held = exabgp.rib.get(prefix);
                     if held != expected.as_ref() {
@@ -614,6 +619,7 @@ impl Model {
                 if let Some(stray) = exabgp
                     .rib
                     .keys()
+                    .filter(|prefix| stable(prefix).is_some())
                     .find(|prefix| !self.configured.contains(prefix))
                 {
                     return Err(self.fail(
@@ -774,7 +780,6 @@ async fn drive(case: Case, dumps: DumpCounter) -> Result<(), Failure> {
         answering_done_since: Some(start),
         answering_bad_since: None,
         retries_due: start,
-        expected_changed: start,
         terminated_at: None,
         good_through_exit: false,
         eof_at: None,
@@ -799,7 +804,6 @@ async fn drive(case: Case, dumps: DumpCounter) -> Result<(), Failure> {
         }
         let now = Instant::now();
         let mut advance = Duration::ZERO;
-        let expected_before = model.expectation();
         match step {
             Step::Advance(by) => advance = by,
             Step::Service(health) => {
@@ -903,9 +907,6 @@ async fn drive(case: Case, dumps: DumpCounter) -> Result<(), Failure> {
             model.good_through_exit = model.good_since(&exabgp).is_some();
         } else if matches!(step, Step::Answering(_) | Step::Reading(_) | Step::Eof) {
             model.good_through_exit = false;
-        }
-        if model.expectation() != expected_before {
-            model.expected_changed = now;
         }
         // Let the world run until `now + advance` (at least one round).
         let until = now + advance;
