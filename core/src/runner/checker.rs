@@ -499,10 +499,11 @@ impl<P: Probe + Send + 'static> Checker<P> {
         let withdraws = old.routes.plan(Target::Gone);
         let kept = |prefix: &Prefix| self.settings.routes.prefixes.contains(prefix);
         // Forget prefixes configured again, and withdraws ExaBGP has taken (the deliverer
-        // reports what it holds), so reloads cannot grow this without bound.
+        // reports what it holds), so reloads cannot grow this without bound; a prefix whose
+        // state is unknown (a command rejected late) keeps its withdraw.
         let holds = self.status.borrow().accepted.clone();
         self.retired.retain(|prefix, _| {
-            !kept(prefix) && holds.get(prefix).is_some_and(|d| d.action.announces())
+            !kept(prefix) && holds.get(prefix).is_none_or(|d| d.action.announces())
         });
         let removed: Vec<Prefix> = old
             .routes

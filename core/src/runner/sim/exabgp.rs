@@ -85,6 +85,8 @@ pub(super) struct FakeExabgp {
     pub(super) transcript: Vec<String>,
     /// When a route command for each prefix was last read.
     pub(super) last_command: BTreeMap<String, Instant>,
+    /// When a route command was last answered `done`.
+    pub(super) last_done: Option<Instant>,
 }
 
 impl FakeExabgp {
@@ -109,6 +111,7 @@ impl FakeExabgp {
             wrong_dialect_after_answer: Vec::new(),
             transcript: Vec::new(),
             last_command: BTreeMap::new(),
+            last_done: None,
         }
     }
 
@@ -169,7 +172,12 @@ impl FakeExabgp {
 
     fn read_line(&mut self, written: Instant, line: String) {
         let now = Instant::now();
-        self.transcript.push(line.clone());
+        if std::env::var_os("EXAPROBE_SIM_TRACE").is_some() {
+            self.transcript
+                .push(format!("{:?} {line} ({:?})", now, self.answering));
+        } else {
+            self.transcript.push(line.clone());
+        }
         let last = self.due.back().map_or(now, |due| due.at).max(now);
         if line == crate::dialect::VERSION_COMMAND {
             let at = match self.version_answer {
@@ -254,6 +262,7 @@ impl FakeExabgp {
             }
             if let Some((prefix, held)) = due.apply {
                 apply(&mut self.rib, prefix, held);
+                self.last_done = Some(now);
             }
             for line in due.lines {
                 text.push_str(&line);

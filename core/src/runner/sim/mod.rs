@@ -130,7 +130,11 @@ fn the_runner_keeps_its_promises_under_random_interleavings() {
             // A survey lists every failing seed without stopping (for triage).
             eprintln!("seed {seed}: {}: {}", failure.invariant, failure.detail);
         } else if let Err(failure) = result {
-            let (shrunk, failure) = shrink(&case, &failure);
+            let (shrunk, failure) = if std::env::var_os("EXAPROBE_SIM_NO_SHRINK").is_some() {
+                (case.clone(), failure)
+            } else {
+                shrink(&case, &failure)
+            };
             panic!(
                 "seed {seed} breaks invariant {}: {}\nreplay: EXAPROBE_SIM_SEED={seed} EXAPROBE_SIM_CASES=1\n\
                  options: {}\nshrunk sequence ({} of {} steps):\n{}\nlast commands ExaBGP read:\n{}",

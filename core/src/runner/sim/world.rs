@@ -428,6 +428,9 @@ impl std::io::Write for DumpCounter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(bytes);
         *self.0.lock().unwrap() += text.matches("SIGUSR1: state dump").count();
+        if std::env::var_os("EXAPROBE_SIM_LOG").is_some() {
+            eprint!("{text}");
+        }
         Ok(bytes.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -449,7 +452,8 @@ struct Model {
     reading_since: Option<Instant>,
     /// Since when ExaBGP answers `done` at once.
     answering_done_since: Option<Instant>,
-    answering_bad_since: Option<Instant>,
+    /// When each period of bad answers started.
+    bad_periods: Vec<Instant>,
     /// When every retry left from the last bad period is due.
     retries_due: Instant,
     terminated_at: Option<Instant>,
@@ -497,7 +501,12 @@ impl Model {
     }
 
     fn fail(&self, invariant: &'static str, detail: String, exabgp: &FakeExabgp) -> Failure {
-        let tail: Vec<&String> = exabgp.transcript.iter().rev().take(12).collect();
+        let keep = if std::env::var_os("EXAPROBE_SIM_TRACE").is_some() {
+            usize::MAX
+        } else {
+            12
+        };
+        let tail: Vec<&String> = exabgp.transcript.iter().rev().take(keep).collect();
         let mut transcript_tail = String::new();
         for line in tail.into_iter().rev() {
             let _ = writeln!(transcript_tail, "  {line}");
@@ -778,7 +787,7 @@ async fn drive(case: Case, dumps: DumpCounter) -> Result<(), Failure> {
         config_changed: start,
         reading_since: Some(start),
         answering_done_since: Some(start),
-        answering_bad_since: None,
+        bad_periods: Vec::new(),
         retries_due: start,
         terminated_at: None,
         good_through_exit: false,
@@ -823,13 +832,20 @@ async fn drive(case: Case, dumps: DumpCounter) -> Result<(), Failure> {
             Step::Answering(answering) => {
                 let done = answering == Answering::Done;
                 if done && exabgp.answering != Answering::Done {
-                    let bad_for = now - model.answering_bad_since.unwrap_or(now);
+                    // The deliverer's backoff grows from the first rejection after the last
+                    // `done`, across bad periods with no command accepted between them.
+                    let streak = model
+                        .bad_periods
+                        .iter()
+                        .copied()
+                        .filter(|start| exabgp.last_done.is_none_or(|done| *start > done))
+                        .min()
+                        .unwrap_or(now);
                     model.answering_done_since = Some(now);
-                    model.retries_due = now + retry_allowance(bad_for);
-                    model.answering_bad_since = None;
-                } else if !done {
+                    model.retries_due = now + retry_allowance(now - streak);
+                } else if !done && exabgp.answering == Answering::Done {
                     model.answering_done_since = None;
-                    model.answering_bad_since.get_or_insert(now);
+                    model.bad_periods.push(now);
                 }
                 exabgp.answering = answering;
             }
