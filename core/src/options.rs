@@ -388,8 +388,12 @@ pub struct Binary {
 
 impl Binary {
     /// The clap command of this binary for the check options `T`.
+    ///
+    /// An option of one value given twice takes the last value, as `exabgp healthcheck`
+    /// (argparse) does, so its command lines keep working; list options still add up.
     pub fn command<T: Args>(&self) -> clap::Command {
         crate::compat::short_names(<Cli<T> as clap::CommandFactory>::command())
+            .args_override_self(true)
             .name(self.name)
             .bin_name(self.name)
             .about(self.about)

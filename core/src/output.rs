@@ -6,13 +6,17 @@
 //! chunks of at most `PIPE_BUF` bytes, each made of whole lines: POSIX makes such a write
 //! all-or-nothing, so a command is never cut in half, whatever happens next (a stall, SIGTERM,
 //! SIGKILL), and waiting for room can be abandoned at any moment without leaving a partial line.
+//!
+//! Anything else (a file or a terminal under `--dry-run`) is written synchronously, within the
+//! one poll of [`CommandSink::write_chunk`] that starts it: a write handed to a background
+//! thread (tokio's `Stdout`) goes on after its future is dropped, and the deliverer, told
+//! nothing was written, writes the same commands again.
 
 #![allow(clippy::disallowed_methods, clippy::print_stdout)]
 
 use std::io::{ErrorKind, Write as _};
 use std::os::fd::AsFd;
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe;
 
 /// The size up to which a write to a pipe is atomic (Linux `PIPE_BUF`).
@@ -22,8 +26,11 @@ pub(crate) const PIPE_BUF: usize = libc::PIPE_BUF;
 pub(crate) enum CommandSink {
     /// A pipe (ExaBGP's case): non-blocking, each chunk written whole or not at all.
     Pipe(pipe::Sender),
-    /// Anything else (a terminal under `--dry-run`, a file): ordinary writes.
-    Other(tokio::io::Stdout),
+    /// Anything else (a terminal under `--dry-run`, a file): blocking writes, done before
+    /// [`CommandSink::write_chunk`] first returns. A file takes a write at once; a terminal
+    /// blocks only while a person holds its output (Ctrl-S), and then pausing the probe is
+    /// what they asked for (Ctrl-C resumes the output and stops it).
+    Other(std::io::Stdout),
     /// The runner's simulation: an in-memory pipe with the same all-or-nothing writes.
     #[cfg(test)]
     Memory(memory::MemoryPipe),
@@ -40,13 +47,14 @@ impl CommandSink {
             .and_then(pipe::Sender::from_owned_fd);
         match pipe {
             Ok(sender) => CommandSink::Pipe(sender),
-            Err(_) => CommandSink::Other(tokio::io::stdout()),
+            Err(_) => CommandSink::Other(std::io::stdout()),
         }
     }
 
     /// Write `chunk` (whole lines, at most [`PIPE_BUF`] bytes) entirely, or nothing at all.
     ///
-    /// Cancel-safe for a pipe: dropping the future while it waits for room writes nothing.
+    /// Cancel-safe: for a pipe, dropping the future while it waits for room writes nothing;
+    /// anything else is written whole in the first poll, so there is nothing to drop.
     pub(crate) async fn write_chunk(&mut self, chunk: &[u8]) -> std::io::Result<()> {
         debug_assert!(chunk.ends_with(b"\n"));
         match self {
@@ -65,8 +73,9 @@ impl CommandSink {
                 }
             }
             CommandSink::Other(stdout) => {
-                stdout.write_all(chunk).await?;
-                stdout.flush().await
+                let mut stdout = stdout.lock();
+                stdout.write_all(chunk)?;
+                stdout.flush()
             }
             #[cfg(test)]
             CommandSink::Memory(pipe) => pipe.write_chunk(chunk).await,

@@ -1,7 +1,7 @@
 //! A real gRPC server for tests (feature `grpc`): tonic serving tonic-health's standard
 //! `grpc.health.v1.Health`, whose per-service status a test flips while the server runs;
-//! plain or TLS (a certificate from [`crate::certs`]); or a listener that accepts TCP and never
-//! answers. It runs on its own thread and runtime, so sync tests (end-to-end) and async tests
+//! plain or TLS (a certificate from [`crate::certs`]); a listener that accepts TCP and never
+//! answers; or an HTTP/2 server answering SERVING in a way that is not gRPC ([`Misbehaviour`]). It runs on its own thread and runtime, so sync tests (end-to-end) and async tests
 //! alike use it, and dropping it closes the listener and every connection at once, the way a
 //! killed server would.
 
@@ -28,6 +28,24 @@ pub struct Config {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Accept TCP connections, read and discard what comes, never answer (a hung server).
     pub silent: bool,
+    /// Answer every request with a SERVING message and `grpc-status: 0`, wrong in this way.
+    pub misbehaviour: Option<Misbehaviour>,
+}
+
+/// Answers that are not gRPC a client can read, each carrying a SERVING message and an OK
+/// `grpc-status` trailer, so only the HTTP layer tells them from a healthy answer: a web server
+/// or proxy in front of the service, or a server compressing what the client did not offer to
+/// decompress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misbehaviour {
+    /// HTTP status 500 with the gRPC content type.
+    Status500,
+    /// `content-type: text/html`.
+    HtmlContentType,
+    /// No content type at all.
+    NoContentType,
+    /// The message gzip-compressed (`grpc-encoding: gzip`), though the client offered none.
+    Gzip,
 }
 
 /// A running server; dropping it stops it and closes every connection.
@@ -75,6 +93,8 @@ impl GrpcServer {
                 let listener = TcpListener::from_std(listener).expect("a tokio listener");
                 if config.silent {
                     tokio::spawn(hold_silently(listener, counted));
+                } else if let Some(misbehaviour) = config.misbehaviour {
+                    tokio::spawn(misbehave(listener, misbehaviour));
                 } else {
                     let (sender, receiver) = tokio::sync::mpsc::channel(16);
                     tokio::spawn(accept(listener, config.tls.clone(), sender));
@@ -166,6 +186,63 @@ async fn hold_silently(listener: TcpListener, open: Arc<AtomicUsize>) {
             while matches!(stream.read(&mut buffer).await, Ok(1..)) {}
             open.fetch_sub(1, Ordering::SeqCst);
         });
+    }
+}
+
+/// A HealthCheckResponse{status: SERVING} in protobuf: field 1, varint 1.
+const SERVING: [u8; 2] = [0x08, 0x01];
+/// [`SERVING`] gzip-compressed (Python's `gzip.compress(b"\x08\x01", mtime=0)`).
+const SERVING_GZIP: [u8; 22] = [
+    0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xe3, 0x60, 0x04, 0x00, 0x61, 0xa8,
+    0x07, 0xfe, 0x02, 0x00, 0x00, 0x00,
+];
+
+/// Serves HTTP/2 on `listener`, answering every request as `misbehaviour` says.
+async fn misbehave(listener: TcpListener, misbehaviour: Misbehaviour) {
+    use http_body_util::StreamBody;
+    use hyper::body::{Bytes, Frame};
+    use tonic::codegen::http::{HeaderMap, HeaderValue, Response, StatusCode};
+
+    while let Ok((stream, _)) = listener.accept().await {
+        let service = hyper::service::service_fn(move |_request| {
+            let (compressed, message) = match misbehaviour {
+                Misbehaviour::Gzip => (1, &SERVING_GZIP[..]),
+                _ => (0, &SERVING[..]),
+            };
+            // The gRPC frame: compressed flag, big-endian length, message.
+            let mut frame = vec![compressed];
+            frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+            frame.extend_from_slice(message);
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", HeaderValue::from_static("0"));
+            let frames = [
+                Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(frame))),
+                Ok(Frame::trailers(trailers)),
+            ];
+            let mut response = Response::new(StreamBody::new(tokio_stream::iter(frames)));
+            if misbehaviour == Misbehaviour::Status500 {
+                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            }
+            let headers = response.headers_mut();
+            match misbehaviour {
+                Misbehaviour::Status500 => {
+                    headers.insert("content-type", HeaderValue::from_static("application/grpc"));
+                }
+                Misbehaviour::HtmlContentType => {
+                    headers.insert("content-type", HeaderValue::from_static("text/html"));
+                }
+                Misbehaviour::NoContentType => {}
+                Misbehaviour::Gzip => {
+                    headers.insert("content-type", HeaderValue::from_static("application/grpc"));
+                    headers.insert("grpc-encoding", HeaderValue::from_static("gzip"));
+                }
+            }
+            async move { Ok::<_, std::convert::Infallible>(response) }
+        });
+        tokio::spawn(
+            hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+        );
     }
 }
 

@@ -451,6 +451,43 @@ fn several_prefixes_metrics_and_increase() {
     compare(&args, UP_DOWN_UP, 3, &files, None);
 }
 
+/// Options of one value given twice (argparse keeps the last; so must exaprobe, not refuse
+/// them); `--interval 9` is overridden by the timers appended after it.
+#[test]
+fn options_given_twice_take_the_last_value() {
+    if !healthcheck_available() {
+        return;
+    }
+    let dir = temp_dir();
+    let files = files(dir.path());
+    let args = arguments(
+        &[
+            "--no-syslog",
+            "--no-ip-setup",
+            "--debounce",
+            "--debounce",
+            "--ip",
+            "192.0.2.25",
+            "--up-metric",
+            "10",
+            "--up-metric",
+            "40",
+            "--down-metric",
+            "900",
+            "--down-metric",
+            "950",
+            "--interval",
+            "9",
+            "--cmd",
+            "false",
+            "--cmd",
+            "test -f {check}",
+        ],
+        &files,
+    );
+    compare(&args, UP_DOWN_UP, 1, &files, None);
+}
+
 #[test]
 fn disable_file() {
     if !healthcheck_available() {

@@ -349,6 +349,132 @@ fn the_endpoint_refuses_other_methods_huge_requests_and_slow_clients_delay_nothi
     );
 }
 
+/// True once the server closed `stream` (end of file or a reset), false while it is open.
+fn closed_by_server(stream: &TcpStream) -> bool {
+    stream.set_nonblocking(true).unwrap();
+    let closed = match stream.peek(&mut [0; 1]) {
+        Ok(read) => read == 0,
+        Err(error) => error.kind() != std::io::ErrorKind::WouldBlock,
+    };
+    stream.set_nonblocking(false).unwrap();
+    closed
+}
+
+#[test]
+fn idle_clients_never_keep_a_scrape_out() {
+    const IDLE: usize = 32;
+    let dir = temp_dir();
+    let flag = dir.path().join("healthy");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let probe = Probe::start(
+        &flag,
+        &["--prefix", "192.0.2.8/32", "--metrics-listen", &listen],
+    );
+    assert_eq!(
+        probe.next(),
+        "announce route 192.0.2.8/32 next-hop self med 1000"
+    );
+    let url = format!("http://{listen}/metrics");
+    scrape_until(
+        &client(),
+        &url,
+        r#"exaprobe_state{probe="web",state="down"}"#,
+        "1",
+    );
+    // Clients that connect and say nothing, or half a request head, and stay: 4 times the slots.
+    let mut idle: Vec<TcpStream> = (0..IDLE)
+        .map(|n| {
+            let mut stream = TcpStream::connect(&listen).unwrap();
+            if n % 2 == 1 {
+                stream
+                    .write_all(b"GET /metrics HTTP/1.1\r\nHost: sl")
+                    .unwrap();
+            }
+            stream
+        })
+        .collect();
+    // The endpoint has seen them all once every connection but the slots' worth is closed.
+    wait_for(
+        "the endpoint to take every idle client",
+        Duration::from_secs(10),
+        || {
+            let closed = idle.iter().filter(|s| closed_by_server(s)).count();
+            (closed >= IDLE - 8).then_some(())
+        },
+    );
+    for n in 0..30 {
+        // One more idle client before each scrape: every slot stays taken by an idle one.
+        idle.push(TcpStream::connect(&listen).unwrap());
+        let mut stream = TcpStream::connect(&listen).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.contains("exaprobe_state"),
+            "scrape {n} of 30 with {} idle clients connected: {answer:?}",
+            idle.len()
+        );
+    }
+    // Still at most the slots' worth of idle clients held.
+    wait_for(
+        "idle clients beyond the slots closed",
+        Duration::from_secs(10),
+        || {
+            let open = idle.iter().filter(|s| !closed_by_server(s)).count();
+            (open <= 8).then_some(())
+        },
+    );
+    drop(probe);
+}
+
+#[test]
+fn a_privileged_port_after_the_switch_to_another_user_is_said_once() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("SKIPPED: --user needs root");
+        return;
+    }
+    let dir = temp_dir();
+    let flag = dir.path().join("healthy");
+    // Nothing is bound: the kernel refuses port 1 to a process without root before looking.
+    let mut probe = Probe::start(
+        &flag,
+        &[
+            "--prefix",
+            "192.0.2.9/32",
+            "--metrics-listen",
+            "127.0.0.1:1",
+            "--user",
+            "nobody",
+        ],
+    );
+    assert_eq!(
+        probe.next(),
+        "announce route 192.0.2.9/32 next-hop self med 1000"
+    );
+    let said = "--metrics-listen 127.0.0.1:1: port 1 is privileged (below ";
+    wait_for("the reason in the log", Duration::from_secs(10), || {
+        probe.log().contains(said).then_some(())
+    });
+    probe.child.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(probe.child.wait_timeout(Duration::from_secs(5)).is_some());
+    let log = probe.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("--metrics-listen"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(
+        lines[0].contains("runs as uid 65534, not root (--user drops root before the endpoint opens): give a port of"),
+        "{log}"
+    );
+}
+
 #[test]
 fn textfile_and_state_file_follow_a_state_change() {
     let dir = temp_dir();

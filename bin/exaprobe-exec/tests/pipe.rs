@@ -716,6 +716,77 @@ fn check_config_prints_every_state() {
     );
 }
 
+/// An option of one value given twice is taken, the last one winning, as `exabgp healthcheck`
+/// (argparse) does; list options still add up; in a `-F` file, the command line still wins.
+#[test]
+fn an_option_given_twice_takes_the_last_value_as_the_healthcheck_does() {
+    let (code, out, err) = run(&[
+        "--check-config",
+        "--debounce",
+        "--debounce",
+        "--interval",
+        "5",
+        "--interval",
+        "6",
+        "--ip",
+        "192.0.2.1",
+        "--up-metric",
+        "10",
+        "--up-metric",
+        "50",
+        "--community",
+        "65000:1",
+        "--community",
+        "65000:2",
+        "--ip",
+        "192.0.2.2",
+        "--cmd",
+        "true",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("UP       announce route 192.0.2.1/32 next-hop self med 50 community [ 65000:1 65000:2 ]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("announce route 192.0.2.2/32 next-hop self med 51"),
+        "{out}"
+    );
+    assert!(out.contains("interval 6s"), "{out}");
+
+    let dir = temp_dir();
+    let file = dir.path().join("healthcheck.conf");
+    std::fs::write(
+        &file,
+        "debounce\ndebounce\nup-metric = 20\nup-metric = 30\ndown-metric = 700\n\
+         down-metric = 800\nip = 192.0.2.3\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let (code, out, err) = run(&[
+        "--check-config",
+        "-F",
+        file,
+        "--up-metric",
+        "60",
+        "--ip",
+        "192.0.2.1",
+        "--cmd",
+        "true",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // The command line's value over the file's; the file's last over its first; lists add up,
+    // the file's first (as the healthcheck reads it: its ips [192.0.2.3, 192.0.2.1], up-metric
+    // 60, down-metric 800).
+    for line in [
+        "UP       announce route 192.0.2.3/32 next-hop self med 60",
+        "UP       announce route 192.0.2.1/32 next-hop self med 61",
+        "DOWN     announce route 192.0.2.3/32 next-hop self med 800",
+    ] {
+        assert!(out.contains(line), "{line}:\n{out}");
+    }
+}
+
 #[test]
 fn sigterm_while_waiting_for_an_ack_still_withdraws_in_time() {
     let mut probe = Probe::start(&args(

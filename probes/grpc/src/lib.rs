@@ -1,7 +1,8 @@
 //! The gRPC check: the standard health protocol (`grpc.health.v1.Health/Check`) asked about one
 //! service, or the server's overall health. SERVING is healthy, UNKNOWN degraded; NOT_SERVING,
 //! SERVICE_UNKNOWN, an unknown service (NOT_FOUND), any other gRPC error, and no answer are
-//! unhealthy.
+//! unhealthy, and so is an answer that is not gRPC (another HTTP status or content type, a
+//! compression the probe did not ask for: see `answer`).
 //!
 //! The HTTP/2 connection (a tonic channel) is kept between checks, as gRPC clients do. A request
 //! that fails on a kept connection before any answer is sent once more on a fresh one within the
@@ -9,6 +10,7 @@
 //! verdict, and a connection that failed is never kept. The channel is held by the check while
 //! it runs, so a check dropped at the runner's timeout drops it too.
 
+mod answer;
 mod connect;
 mod options;
 mod verdict;
@@ -25,6 +27,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 pub use options::GrpcOptions;
 
+use answer::{CheckedChannel, NotGrpc};
 use connect::{ConnectFailure, Connector};
 
 /// The largest answer read: a HealthCheckResponse is a few bytes.
@@ -114,8 +117,8 @@ impl GrpcProbe {
             Some(channel) => channel,
             None => self.open(deadline).await?,
         };
-        let mut client =
-            HealthClient::new(channel.clone()).max_decoding_message_size(MAX_ANSWER_BYTES);
+        let mut client = HealthClient::new(CheckedChannel(channel.clone()))
+            .max_decoding_message_size(MAX_ANSWER_BYTES);
         let mut request = tonic::Request::new(HealthCheckRequest {
             service: self.service.clone(),
         });
@@ -137,6 +140,11 @@ impl GrpcProbe {
                     self.subject, self.timeout
                 )))
             }
+            // The server answered, but not in gRPC: the connection works, the answer does not.
+            Ok(Err(status)) if caused_by::<NotGrpc>(&status) => Ok((
+                channel,
+                Outcome::unhealthy(format!("{}: {}", self.subject, describe_error(&status))),
+            )),
             // A status with no source came from the server: the connection works.
             Ok(Err(status)) if std::error::Error::source(&status).is_none() => Ok((
                 channel,
@@ -246,6 +254,9 @@ fn describe_error(error: &(dyn std::error::Error + 'static)) -> String {
     while let Some(error) = current {
         if let Some(failure) = error.downcast_ref::<ConnectFailure>() {
             return failure.0.clone();
+        }
+        if let Some(refused) = error.downcast_ref::<NotGrpc>() {
+            return refused.0.clone();
         }
         if let Some(io) = error.downcast_ref::<std::io::Error>() {
             return exaprobe_core::kit::reason::io_error(io);

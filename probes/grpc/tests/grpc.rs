@@ -1,7 +1,9 @@
 //! The gRPC probe against a real tonic server with tonic-health started by the test on
 //! loopback (testkit's `grpc` module): each serving status, an unknown service, the overall
 //! health, a server stopped and restarted on the same port, TLS with the test CA and a name
-//! mismatch that `--authority` fixes, and a server that accepts TCP and never answers.
+//! mismatch that `--authority` fixes, a server that accepts TCP and never answers, and servers
+//! answering SERVING in a way that is not gRPC (an HTTP error, another content type, a
+//! compression the probe did not offer).
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +11,7 @@ use clap::Parser;
 use exaprobe_core::{Outcome, Probe};
 use exaprobe_grpc::{GrpcOptions, GrpcProbe};
 use exaprobe_testkit::certs::Pki;
-use exaprobe_testkit::grpc::{Config, GrpcServer, ServingStatus};
+use exaprobe_testkit::grpc::{Config, GrpcServer, Misbehaviour, ServingStatus};
 
 const TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -170,6 +172,43 @@ async fn a_check_dropped_at_the_runners_timeout_closes_its_connection() {
             "the dropped check's connection is still open"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_serving_message_in_an_answer_that_is_not_grpc_is_refused() {
+    for (misbehaviour, expected) in [
+        (
+            Misbehaviour::Status500,
+            "HTTP status 500 Internal Server Error instead of 200: not a gRPC answer",
+        ),
+        (
+            Misbehaviour::HtmlContentType,
+            "content-type text/html: not a gRPC answer (application/grpc)",
+        ),
+        (
+            Misbehaviour::NoContentType,
+            "no content-type: not a gRPC answer (application/grpc)",
+        ),
+        (
+            Misbehaviour::Gzip,
+            "the answer is compressed (grpc-encoding: gzip), which the probe did not ask for and does not read",
+        ),
+    ] {
+        let server = GrpcServer::start(&Config {
+            misbehaviour: Some(misbehaviour),
+            ..Config::default()
+        });
+        let address = server.address.to_string();
+        let mut overall = probe(&["--address", &address]);
+        // Twice: on a new connection, then on the kept one.
+        for _ in 0..2 {
+            assert_eq!(
+                overall.check(deadline()).await,
+                Outcome::unhealthy(format!("overall health of {address}: {expected}")),
+                "{misbehaviour:?}"
+            );
+        }
     }
 }
 
