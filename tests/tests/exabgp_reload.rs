@@ -242,10 +242,10 @@ fn reload_adds_probes(version: Version) {
 
 /// SIGUSR1 adding a second neighbour, a probe c for both and a probe e naming the new neighbour
 /// (#1340: a new probe may send before its neighbour exists). Both reach their sessions with
-/// their MEDs. What the running probes
-/// announced before the reload does not reach the new neighbour (ExaBGP keeps a process's routes
-/// per neighbour, and a probe sends on changes only): probe a stays on the first session only,
-/// while probe r, with `--refresh-interval 1`, reaches the new one within its refresh interval.
+/// their MEDs. What the running probes announced before the reload does not reach the new
+/// neighbour (ExaBGP keeps a process's routes per neighbour, and a probe sends on changes only):
+/// probe a stays on the first session only, while probe r, with `--refresh-interval 1`, reaches
+/// the new one within its refresh interval.
 fn reload_adds_a_neighbour_and_its_probe(version: Version) {
     let flags = flags_dir();
     let a = probe(flags.path(), "a", A, true, &[]);
