@@ -370,6 +370,19 @@ impl Stack {
     ) -> Duration {
         self.exabgp_peers = peers.clamp(1, self.peers);
         let loaded_before = self.reloads_logged();
+        self.rewrite_config(processes);
+        let started = Instant::now();
+        self.signal_exabgp(signal);
+        self.wait_or_dump(
+            "ExaBGP to load the new configuration",
+            Duration::from_secs(10),
+            || (self.reloads_logged() > loaded_before).then_some(()),
+        );
+        started.elapsed()
+    }
+
+    /// Rewrite exabgp.conf with `processes`, without signalling ExaBGP.
+    pub fn rewrite_config(&mut self, processes: Vec<Process>) {
         for old in std::mem::replace(&mut self.processes, processes) {
             if !self
                 .processes
@@ -380,14 +393,6 @@ impl Stack {
             }
         }
         self.write_exabgp_config();
-        let started = Instant::now();
-        self.signal_exabgp(signal);
-        self.wait_or_dump(
-            "ExaBGP to load the new configuration",
-            Duration::from_secs(10),
-            || (self.reloads_logged() > loaded_before).then_some(()),
-        );
-        started.elapsed()
     }
 
     /// How many times ExaBGP logged a successful configuration reload (5.0: `loaded new

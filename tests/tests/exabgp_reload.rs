@@ -163,7 +163,9 @@ for_each_exabgp!(
     changed_run_line_with_a_reload,
     full_reload_with_nothing_changed,
     processes_started_as_root_are_never_stopped,
+    reload_signal_during_updates_is_lost,
 );
+
 /// SIGUSR1 with the same exabgp.conf: the probes keep running (same pids), nothing changes at
 /// the peer, and the probes' later changes still reach it.
 fn reload_with_the_probes_unchanged(version: Version) {
@@ -548,5 +550,66 @@ fn processes_started_as_root_are_never_stopped(version: Version) {
         "{version:?}: drop=false: removed probe still running after {} ms; after SIGUSR2 probe a \
          runs twice (old pid {pid_a} and a new one)",
         EXIT_BOUND.as_millis()
+    );
+}
+
+/// SIGUSR1 while ExaBGP is still sending a probe's 1,500 announces: ExaBGP drops the signal
+/// (it checks for queued updates after it has consumed the signal), so the added probe c never
+/// starts, not even after the last update is out. A second SIGUSR1 on a quiet ExaBGP loads it.
+fn reload_signal_during_updates_is_lost(version: Version) {
+    const ROUTES: usize = 1500;
+    let flags = flags_dir();
+    let config = flags.path().join("many.toml");
+    let prefixes: Vec<String> = (0..ROUTES)
+        .map(|i| format!("\"198.18.{}.{}/32\"", i / 250, i % 250 + 1))
+        .collect();
+    std::fs::write(&config, format!("prefix = [{}]\n", prefixes.join(", "))).unwrap();
+    let config_arg = config.display().to_string();
+    // The service is down: the first decisive state announces every prefix at the DOWN MED.
+    let many = Process::exec_on_file(
+        "many",
+        &flag(flags.path(), "many"),
+        &["--config", &config_arg],
+    );
+    let c = probe(flags.path(), "c", C, true, &[]);
+    let Some(mut node) = Node::start(version, flags, vec![many.clone()]) else {
+        return;
+    };
+    let loaded_before = node.reloads_logged();
+    let at_signal = node.wait_or_dump("the announces to start reaching the peer", WAIT, || {
+        let count = node.rib().len();
+        (count > 0).then_some(count)
+    });
+    node.rewrite_config(vec![many, c]);
+    node.signal_exabgp(Signal::SIGUSR1);
+    let burst = Instant::now();
+    node.wait_or_dump(
+        "every announce at the peer",
+        Duration::from_secs(40),
+        || (node.rib().len() == ROUTES).then_some(()),
+    );
+    let burst = burst.elapsed();
+    assert!(
+        at_signal < ROUTES,
+        "the burst was over before the signal ({at_signal} routes)"
+    );
+    // Every update is out and the probe is quiet: a deferred reload would run at ExaBGP's next
+    // turn. Nothing to wait for: watch for a second.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        node.reloads_logged(),
+        loaded_before,
+        "ExaBGP reloaded on the SIGUSR1 sent during the updates"
+    );
+    assert!(node.probe_pids("c").is_empty(), "the added probe started");
+    let processes = node.processes().to_vec();
+    let loaded = node.reload(processes, Signal::SIGUSR1);
+    node.probe_pid("c");
+    node.wait_med(C, 100, SETTLE);
+    eprintln!(
+        "{version:?}: SIGUSR1 at {at_signal} of {ROUTES} routes: lost (the burst took {} ms); \
+         the second SIGUSR1 loaded in {} ms",
+        burst.as_millis(),
+        loaded.as_millis()
     );
 }
