@@ -406,6 +406,7 @@ fn changed_run_line_with_a_full_reload(version: Version) {
     };
     node.wait_exact_rib(&[(A, 100), (B, 200)], WAIT);
     let pid_a = node.probe_pid("a");
+    let mark = node.update_mark();
     let signalled = Instant::now();
     node.reload(vec![a, b2.clone()], Signal::SIGUSR2);
     node.wait_or_dump("the old b to exit", EXIT_BOUND, || {
@@ -414,6 +415,12 @@ fn changed_run_line_with_a_full_reload(version: Version) {
     let replaced = signalled.elapsed();
     let settled = node.wait_exact_rib(&[(A, 100), (B, 300)], SETTLE);
     assert_eq!(instance_pids(&b2.unique_name).len(), 1, "b runs twice");
+    let updates = node.updates_since(mark);
+    let wrong = unexpected(&updates, &[A, B], &[(A, &[100]), (B, &[300])]);
+    assert!(
+        wrong.is_empty(),
+        "wrong updates after the reload: {wrong:?}"
+    );
     let a_kept = node.probe_pid("a") == pid_a;
     eprintln!(
         "{version:?}: changed run line, SIGUSR2: old b gone {} ms after the signal, new MED at \
