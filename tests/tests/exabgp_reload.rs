@@ -57,10 +57,7 @@ impl Node {
         drop: &'static str,
     ) -> Option<Node> {
         let mut options = StackOptions::new(version, probes);
-        options.env = vec![
-            ("exabgp_daemon_drop", drop),
-            ("exabgp_daemon_user", "nobody"),
-        ];
+        options.env = privileges(drop);
         let stack = Stack::start(options)?;
         Some(Node { stack, flags })
     }
@@ -100,6 +97,14 @@ impl std::ops::DerefMut for Node {
     fn deref_mut(&mut self) -> &mut Stack {
         &mut self.stack
     }
+}
+
+/// ExaBGP runs as root, with `exabgp.daemon.drop` `drop` and `nobody` as the user it drops to.
+fn privileges(drop: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("exabgp_daemon_drop", drop),
+        ("exabgp_daemon_user", "nobody"),
+    ]
 }
 
 /// The flag files' directory, open to the probes whatever user ExaBGP runs them as.
@@ -263,10 +268,7 @@ fn reload_adds_a_neighbour_and_its_probe(version: Version) {
     let mut options = StackOptions::new(version, vec![a.clone(), r.clone()]);
     options.peers = 2;
     options.exabgp_peers = Some(1);
-    options.env = vec![
-        ("exabgp_daemon_drop", "true"),
-        ("exabgp_daemon_user", "nobody"),
-    ];
+    options.env = privileges("true");
     let Some(mut stack) = Stack::start(options) else {
         return;
     };
@@ -286,7 +288,7 @@ fn reload_adds_a_neighbour_and_its_probe(version: Version) {
     assert_eq!(stack.sources(A), [first], "a reached the new neighbour");
     assert_eq!(
         stack.meds(),
-        node_meds(&[(A, 100), (C, 200), (D, 100), (E, 300)])
+        expected_meds(&[(A, 100), (C, 200), (D, 100), (E, 300)])
     );
     assert_eq!(stack.probe_pids("c").len(), 1, "probe c runs twice");
     assert_eq!(stack.probe_pids("e").len(), 1, "probe e runs twice");
@@ -466,14 +468,14 @@ fn changed_run_line_with_a_reload(version: Version) {
         std::thread::sleep(EXIT_BOUND.saturating_sub(signalled.elapsed()));
         assert_eq!(instance_pids(&b.unique_name), [old_b], "SIGUSR2 replaced b");
         assert!(instance_pids(&b2.unique_name).is_empty(), "b runs twice");
-        assert_eq!(node.meds(), node_meds(&[(A, 100), (B, 200)]));
+        assert_eq!(node.meds(), expected_meds(&[(A, 100), (B, 200)]));
     }
     eprintln!(
         "{version:?}: changed run line, SIGUSR1 kept the old b; a later SIGUSR2 replaced it: {replaced}"
     );
 }
 
-fn node_meds(expected: &[(&str, u32)]) -> std::collections::BTreeMap<String, Option<u32>> {
+fn expected_meds(expected: &[(&str, u32)]) -> std::collections::BTreeMap<String, Option<u32>> {
     expected
         .iter()
         .map(|(prefix, med)| (prefix.to_string(), Some(*med)))
