@@ -161,6 +161,21 @@ impl Process {
         }
     }
 
+    /// An exaprobe-exec probe whose service is the file `flag` (`-- test -f FLAG`: healthy while
+    /// it exists), with [`FAST_TIMERS`] unless `extra` sets its own.
+    pub fn exec_on_file(name: &str, flag: &Path, extra: &[&str]) -> Process {
+        let flag = flag.display().to_string();
+        let mut args: Vec<&str> = FAST_TIMERS
+            .chunks(2)
+            .filter(|pair| !extra.contains(&pair[0]))
+            .flatten()
+            .copied()
+            .collect();
+        args.extend_from_slice(extra);
+        args.extend(["--", "test", "-f", &flag]);
+        Process::probe(name, "exaprobe-exec", &args)
+    }
+
     /// Any other program (a test's own helper), run as is.
     pub fn command(name: &str, argv: Vec<String>) -> Process {
         Process {
@@ -194,6 +209,17 @@ pub struct Route {
     pub next_hop: String,
 }
 
+/// One path change on the peer's update stream (`gobgp monitor global rib`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// The prefix.
+    pub prefix: String,
+    /// True for a withdraw.
+    pub withdrawal: bool,
+    /// The MED announced (None for a withdraw or an announce without MED).
+    pub med: Option<u32>,
+}
+
 /// GoBGP + ExaBGP + probes on loopback.
 pub struct Stack {
     dir: tempfile::TempDir,
@@ -203,8 +229,14 @@ pub struct Stack {
     monitor: Option<ChildGuard>,
     events: Arc<Mutex<Vec<String>>>,
     processes: Vec<Process>,
+    /// Processes a reload removed from exabgp.conf: still looked up by name, and killed on drop.
+    retired: Vec<Process>,
     gobgp_cli: PathBuf,
     peers: usize,
+    /// How many of the `peers` sessions exabgp.conf configures (the others wait for a reload).
+    exabgp_peers: usize,
+    bgp_port: u16,
+    encoder: &'static str,
 }
 
 /// How to start a [`Stack`].
@@ -217,6 +249,9 @@ pub struct StackOptions {
     pub ack: bool,
     /// BGP sessions between ExaBGP and GoBGP: [`PEERS`]`[..peers]` (1 or 2).
     pub peers: usize,
+    /// How many of them exabgp.conf configures at start (default all; [`Stack::reload_peers`]
+    /// adds the others).
+    pub exabgp_peers: Option<usize>,
     /// The process `encoder`, when not the version's default ([`Version::encoder`]).
     pub encoder: Option<&'static str>,
     /// More environment for ExaBGP (`exabgp_api_version=4`...).
@@ -231,6 +266,7 @@ impl StackOptions {
             processes,
             ack: true,
             peers: 1,
+            exabgp_peers: None,
             encoder: None,
             env: vec![],
         }
@@ -252,30 +288,27 @@ impl Stack {
         let dir = exaprobe_testkit::temp_dir();
         let (bgp_port, api_port) = (free_port(), free_port());
         let peers = options.peers.clamp(1, PEERS.len());
-        let processes = options.processes;
-        std::fs::write(dir.path().join("gobgp.toml"), gobgp_config(bgp_port, peers))
-            .expect("write gobgp.toml");
-        std::fs::write(
-            dir.path().join("exabgp.conf"),
-            exabgp_config(
-                bgp_port,
-                &processes,
-                options.encoder.unwrap_or(options.version.encoder()),
-                peers,
-            ),
-        )
-        .expect("write exabgp.conf");
         let mut stack = Stack {
             gobgp: None,
             exabgp: None,
             monitor: None,
             events: Arc::new(Mutex::new(Vec::new())),
-            processes,
+            processes: options.processes,
+            retired: vec![],
             api_port,
             gobgp_cli,
             dir,
             peers,
+            exabgp_peers: options.exabgp_peers.unwrap_or(peers).clamp(1, peers),
+            bgp_port,
+            encoder: options.encoder.unwrap_or(options.version.encoder()),
         };
+        std::fs::write(
+            stack.dir.path().join("gobgp.toml"),
+            gobgp_config(bgp_port, peers),
+        )
+        .expect("write gobgp.toml");
+        stack.write_exabgp_config();
         let gobgp_log = stack.log_file("gobgpd.log");
         stack.gobgp = Some(ChildGuard::spawn(
             Command::new(gobgpd)
@@ -306,6 +339,72 @@ impl Stack {
         ));
         stack.wait_established();
         Some(stack)
+    }
+
+    fn write_exabgp_config(&self) {
+        std::fs::write(
+            self.dir.path().join("exabgp.conf"),
+            exabgp_config(
+                self.bgp_port,
+                &self.processes,
+                self.encoder,
+                self.exabgp_peers,
+            ),
+        )
+        .expect("write exabgp.conf");
+    }
+
+    /// Rewrite exabgp.conf with `processes` (reuse a [`Process`] to keep its `run` line the
+    /// same) and send ExaBGP `signal` (SIGUSR1: reload, SIGUSR2: full reload); returns once
+    /// ExaBGP logged that it loaded the new configuration, with the time that took.
+    pub fn reload(&mut self, processes: Vec<Process>, signal: Signal) -> Duration {
+        self.reload_peers(processes, self.exabgp_peers, signal)
+    }
+
+    /// The same, with exabgp.conf configuring the first `peers` sessions of the stack's.
+    pub fn reload_peers(
+        &mut self,
+        processes: Vec<Process>,
+        peers: usize,
+        signal: Signal,
+    ) -> Duration {
+        self.exabgp_peers = peers.clamp(1, self.peers);
+        let loaded_before = self.reloads_logged();
+        self.rewrite_config(processes);
+        let started = Instant::now();
+        self.signal_exabgp(signal);
+        self.wait_or_dump(
+            "ExaBGP to load the new configuration",
+            Duration::from_secs(10),
+            || (self.reloads_logged() > loaded_before).then_some(()),
+        );
+        started.elapsed()
+    }
+
+    /// Rewrite exabgp.conf with `processes`, without signalling ExaBGP.
+    pub fn rewrite_config(&mut self, processes: Vec<Process>) {
+        for old in std::mem::replace(&mut self.processes, processes) {
+            if !self
+                .processes
+                .iter()
+                .any(|p| p.unique_name == old.unique_name)
+            {
+                self.retired.push(old);
+            }
+        }
+        self.write_exabgp_config();
+    }
+
+    /// How many times ExaBGP logged a successful configuration reload (5.0: `loaded new
+    /// configuration successfully`, 6.0: `config.loaded`).
+    pub fn reloads_logged(&self) -> usize {
+        let log = std::fs::read_to_string(self.dir.path().join("exabgp.log")).unwrap_or_default();
+        log.lines()
+            .filter(|line| {
+                line.contains("loaded new configuration successfully")
+                    || line.contains("config.loaded")
+            })
+            .count()
     }
 
     fn log_file(&self, name: &str) -> std::fs::File {
@@ -359,7 +458,7 @@ impl Stack {
         });
     }
 
-    /// True while every session is Established.
+    /// True while every session exabgp.conf configures is Established.
     pub fn established(&self) -> bool {
         let Some(neighbors) = self
             .gobgp(&["neighbor", "-j"])
@@ -374,7 +473,8 @@ impl Stack {
             .flatten()
             .map(|n| n.get("state")?.get("session_state")?.as_u64())
             .collect();
-        states.len() == self.peers && states.iter().all(|s| *s == Some(6))
+        states.len() == self.peers
+            && states.iter().filter(|s| **s == Some(6)).count() == self.exabgp_peers
     }
 
     /// The ExaBGP local addresses (GoBGP's neighbours) from which GoBGP holds a path for
@@ -472,7 +572,67 @@ impl Stack {
         );
     }
 
-    fn wait_or_dump<T>(
+    /// A mark in the peer's update stream: [`Stack::updates_since`] returns what came after.
+    pub fn update_mark(&self) -> usize {
+        self.events.lock().expect("events lock").len()
+    }
+
+    /// The path changes the peer's update stream showed after `mark`, in order.
+    pub fn updates_since(&self, mark: usize) -> Vec<Update> {
+        let events = self.events.lock().expect("events lock");
+        let mut updates = Vec::new();
+        for line in events.iter().skip(mark) {
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let paths = match value {
+                serde_json::Value::Array(paths) => paths,
+                path => vec![path],
+            };
+            for path in paths {
+                let Some(prefix) = path
+                    .get("nlri")
+                    .and_then(|n| n.get("prefix"))
+                    .and_then(|p| p.as_str())
+                else {
+                    continue;
+                };
+                updates.push(Update {
+                    prefix: prefix.to_string(),
+                    withdrawal: path.get("withdrawal").and_then(|w| w.as_bool()) == Some(true),
+                    med: parse_route(&path).med,
+                });
+            }
+        }
+        updates
+    }
+
+    /// Each prefix the peer holds with its MED.
+    pub fn meds(&self) -> BTreeMap<String, Option<u32>> {
+        self.rib()
+            .into_iter()
+            .map(|(prefix, route)| (prefix, route.med))
+            .collect()
+    }
+
+    /// Poll until the peer holds exactly `expected` (prefix, MED), nothing else; returns how
+    /// long that took.
+    pub fn wait_exact_rib(&self, expected: &[(&str, u32)], timeout: Duration) -> Duration {
+        let started = Instant::now();
+        let expected: BTreeMap<String, Option<u32>> = expected
+            .iter()
+            .map(|(prefix, med)| (prefix.to_string(), Some(*med)))
+            .collect();
+        self.wait_or_dump(
+            &format!("the peer to hold exactly {expected:?}"),
+            timeout,
+            || (self.meds() == expected).then_some(()),
+        );
+        started.elapsed()
+    }
+
+    /// Poll `condition` until it gives a value; on time-out panic with the RIB and the logs.
+    pub fn wait_or_dump<T>(
         &self,
         what: &str,
         timeout: Duration,
@@ -515,33 +675,16 @@ impl Stack {
         self.exabgp.as_ref().expect("exabgp running").pid()
     }
 
-    /// Pids of the running probe whose process is named `name` in exabgp.conf.
+    /// Pids of the running probe whose process is named `name` in exabgp.conf (the current
+    /// one when a reload replaced it: [`instance_pids`] finds a replaced one).
     pub fn probe_pids(&self, name: &str) -> Vec<u32> {
         let unique = self
             .processes
             .iter()
+            .chain(&self.retired)
             .find(|p| p.name == name)
             .map_or(name, |p| p.unique_name.as_str());
-        let marker = format!("--name\0{unique}\0");
-        let mut pids = Vec::new();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let zombie = stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|rest| rest.trim_start().starts_with('Z'));
-            if !zombie
-                && String::from_utf8_lossy(&cmdline).contains(&marker)
-                && cmdline.windows(8).any(|w| w == b"exaprobe")
-            {
-                pids.push(pid);
-            }
-        }
-        pids
+        instance_pids(unique)
     }
 
     /// Wait for exactly one running probe named `name` and return its pid.
@@ -578,16 +721,39 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        let names: Vec<String> = self.processes.iter().map(|p| p.name.clone()).collect();
         drop(self.exabgp.take());
-        for name in names {
-            for pid in self.probe_pids(&name) {
+        for process in self.processes.iter().chain(&self.retired) {
+            for pid in instance_pids(&process.unique_name) {
                 let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
             }
         }
         drop(self.monitor.take());
         drop(self.gobgp.take());
     }
+}
+
+/// Pids of the running exaprobe processes started with `--name unique_name` ([`Process::unique_name`]).
+pub fn instance_pids(unique_name: &str) -> Vec<u32> {
+    let marker = format!("--name\0{unique_name}\0");
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'));
+        if !zombie
+            && String::from_utf8_lossy(&cmdline).contains(&marker)
+            && cmdline.windows(8).any(|w| w == b"exaprobe")
+        {
+            pids.push(pid);
+        }
+    }
+    pids
 }
 
 /// Send `signal` to a process.

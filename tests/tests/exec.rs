@@ -56,19 +56,7 @@ impl Scenario {
         }
         let processes = probes
             .iter()
-            .map(|(name, extra)| {
-                let flag = service(flags.path(), name).display().to_string();
-                // The fast timers, unless the scenario sets its own.
-                let mut args: Vec<&str> = FAST_TIMERS
-                    .chunks(2)
-                    .filter(|pair| !extra.contains(&pair[0]))
-                    .flatten()
-                    .copied()
-                    .collect();
-                args.extend_from_slice(extra);
-                args.extend(["--", "test", "-f", &flag]);
-                Process::probe(name, "exaprobe-exec", &args)
-            })
+            .map(|(name, extra)| Process::exec_on_file(name, &service(flags.path(), name), extra))
             .collect();
         let stack = Stack::start(StackOptions {
             ack,

@@ -7,23 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use exaprobe_e2e::{FAST_TIMERS, Process, Stack, StackOptions, Version};
+use exaprobe_e2e::{Process, Stack, StackOptions, Version};
 
 const WAIT: Duration = Duration::from_secs(15);
 
 fn stack(version: Version, flag: &Path, extra: &[&str]) -> Option<Stack> {
-    let flag = flag.display().to_string();
-    let mut args: Vec<&str> = FAST_TIMERS
-        .chunks(2)
-        .filter(|pair| !extra.contains(&pair[0]))
-        .flatten()
-        .copied()
-        .collect();
-    args.extend_from_slice(extra);
-    args.extend(["--", "test", "-f", &flag]);
     Stack::start(StackOptions::new(
         version,
-        vec![Process::probe("safe", "exaprobe-exec", &args)],
+        vec![Process::exec_on_file("safe", flag, extra)],
     ))
 }
 
