@@ -54,6 +54,11 @@ mod hooks;
 mod interfaces;
 mod ip_setup;
 pub mod kit;
+/// rtnetlink round trips, for a probe that reads the kernel's tables (a default route's
+/// gateway): one request on a socket of its own, the replies until done.
+pub mod netlink {
+    pub use crate::interfaces::{interface_index, request};
+}
 mod loader;
 mod logging;
 mod observe;
