@@ -104,6 +104,21 @@ impl Netns {
         ));
     }
 
+    /// Write the `/etc/hosts` that programs started by `ip netns exec` here see (ip bind-mounts
+    /// `/etc/netns/NAME/hosts` over it); rewritten in place, so a running program sees the
+    /// change. Removed with the namespace.
+    pub fn hosts_file(&self, content: &str) {
+        let dir = format!("/etc/netns/{}", self.name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(format!("{dir}/hosts"))
+            .and_then(|mut file| file.write_all(content.as_bytes()))
+            .unwrap();
+    }
+
     /// Move the calling thread into the namespace: the sockets it opens from now on (and the
     /// tasks of a current-thread runtime on it) live there. For a test process's own thread.
     pub fn enter(&self) {
@@ -117,6 +132,7 @@ impl Drop for Netns {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+        let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", self.name));
     }
 }
 
