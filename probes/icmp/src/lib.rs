@@ -10,6 +10,9 @@
 //! stray, forged or late reply finds no request waiting and is dropped; sequence numbers run on
 //! across checks, so a reply to an earlier check never matches a later one.
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod gateway;
 mod options;
 mod sockets;
