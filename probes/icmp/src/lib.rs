@@ -58,6 +58,8 @@ pub struct IcmpProbe {
     ident: PingIdentifier,
     /// The first sequence number of the next check.
     next_sequence: u16,
+    /// What the last check measured, for `gauges`.
+    gauges: Vec<exaprobe_core::Gauge>,
 }
 
 /// A host to ping.
@@ -151,6 +153,7 @@ impl IcmpProbe {
             interface,
             ident: PingIdentifier(RandomState::new().hash_one(std::process::id()) as u16),
             next_sequence: 0,
+            gauges: Vec::new(),
         })
     }
 
@@ -379,8 +382,42 @@ impl Probe for IcmpProbe {
                 (Ok(target), None) => Reach::Unreachable(format!("{}: no socket", target.name)),
             })
             .collect();
+        self.gauges = measured(&tallies, &reaches);
         verdict::judge(&reaches, self.min_reachable)
     }
+
+    fn gauges(&self) -> Vec<exaprobe_core::Gauge> {
+        self.gauges.clone()
+    }
+}
+
+/// The last check's series: reachable targets, the worst loss, the worst median RTT.
+fn measured(tallies: &[Option<Tally>], reaches: &[Reach]) -> Vec<exaprobe_core::Gauge> {
+    let reachable = reaches
+        .iter()
+        .filter(|reach| !matches!(reach, Reach::Unreachable(_)))
+        .count();
+    let mut gauges = vec![exaprobe_core::Gauge {
+        name: "exaprobe_icmp_reachable_targets",
+        help: "Targets reachable at the last check",
+        value: reachable as f64,
+    }];
+    let answered = tallies.iter().flatten();
+    if let Some(loss) = answered.clone().map(Tally::loss).reduce(f64::max) {
+        gauges.push(exaprobe_core::Gauge {
+            name: "exaprobe_icmp_loss_ratio",
+            help: "The highest share of echo requests lost by one target at the last check",
+            value: loss / 100.0,
+        });
+    }
+    if let Some(rtt) = answered.filter_map(Tally::median).max() {
+        gauges.push(exaprobe_core::Gauge {
+            name: "exaprobe_icmp_rtt_seconds",
+            help: "The highest median round-trip time of one target at the last check",
+            value: rtt.as_secs_f64(),
+        });
+    }
+    gauges
 }
 
 impl std::fmt::Debug for IcmpProbe {

@@ -322,6 +322,16 @@ async fn min_reachable_over_several_targets() {
         ) && !outcome.is_serving(),
         "{outcome:?}"
     );
+    let gauge = |probe: &IcmpProbe, name: &str| {
+        probe
+            .gauges()
+            .into_iter()
+            .find(|gauge| gauge.name == name)
+            .map(|gauge| gauge.value)
+    };
+    assert_eq!(gauge(&all, "exaprobe_icmp_reachable_targets"), Some(1.0));
+    assert_eq!(gauge(&all, "exaprobe_icmp_loss_ratio"), Some(1.0));
+    assert!(gauge(&all, "exaprobe_icmp_rtt_seconds").is_some_and(|rtt| rtt < 0.3));
     let mut one = start(&["--target", FAR, "--target", nobody, "--min-reachable", "1"]);
     let outcome = check(&mut one, 300).await;
     assert!(
