@@ -41,6 +41,9 @@ fn run_inside(netns: &Netns, unprivileged: bool, args: &[&str]) -> (Option<i32>,
 
 #[test]
 fn root_gets_a_raw_socket_and_checks_once() {
+    if !exaprobe_testkit::netns::available() {
+        return;
+    }
     let link = Link::new("icmpcli-raw");
     let (code, stdout, stderr) = run_inside(
         &link.near,
@@ -81,6 +84,9 @@ fn root_gets_a_raw_socket_and_checks_once() {
 
 #[test]
 fn an_unprivileged_user_pings_where_ping_group_range_allows_it() {
+    if !exaprobe_testkit::netns::available() {
+        return;
+    }
     let link = Link::new("icmpcli-user");
     link.near.sysctl("net.ipv4.ping_group_range", "65534 65534");
     let (code, stdout, stderr) = run_inside(
@@ -97,6 +103,9 @@ fn an_unprivileged_user_pings_where_ping_group_range_allows_it() {
 
 #[test]
 fn neither_socket_is_one_configuration_error_naming_both_remedies() {
+    if !exaprobe_testkit::netns::available() {
+        return;
+    }
     let link = Link::new("icmpcli-none");
     let (code, stdout, stderr) = run_inside(
         &link.near,
@@ -122,6 +131,9 @@ fn neither_socket_is_one_configuration_error_naming_both_remedies() {
 
 #[test]
 fn a_name_is_resolved_again_on_sighup() {
+    if !exaprobe_testkit::netns::available() {
+        return;
+    }
     let link = Link::new("icmpcli-hup");
     link.add_far_address("198.51.100.3".parse().unwrap());
     link.far.nft(

@@ -44,6 +44,9 @@ fn reason(outcome: &Outcome) -> &str {
 
 #[tokio::test]
 async fn a_reachable_target_is_healthy_over_a_raw_socket() {
+    if !exaprobe_testkit::netns::available() {
+        return;
+    }
     let link = Link::new("icmp-up");
     link.near.enter();
     let mut probe = start(&["--target", FAR, "--target", FAR6]);
@@ -58,6 +61,9 @@ async fn a_reachable_target_is_healthy_over_a_raw_socket() {
 
 #[tokio::test]
 async fn datagram_sockets_where_ping_group_range_allows() {
+    if !exaprobe_testkit::netns::available() {
+        return;
+    }
     let link = Link::new("icmp-dgram");
     link.near
         .sysctl("net.ipv4.ping_group_range", "0 2147483647");
@@ -84,6 +90,9 @@ async fn datagram_sockets_where_ping_group_range_allows() {
 
 #[tokio::test]
 async fn all_requests_dropped_is_unhealthy() {
+    if !exaprobe_testkit::netns::available() {
+        return;
+    }
     let link = Link::new("icmp-drop");
     link.far.drop_echo_requests(100);
     link.near.enter();
@@ -101,6 +110,9 @@ async fn all_requests_dropped_is_unhealthy() {
 
 #[tokio::test]
 async fn partial_loss_is_degraded_between_the_limits() {
+    if !exaprobe_testkit::netns::available() {
+        return;
+    }
     let link = Link::new("icmp-loss");
     link.far.drop_echo_requests(50);
     link.near.enter();
@@ -132,6 +144,9 @@ async fn partial_loss_is_degraded_between_the_limits() {
 
 #[tokio::test]
 async fn a_slow_target_is_degraded_then_down_by_its_median_rtt() {
+    if !exaprobe_testkit::netns::available() {
+        return;
+    }
     let link = Link::new("icmp-slow");
     link.silence_far_kernel();
     let responder = Responder::start(
@@ -168,6 +183,9 @@ async fn a_slow_target_is_degraded_then_down_by_its_median_rtt() {
 
 #[tokio::test]
 async fn late_replies_count_as_lost_in_this_check_and_the_next() {
+    if !exaprobe_testkit::netns::available() {
+        return;
+    }
     let link = Link::new("icmp-late");
     link.silence_far_kernel();
     let responder = Responder::start(
@@ -193,6 +211,9 @@ async fn late_replies_count_as_lost_in_this_check_and_the_next() {
 /// socket (raw: surge-ping matches everything; datagram: the kernel the identifier, surge-ping
 /// the rest).
 async fn forged_replies_never_count(datagram: bool) {
+    if !exaprobe_testkit::netns::available() {
+        return;
+    }
     let link = Link::new("icmp-forged");
     if datagram {
         link.near
@@ -246,6 +267,9 @@ async fn forged_replies_never_count_on_a_datagram_socket() {
 
 #[tokio::test]
 async fn the_gateway_is_followed_when_removed_and_changed() {
+    if !exaprobe_testkit::netns::available() {
+        return;
+    }
     let link = Link::new("icmp-gw");
     link.add_far_address("198.51.100.3".parse().unwrap());
     // Only the second address answers from now on: a healthy check pinged it.
@@ -279,6 +303,9 @@ async fn the_gateway_is_followed_when_removed_and_changed() {
 
 #[tokio::test]
 async fn the_ipv6_gateway_and_a_link_local_target() {
+    if !exaprobe_testkit::netns::available() {
+        return;
+    }
     let link = Link::new("icmp-gw6");
     link.near.enter();
     let mut probe = start(&["--gateway6"]);
@@ -311,6 +338,9 @@ async fn the_ipv6_gateway_and_a_link_local_target() {
 
 #[tokio::test]
 async fn min_reachable_over_several_targets() {
+    if !exaprobe_testkit::netns::available() {
+        return;
+    }
     let link = Link::new("icmp-min");
     link.near.enter();
     let nobody = "198.51.100.9";
@@ -343,6 +373,9 @@ async fn min_reachable_over_several_targets() {
 
 #[tokio::test]
 async fn source_and_interface_bind_the_socket() {
+    if !exaprobe_testkit::netns::available() {
+        return;
+    }
     let link = Link::new("icmp-bind");
     link.near.ip(&[
         "link", "add", "side0", "type", "veth", "peer", "name", "side1",
