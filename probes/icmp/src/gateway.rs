@@ -1,6 +1,8 @@
 //! The gateway of the default route, read from the kernel's main routing table through
 //! rtnetlink at each check, so a changed or removed default route is followed without a
-//! reload. The lowest metric wins; with `--interface`, only routes through it count.
+//! reload. The lowest metric wins; with `--interface`, only routes through it count. The read is
+//! a synchronous round trip with the kernel (a route dump, microseconds), made on the check's
+//! thread.
 
 use std::io;
 use std::net::{IpAddr, Ipv6Addr};
