@@ -32,7 +32,9 @@ fuzz_target!(|data: &[u8]| {
     // Where the ICMP header starts, and who sent it, as the socket hands them over: an IPv4 raw
     // socket gives the IP header too (its source is in it), the others the ICMP message alone.
     let (icmp, sender) = if !v6 && raw {
-        let header = usize::from(packet[0] & 0x0f) * 4;
+        // The header's length as the decoder reads it: at least 20 bytes (the kernel never
+        // hands over a header shorter than that; the decoder reads one as 20).
+        let header = (usize::from(packet[0] & 0x0f) * 4).max(20);
         let sender = IpAddr::V4(Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]));
         (packet.get(header..).unwrap_or_default(), sender)
     } else {
