@@ -31,7 +31,7 @@ pub(crate) struct InterfaceAddress {
 }
 
 /// The index of interface `name`, or an error naming it.
-pub(crate) fn interface_index(name: &str) -> io::Result<u32> {
+pub fn interface_index(name: &str) -> io::Result<u32> {
     nix::net::if_::if_nametoindex(name).map_err(|errno| {
         io::Error::new(
             io::Error::from(errno).kind(),
@@ -138,7 +138,7 @@ fn change(name: &str, net: IpNet, label: Option<&str>, add: bool) -> io::Result<
 }
 
 /// Send one request and collect the replies until `Done` (a dump) or the ACK.
-fn request(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
+pub fn request(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
     let mut socket = Socket::new(NETLINK_ROUTE)?;
     socket.bind_auto()?;
     socket.connect(&SocketAddr::new(0, 0))?;

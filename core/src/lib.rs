@@ -11,7 +11,8 @@
 //! - [`address`] (`HOST:PORT` with its IPv6 rule), [`secret`] (password files), [`files`]
 //!   (operator-given files read safely), [`redact`] (the one rule that keeps passwords out of
 //!   every target, log line and error), [`subprocess`] (programs run as checks or hooks:
-//!   output read as it comes, everything they started killed and reaped).
+//!   output read as it comes, everything they started killed and reaped), [`netlink`] (one
+//!   rtnetlink round trip, for a probe reading the kernel's routes).
 //!
 //! Inside, private to the core:
 //!
@@ -54,6 +55,11 @@ mod hooks;
 mod interfaces;
 mod ip_setup;
 pub mod kit;
+/// rtnetlink round trips, for a probe that reads the kernel's tables (a default route's
+/// gateway): one request on a socket of its own, the replies until done.
+pub mod netlink {
+    pub use crate::interfaces::{interface_index, request};
+}
 mod loader;
 mod logging;
 mod observe;

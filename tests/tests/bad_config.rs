@@ -19,6 +19,7 @@ fn base(binary: &str) -> Vec<(&'static str, Option<&'static str>)> {
         "exaprobe-http" => args.push(("--url", Some("http://127.0.0.1:9/health"))),
         "exaprobe-tcp" | "exaprobe-grpc" => args.push(("--address", Some("127.0.0.1:9"))),
         "exaprobe-dns" => args.push(("--query", Some("example.com"))),
+        "exaprobe-icmp" => args.push(("--target", Some("127.0.0.1"))),
         _ => {}
     }
     args
