@@ -208,6 +208,7 @@ pub mod exabgp;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 pub mod http;
+pub mod ntp;
 pub mod postgres;
 pub mod redis;
 pub mod unbound;
