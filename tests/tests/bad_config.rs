@@ -19,6 +19,7 @@ fn base(binary: &str) -> Vec<(&'static str, Option<&'static str>)> {
         "exaprobe-http" => args.push(("--url", Some("http://127.0.0.1:9/health"))),
         "exaprobe-tcp" | "exaprobe-grpc" => args.push(("--address", Some("127.0.0.1:9"))),
         "exaprobe-dns" => args.push(("--query", Some("example.com"))),
+        "exaprobe-ntp" => args.push(("--server", Some("127.0.0.1:9"))),
         _ => {}
     }
     args
