@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -204,7 +205,47 @@ def http_probe(prefixes, url, extra=()):
             "--exabgp-api", "4", *timers(extra), "--url", url]
 
 
-# ---- a local HTTP service -------------------------------------------------------------------
+def ntp_probe(prefixes, server, extra=()):
+    return [str(BIN / "exaprobe-ntp"), "--name", "bench", "--prefix", prefixes[0], "--next-hop", "10.0.0.1",
+            "--exabgp-api", "4", *timers(extra), "--server", server]
+
+
+# What an operator writes for `exabgp healthcheck --cmd` without exaprobe-ntp: one NTP request,
+# the reply's origin, leap indicator and stratum checked (argv: HOST PORT).
+NTP_CHECK_PY = """import os, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.connect((sys.argv[1], int(sys.argv[2])))
+sent = os.urandom(8)
+s.send(bytes([0x23]) + bytes(39) + sent)
+reply = s.recv(512)
+sys.exit(0 if len(reply) >= 48 and reply[24:32] == sent and reply[0] >> 6 != 3 and 0 < reply[1] < 16 else 1)
+"""
+
+
+# ---- local services -------------------------------------------------------------------------
+
+class NtpService:
+    """An NTP server on loopback answering as a synchronised stratum 2 server on the host's
+    clock, counting the requests it answers."""
+
+    def __init__(self):
+        self.requests = 0
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            request, client = self.socket.recvfrom(512)
+            if len(request) < 48:
+                continue
+            self.requests += 1
+            now = struct.pack(">Q", int((time.time() + 2_208_988_800) * 2**32))
+            header = bytes([0x24, 2, 0, 0xEC]) + struct.pack(">II", 0x10, 0x10) + bytes([192, 0, 2, 1])
+            self.socket.sendto(header + now + request[40:48] + now + now, client)
+
 
 class Service:
     """An HTTP server on loopback whose /health answers 200 while `healthy`, else 503."""
@@ -415,7 +456,7 @@ def main():
     parser.add_argument("--markdown", metavar="FILE", help="also write the tables as Markdown to FILE")
     args = parser.parse_args()
     runs, window, idle, prefixes_n, real_runs = (2, 3, 12, 200, 1) if args.quick else (5, 20, 30, 1000, 3)
-    for tool in [BIN / "exaprobe-exec", BIN / "exaprobe-http", EXABGP]:
+    for tool in [BIN / "exaprobe-exec", BIN / "exaprobe-http", BIN / "exaprobe-ntp", EXABGP]:
         if not tool.exists():
             sys.exit(f"missing {tool}: run cargo build --release --bins and scripts/install-test-deps")
     if not shutil.which("curl"):
@@ -504,6 +545,22 @@ def main():
     b = http_reaction(lambda: healthcheck(["192.0.2.10/32"], curl_cmd))
     add("http: service answers 503 -> DOWN MED line", spread(a, " s"), spread(b, " s"), "same timers",
         ratio(statistics.median(a), statistics.median(b)))
+
+    # NTP versus a Python check (one request, origin, leap and stratum checked).
+    ntp = NtpService()
+    ntp_check = work / "ntp_check.py"
+    ntp_check.write_text(NTP_CHECK_PY)
+    ntp_cmd = f"python3 {ntp_check} 127.0.0.1 {ntp.port}"
+    o_own, o_child, o_checks, o_peak, o_steady = measure_resources(
+        lambda: ntp_probe(["192.0.2.10/32"], f"127.0.0.1:{ntp.port}", fast), flag, lambda: ntp.requests, window)
+    t_own, t_child, t_checks, t_peak, t_steady = measure_resources(
+        lambda: healthcheck(["192.0.2.10/32"], ntp_cmd, fast), flag, lambda: ntp.requests, window)
+    o_pc, t_pc = per_check(o_own + o_child, o_checks), per_check(t_own + t_child, t_checks)
+    add("ntp: CPU per check (vs --cmd python3)", f"{fmt(o_pc)} ms ({o_checks} checks)", f"{fmt(t_pc)} ms ({t_checks} checks)",
+        "interval 0.05 s; the probe and its checks", ratio(o_pc, t_pc))
+    add("ntp: peak RSS of the process tree", f"{o_peak / 1024:.1f} MiB", f"{t_peak / 1024:.1f} MiB", "", ratio(o_peak, t_peak))
+    add("ntp: steady RSS of the process tree", f"{o_steady / 1024:.1f} MiB", f"{t_steady / 1024:.1f} MiB", "", ratio(o_steady, t_steady))
+    add("ntp: size on disk", f"{(BIN / 'exaprobe-ntp').stat().st_size / 1e6:.1f} MB", "", "the stripped release binary")
 
     # Idle wakeups (default 5 s interval, stable UP; exaprobe sends nothing, healthcheck re-sends
     # every interval unless --debounce).

@@ -6,8 +6,9 @@
 //!   of a check) and a `clap::Args` struct of its options; its binary is one call to [`main`]
 //!   with a [`Binary`] (name, description, the man page's example and environment) and a
 //!   closure building the probe from its options and the [`CommonOptions`].
-//! - [`kit`]: reasons (previews, error chains, I/O wording) and option parsers (regexes, sizes,
-//!   durations, a degraded level below a hard one), written once for every probe.
+//! - [`kit`]: reasons (previews, error chains, I/O wording), option parsers (regexes, sizes,
+//!   durations, a degraded level below a hard one) and one UDP request and its answer (strays
+//!   ignored), written once for every probe.
 //! - [`address`] (`HOST:PORT` with its IPv6 rule), [`secret`] (password files), [`files`]
 //!   (operator-given files read safely), [`redact`] (the one rule that keeps passwords out of
 //!   every target, log line and error), [`subprocess`] (programs run as checks or hooks:

@@ -209,6 +209,7 @@ pub mod exabgp;
 pub mod grpc;
 pub mod http;
 pub mod netns;
+pub mod ntp;
 pub mod postgres;
 pub mod redis;
 pub mod unbound;

@@ -20,6 +20,7 @@ fn base(binary: &str) -> Vec<(&'static str, Option<&'static str>)> {
         "exaprobe-tcp" | "exaprobe-grpc" => args.push(("--address", Some("127.0.0.1:9"))),
         "exaprobe-dns" => args.push(("--query", Some("example.com"))),
         "exaprobe-icmp" => args.push(("--target", Some("127.0.0.1"))),
+        "exaprobe-ntp" => args.push(("--server", Some("127.0.0.1:9"))),
         _ => {}
     }
     args

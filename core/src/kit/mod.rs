@@ -4,9 +4,12 @@
 //!   wording), so every probe words the same failure the same way.
 //! - [`parse`]: option value parsers (regexes, byte sizes, durations) and [`parse::Limits`], a
 //!   degraded level that must sit below a hard level.
+//! - [`udp`]: one datagram out and the answer back over a connected socket, strays ignored and
+//!   counted until the deadline (DNS, NTP).
 //!
 //! Addresses (`HOST:PORT`), password files and redaction live in [`crate::address`],
 //! [`crate::secret`] and [`crate::redact`]; TLS options in the `exaprobe-tls` crate's `TlsArgs`.
 
 pub mod parse;
 pub mod reason;
+pub mod udp;

@@ -10,9 +10,10 @@
 
 use std::net::SocketAddr;
 
+use exaprobe_core::kit::udp::{self, UdpFailure};
 use hickory_proto::op::{Message, MessageType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
 /// How the query travels.
@@ -52,82 +53,22 @@ async fn over_udp(
     server: SocketAddr,
     deadline: Instant,
 ) -> Result<Message, String> {
-    let local: SocketAddr = if server.is_ipv6() {
-        "[::]:0"
-    } else {
-        "0.0.0.0:0"
-    }
-    .parse()
-    .map_err(|_| "address")?;
-    let socket = UdpSocket::bind(local)
+    let answer = |packet: &[u8]| match Message::from_vec(packet) {
+        Ok(answer) => match mismatch(query, &answer) {
+            None => Ok(answer),
+            Some(why) => Err(why),
+        },
+        Err(_) => Err("not a DNS message"),
+    };
+    udp::exchange(server, bytes, deadline, answer)
         .await
-        .map_err(|e| format!("cannot open a UDP socket: {e}"))?;
-    socket
-        .connect(server)
-        .await
-        .map_err(|e| format!("UDP to {server}: {e}"))?;
-    socket
-        .send(bytes)
-        .await
-        .map_err(|e| udp_error(server, &e))?;
-    let mut buffer = vec![0u8; 65535];
-    let mut ignored = Ignored::default();
-    loop {
-        let received = match timeout_at(deadline, socket.recv(&mut buffer)).await {
-            Err(_) => {
-                return Err(format!(
-                    "timeout: no answer from {server} over UDP{}",
-                    ignored.summary()
-                ));
-            }
-            Ok(Err(error)) => return Err(udp_error(server, &error)),
-            Ok(Ok(received)) => received,
-        };
-        let why = match Message::from_vec(&buffer[..received]) {
-            Ok(answer) => match mismatch(query, &answer) {
-                None => return Ok(answer),
-                Some(why) => why,
-            },
-            Err(_) => "not a DNS message",
-        };
-        // A stray, spoofed or broken packet: keep waiting for ours, and remember why.
-        tracing::debug!(%server, why, "ignored a UDP packet that is not the answer");
-        ignored.add(why);
-    }
-}
-
-/// Packets received over UDP that were not the answer, by reason, in the order first seen.
-#[derive(Debug, Default)]
-struct Ignored(Vec<(&'static str, usize)>);
-
-impl Ignored {
-    fn add(&mut self, why: &'static str) {
-        match self.0.iter_mut().find(|(seen, _)| *seen == why) {
-            Some((_, count)) => *count += 1,
-            None => self.0.push((why, 1)),
-        }
-    }
-
-    /// `""`, or `"; 2 packets ignored: QR bit clear (query echoed back)"`.
-    fn summary(&self) -> String {
-        let total: usize = self.0.iter().map(|(_, count)| count).sum();
-        if total == 0 {
-            return String::new();
-        }
-        let kinds: Vec<String> = if self.0.len() == 1 {
-            vec![self.0[0].0.to_string()]
-        } else {
-            self.0
-                .iter()
-                .map(|(why, count)| format!("{count} {why}"))
-                .collect()
-        };
-        format!(
-            "; {total} packet{} ignored: {}",
-            if total == 1 { "" } else { "s" },
-            kinds.join(", ")
-        )
-    }
+        .map_err(|failure| match failure {
+            UdpFailure::Timeout(ignored) => format!(
+                "timeout: no answer from {server} over UDP{}",
+                ignored.summary()
+            ),
+            UdpFailure::Socket(reason) => reason,
+        })
 }
 
 async fn over_tcp(
@@ -184,12 +125,4 @@ pub(crate) fn mismatch(query: &Message, answer: &Message) -> Option<&'static str
         return Some("answers another question");
     }
     None
-}
-
-fn udp_error(server: SocketAddr, error: &std::io::Error) -> String {
-    if error.kind() == std::io::ErrorKind::ConnectionRefused {
-        format!("refused: nothing listening on {server} (UDP)")
-    } else {
-        format!("UDP to {server}: {error}")
-    }
 }
