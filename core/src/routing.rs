@@ -216,7 +216,11 @@ impl Router {
 
     /// A check's result during a maintenance drain (the router is in DISABLED): the service's
     /// own hysteresis goes on, and a service it finds DOWN ends the drain at once.
-    pub(crate) fn observe_during_drain(&mut self, observation: Observation, penalty: u32) -> Vec<Event> {
+    pub(crate) fn observe_during_drain(
+        &mut self,
+        observation: Observation,
+        penalty: u32,
+    ) -> Vec<Event> {
         let mut events = Vec::new();
         if self.drain.is_none() || observation == Observation::Disabled {
             return events;
@@ -478,7 +482,11 @@ mod tests {
         r.observe(t0, Disabled, 0);
         assert_eq!(r.target(), Some(Target::Draining { penalty: 50 }));
         let (state, events) = r.observe(t0 + SECOND, Success, 0);
-        assert_eq!(state, State::Up, "the service's hysteresis went on through the drain");
+        assert_eq!(
+            state,
+            State::Up,
+            "the service's hysteresis went on through the drain"
+        );
         assert_eq!(events, [Event::DrainCancelled]);
         assert_eq!(r.target(), Some(Target::Up { penalty: 0 }));
         assert_eq!(r.next_timer(), None);
@@ -490,9 +498,16 @@ mod tests {
         let mut r = router(1, 2, drain(30));
         r.observe(t0, Success, 0);
         r.observe(t0, Disabled, 0);
-        assert!(r.checks_in_maintenance(), "the checks go on during the drain");
+        assert!(
+            r.checks_in_maintenance(),
+            "the checks go on during the drain"
+        );
         assert!(r.observe_during_drain(Failure, 0).is_empty());
-        assert_eq!(r.schedule_state(), State::Falling(1), "confirmed at the fast interval");
+        assert_eq!(
+            r.schedule_state(),
+            State::Falling(1),
+            "confirmed at the fast interval"
+        );
         assert_eq!(r.target(), Some(Target::Draining { penalty: 0 }));
         assert_eq!(r.observe_during_drain(Failure, 0), [Event::DrainAborted]);
         assert_eq!(r.target(), Some(Target::Disabled));

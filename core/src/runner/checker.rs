@@ -374,9 +374,9 @@ impl<P: Probe + Send + 'static> Checker<P> {
                     );
                 }
                 Event::Released => tracing::info!("flap hold over: starting afresh from INIT"),
-                Event::DrainAborted => tracing::warn!(
-                    "the service failed during the drain: ending the drain now"
-                ),
+                Event::DrainAborted => {
+                    tracing::warn!("the service failed during the drain: ending the drain now")
+                }
                 Event::RetiredDrainDone => tracing::info!(
                     "drain of the prefixes removed by the reload is over: withdrawing them"
                 ),
@@ -541,7 +541,9 @@ impl<P: Probe + Send + 'static> Checker<P> {
         let settings = &self.settings;
         let mut farewell = settings.routes.plan(Target::Gone);
         for (prefix, retired) in &self.retired {
-            farewell.entry(*prefix).or_insert_with(|| retired.withdraw.clone());
+            farewell
+                .entry(*prefix)
+                .or_insert_with(|| retired.withdraw.clone());
         }
         self.desired.send_modify(|desired| {
             desired.farewell = farewell;

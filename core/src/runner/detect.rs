@@ -61,7 +61,11 @@ impl Detector {
             AckMode::Off | AckMode::DryRun => (false, NO_ACK_WAIT),
         };
         Detector {
-            phase: if ask { Phase::Unwritten } else { Phase::Settled },
+            phase: if ask {
+                Phase::Unwritten
+            } else {
+                Phase::Settled
+            },
             deadline: now + wait,
             acks,
             fallback: dialect,
@@ -82,9 +86,7 @@ impl Detector {
     /// The query was written at `now`.
     pub(super) fn written(&mut self, now: Instant) {
         if self.phase == Phase::Unwritten {
-            self.phase = Phase::Written {
-                ack_due: self.acks,
-            };
+            self.phase = Phase::Written { ack_due: self.acks };
             self.deadline = self.deadline.max(now);
         }
     }
@@ -143,7 +145,9 @@ impl Detector {
         }
         let (why, owed) = match self.phase {
             Phase::Unwritten => ("ExaBGP did not read the version query", false),
-            Phase::Written { ack_due } => ("ExaBGP did not answer the version query in time", ack_due),
+            Phase::Written { ack_due } => {
+                ("ExaBGP did not answer the version query in time", ack_due)
+            }
             Phase::Settled => ("ExaBGP did not answer the version query", false),
         };
         // An unwritten query is not written any more; a written one may still be answered.
@@ -186,7 +190,10 @@ mod tests {
         d.written(now);
         assert!(d.takes_next_ack());
         assert_eq!(d.answered(&v6()), Decided::Dialect(ApiDialect::V6));
-        assert!(d.takes_next_ack(), "the ACK after the answer is the query's");
+        assert!(
+            d.takes_next_ack(),
+            "the ACK after the answer is the query's"
+        );
         assert_eq!(d.acked(), Decided::Nothing);
         assert!(!d.takes_next_ack());
         assert_eq!(d.deadline(), None);
@@ -224,7 +231,12 @@ mod tests {
 
     #[test]
     fn a_given_dialect_asks_nothing() {
-        let d = Detector::new(false, ApiDialect::V6, AckMode::Wait(TIMEOUT), Instant::now());
+        let d = Detector::new(
+            false,
+            ApiDialect::V6,
+            AckMode::Wait(TIMEOUT),
+            Instant::now(),
+        );
         assert_eq!(d.query(), None);
         assert_eq!(d.known(), Some(ApiDialect::V6));
         assert_eq!(d.deadline(), None);

@@ -120,13 +120,23 @@ mod tests {
             line("192.0.2.2/32", 100, true),
         ]);
         assert_eq!(owed.total(), 4);
-        assert_eq!(owed.answer(true), Some(LateVerdict::Absorbed), "the query's");
+        assert_eq!(
+            owed.answer(true),
+            Some(LateVerdict::Absorbed),
+            "the query's"
+        );
         assert!(matches!(
             owed.answer(false),
-            Some(LateVerdict::Settled { accepted: false, .. })
+            Some(LateVerdict::Settled {
+                accepted: false,
+                ..
+            })
         ));
         assert_eq!(owed.answer(false), Some(LateVerdict::Absorbed));
-        let Some(LateVerdict::Settled { prefix, accepted, .. }) = owed.answer(true) else {
+        let Some(LateVerdict::Settled {
+            prefix, accepted, ..
+        }) = owed.answer(true)
+        else {
             panic!("the action's last line settles it");
         };
         assert_eq!(prefix.to_string(), "192.0.2.2/32");
@@ -142,7 +152,10 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(owed.answer(false), Some(LateVerdict::Absorbed));
         }
-        assert!(matches!(owed.answer(false), Some(LateVerdict::Settled { .. })));
+        assert!(matches!(
+            owed.answer(false),
+            Some(LateVerdict::Settled { .. })
+        ));
         assert_eq!(owed.forget_all(), MAX_REMEMBERED as u64 - 1);
         assert_eq!(owed.answer(true), None);
     }

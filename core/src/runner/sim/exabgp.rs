@@ -186,9 +186,7 @@ impl FakeExabgp {
             };
             let answer = match self.version {
                 Version::Four => "exabgp 5.0.15".to_string(),
-                Version::Six => {
-                    r#"{"version": "6.0.0-sim", "application": "exabgp"}"#.to_string()
-                }
+                Version::Six => r#"{"version": "6.0.0-sim", "application": "exabgp"}"#.to_string(),
             };
             self.due.push_back(Due {
                 at,
@@ -200,7 +198,8 @@ impl FakeExabgp {
         }
         let Some(command) = self.understood(&line) else {
             if self.version_given_at.is_some_and(|given| written > given) {
-                self.wrong_dialect_after_answer.push((written, line.clone()));
+                self.wrong_dialect_after_answer
+                    .push((written, line.clone()));
             }
             self.due.push_back(Due {
                 at: last,

@@ -61,7 +61,10 @@ pub(super) enum Step {
     Eof,
     Maintenance(bool),
     /// SIGHUP after changing the configuration to prefixes `first..first + count`.
-    Reload { first: usize, count: usize },
+    Reload {
+        first: usize,
+        count: usize,
+    },
     Signal(Signal),
     /// SIGTERM and SIGINT together.
     TerminateAndInterrupt,
@@ -320,9 +323,7 @@ impl Case {
     /// The longest the hysteresis takes to confirm a change of the service: the check under
     /// way, the next one at its interval, then `rise`/`fall` more at the fast interval.
     fn confirm(&self) -> Duration {
-        let longest = self
-            .interval
-            .max(self.down_interval.unwrap_or_default());
+        let longest = self.interval.max(self.down_interval.unwrap_or_default());
         let fast = self.fast_interval.max(self.timeout);
         self.timeout + longest + self.timeout + fast * self.rise.max(self.fall) + SLACK
     }
@@ -570,20 +571,19 @@ impl Model {
         };
         if self.terminated_at.is_none()
             && let Some(failing) = self.failing_since
+            && let Some((prefix, held)) = exabgp.rib.iter().find(|entry| unsafe_hold(entry))
         {
-            if let Some((prefix, held)) = exabgp.rib.iter().find(|entry| unsafe_hold(entry)) {
-                let good = self.good_for(exabgp, prefix).unwrap_or(now);
-                return Err(self.fail(
-                    "1 safety",
-                    format!(
-                        "ExaBGP holds {prefix} at {held:?} while the service has failed for {:?} \
-                         (ExaBGP good for {:?})",
-                        now - failing,
-                        now - good
-                    ),
-                    exabgp,
-                ));
-            }
+            let good = self.good_for(exabgp, prefix).unwrap_or(now);
+            return Err(self.fail(
+                "1 safety",
+                format!(
+                    "ExaBGP holds {prefix} at {held:?} while the service has failed for {:?} \
+                     (ExaBGP good for {:?})",
+                    now - failing,
+                    now - good
+                ),
+                exabgp,
+            ));
         }
         if let Some((written, line)) = exabgp.wrong_dialect_after_answer.first() {
             return Err(self.fail(
