@@ -27,6 +27,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::detect::{Decided, Detector};
 use super::late::{LateVerdict, Owed};
+use super::retry::Retries;
 use crate::dialect::mismatch_hint;
 use crate::exabgp::{AckMode, PipeEnd, PipeEvent};
 use crate::observe::Answer;
@@ -38,10 +39,14 @@ use crate::runner::shared::{Delivered, Desired, Status};
 
 /// Lines written and not yet answered, at most: bounds memory when ExaBGP stops answering.
 pub(crate) const MAX_IN_FLIGHT: usize = 1024;
-/// First wait before re-sending a rejected command.
-const FIRST_RETRY: Duration = Duration::from_secs(1);
-/// Longest wait between re-sends of a rejected command.
-const MAX_RETRY: Duration = Duration::from_secs(60);
+/// Candidates examined for one chunk, at most (a chunk of `PIPE_BUF` bytes holds fewer lines).
+const CHUNK_CANDIDATES: usize = 256;
+
+#[cfg(test)]
+thread_local! {
+    /// How many prefixes the deliverer examined (the cost test counts work, not time).
+    pub(super) static EXAMINED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
 /// Of the exit budget, what a SIGTERM drain leaves for the withdraws.
 const WITHDRAW_RESERVE: Duration = Duration::from_millis(400);
 
@@ -76,14 +81,6 @@ pub(super) struct InFlight {
     pub(super) last: bool,
 }
 
-/// A rejected command waiting to be sent again.
-#[derive(Debug)]
-struct Retry {
-    action: RouteCommand,
-    at: Instant,
-    backoff: Duration,
-}
-
 /// Lines to write in one all-or-nothing write, and which commands they carry.
 struct Chunk {
     bytes: Vec<u8>,
@@ -109,7 +106,13 @@ pub(crate) struct Deliverer {
     /// ACKs of lines that timed out, still to come before any newer ACK.
     owed: Owed,
     ack_deadline: Option<Instant>,
-    retries: BTreeMap<Prefix, Retry>,
+    retries: Retries,
+    /// Prefixes that may need a command: every one after the desired routes change, then the
+    /// ones an answer, a retry or a refresh concerns. Work per event is bounded by what it
+    /// touches, so thousands of prefixes cost linear time, not a scan per ACK.
+    todo: BTreeSet<Prefix>,
+    /// The next chunk to write, built once and kept until written or outdated.
+    chunk: Option<Chunk>,
     /// An action longer than one chunk, partly written: its remaining lines go next.
     partial: Option<(Prefix, RouteCommand, usize)>,
     refresh_every: Option<Duration>,
@@ -149,7 +152,9 @@ impl Deliverer {
             failing: BTreeSet::new(),
             owed: Owed::default(),
             ack_deadline: None,
-            retries: BTreeMap::new(),
+            retries: Retries::default(),
+            todo: BTreeSet::new(),
+            chunk: None,
             partial: None,
             refresh_every,
             refresh_at: refresh_every.map(|every| Instant::now() + every),
@@ -166,13 +171,17 @@ impl Deliverer {
     pub(crate) async fn run(mut self, mut control: mpsc::UnboundedReceiver<Control>) -> Finish {
         loop {
             let now = Instant::now();
-            let chunk = self.next_chunk(now);
-            if chunk.is_none() || self.in_flight.is_empty() {
-                // Cheap enough here: not once per ACK of a large batch.
-                let out_of_sync = self.pending(now).len() + self.written.len();
+            // The chunk in hand stays valid until the desired routes change: rebuilt per event,
+            // it would cost a scan per ACK while the pipe is full.
+            if self.chunk.is_none() {
+                self.chunk = self.next_chunk(now);
+            }
+            let writing = self.chunk.is_some();
+            if !writing || self.in_flight.is_empty() {
+                let out_of_sync = self.todo.len() + self.written.len();
                 self.status.borrow_mut().out_of_sync = out_of_sync;
             }
-            let retry_at = self.next_retry(now);
+            let retry_at = self.retries.next_due();
             let ack_deadline = self.ack_deadline;
             let detect_deadline = self.detector.deadline();
             let refresh_at = self.refresh_at;
@@ -200,13 +209,18 @@ impl Deliverer {
                     self.owed.count(u64::from(owed));
                     self.decided(decided);
                 }
-                written = self.sink.write_chunk(chunk.as_ref().map_or(&[][..], |c| &c.bytes)), if chunk.is_some() => {
+                written = self.sink.write_chunk(self.chunk.as_ref().map_or(&[][..], |c| &c.bytes)), if writing => {
                     match written {
-                        Ok(()) => self.record(chunk.expect("guarded by the branch condition")),
+                        Ok(()) => {
+                            let chunk = self.chunk.take().expect("guarded by the branch condition");
+                            self.record(chunk);
+                        }
                         Err(error) => return Finish::PipeEnded(broken(&error)),
                     }
                 }
-                _ = sleep_until(retry_at.unwrap_or(now)), if retry_at.is_some() => {}
+                _ = sleep_until(retry_at.unwrap_or(now)), if retry_at.is_some() => {
+                    self.todo.extend(self.retries.take_due(Instant::now()));
+                }
                 _ = sleep_until(refresh_at.unwrap_or(now)), if refresh_at.is_some() => {
                     self.on_refresh();
                 }
@@ -216,30 +230,6 @@ impl Deliverer {
 
     fn ack_mode(&self) -> AckMode {
         self.desired.borrow().ack
-    }
-
-    /// Commands whose latest desired form ExaBGP does not hold and that are due now.
-    fn pending(&self, now: Instant) -> Vec<(Prefix, RouteCommand)> {
-        let desired = self.desired.borrow();
-        let mut due = Vec::new();
-        // Withdraws of prefixes a reload removed first, as before the reload.
-        for (prefix, action) in &desired.retired {
-            let configured = desired
-                .routes
-                .as_ref()
-                .is_some_and(|routes| routes.contains_key(prefix));
-            if !configured && self.may_hold(prefix) && self.needs(prefix, action, now) {
-                due.push((*prefix, action.clone()));
-            }
-        }
-        if let Some(routes) = &desired.routes {
-            for (prefix, action) in routes {
-                if self.needs(prefix, action, now) {
-                    due.push((*prefix, action.clone()));
-                }
-            }
-        }
-        due
     }
 
     /// Whether `action` must be written for `prefix` now.
@@ -282,11 +272,11 @@ impl Deliverer {
         // A rejected command (one waiting for its retry) leaves what ExaBGP holds unknown.
         accepted
             || self.written.get(prefix).is_some_and(|a| a.announces())
-            || self.retries.contains_key(prefix)
+            || self.retries.contains(prefix)
     }
 
     /// The next chunk to write, if anything is due and the in-flight window has room.
-    fn next_chunk(&self, now: Instant) -> Option<Chunk> {
+    fn next_chunk(&mut self, now: Instant) -> Option<Chunk> {
         if let Some(query) = self.detector.query() {
             return Some(Chunk {
                 bytes: format!("{query}\n").into_bytes(),
@@ -321,10 +311,9 @@ impl Deliverer {
         {
             queue.push((*prefix, action.clone(), *done));
         }
-        for (prefix, action) in self.pending(now) {
-            if !queue.iter().any(|(p, _, _)| *p == prefix) {
-                queue.push((prefix, action, 0));
-            }
+        let settled = self.due_from_todo(now, &mut queue, room.min(CHUNK_CANDIDATES));
+        for prefix in settled {
+            self.todo.remove(&prefix);
         }
         'actions: for (prefix, action, done) in queue {
             for (index, line) in action.lines.iter().enumerate().skip(done) {
@@ -358,13 +347,42 @@ impl Deliverer {
             == Some(action)
     }
 
-    /// The next time a rejected command becomes due again.
-    fn next_retry(&self, now: Instant) -> Option<Instant> {
-        self.retries
-            .iter()
-            .filter(|(prefix, retry)| retry.at > now && self.still_wanted(prefix, &retry.action))
-            .map(|(_, retry)| retry.at)
-            .min()
+    /// Add to `queue` up to `limit` commands due now, from the prefixes that may need one (a
+    /// reload's withdraws included, for prefixes ExaBGP may still hold). Returns the prefixes
+    /// examined that need nothing, to drop from the to-do set.
+    fn due_from_todo(
+        &self,
+        now: Instant,
+        queue: &mut Vec<(Prefix, RouteCommand, usize)>,
+        limit: usize,
+    ) -> Vec<Prefix> {
+        let desired = self.desired.borrow();
+        let mut settled = Vec::new();
+        for prefix in &self.todo {
+            if queue.len() >= limit {
+                break;
+            }
+            #[cfg(test)]
+            EXAMINED.with(|examined| examined.set(examined.get() + 1));
+            if queue.first().is_some_and(|(p, ..)| p == prefix) {
+                continue; // the partly written action, already first
+            }
+            let configured = desired.routes.as_ref().and_then(|routes| routes.get(prefix));
+            let action = match configured {
+                Some(action) => Some(action),
+                None => desired
+                    .retired
+                    .get(prefix)
+                    .filter(|_| self.may_hold(prefix)),
+            };
+            match action {
+                Some(action) if self.needs(prefix, action, now) => {
+                    queue.push((*prefix, action.clone(), 0));
+                }
+                _ => settled.push(*prefix),
+            }
+        }
+        settled
     }
 
     /// A chunk was written whole: account for its lines.
@@ -422,6 +440,8 @@ impl Deliverer {
         // A retry of this action is done; a retry of an older one is superseded (left, it
         // would hold that action back if it became desired again).
         self.retries.remove(&prefix);
+        // The checker may want something else by now.
+        self.todo.insert(prefix);
         self.status
             .borrow()
             .observer
@@ -528,9 +548,7 @@ impl Deliverer {
             self.settle(flight.prefix, flight.action, true);
             // ExaBGP takes commands again: what it rejected earlier is worth sending now,
             // not after a backoff grown while it was rejecting everything.
-            for retry in self.retries.values_mut() {
-                retry.at = retry.at.min(now);
-            }
+            self.todo.extend(self.retries.release(now));
         }
     }
 
@@ -560,22 +578,11 @@ impl Deliverer {
     }
 
     fn schedule_retry(&mut self, prefix: Prefix, action: RouteCommand, now: Instant) {
-        let backoff = match self.retries.get(&prefix) {
-            Some(retry) if retry.action == action => (retry.backoff * 2).min(MAX_RETRY),
-            _ => FIRST_RETRY,
-        };
+        let backoff = self.retries.schedule(prefix, action, now);
         tracing::warn!(
             %prefix,
             retry_in = ?backoff,
             "ExaBGP does not hold the desired route; sending the command again later"
-        );
-        self.retries.insert(
-            prefix,
-            Retry {
-                action,
-                at: now + backoff,
-                backoff,
-            },
         );
     }
 
@@ -620,7 +627,14 @@ impl Deliverer {
     }
 
     fn on_desired_changed(&mut self) {
-        let refresh = self.desired.borrow_and_update().refresh;
+        self.chunk = None;
+        let desired = self.desired.borrow_and_update();
+        let refresh = desired.refresh;
+        self.todo.extend(desired.retired.keys().copied());
+        if let Some(routes) = &desired.routes {
+            self.todo.extend(routes.keys().copied());
+        }
+        drop(desired);
         if refresh != self.refresh_every {
             self.refresh_every = refresh;
             self.refresh_at = refresh.map(|every| Instant::now() + every);
@@ -631,6 +645,7 @@ impl Deliverer {
         self.refresh_at = self.refresh_every.map(|every| Instant::now() + every);
         let status = self.status.borrow();
         self.stale = status.accepted.keys().copied().collect();
+        self.todo.extend(self.stale.iter().copied());
         tracing::debug!(
             commands = self.stale.len(),
             "refresh: re-sending the current state"

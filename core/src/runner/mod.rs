@@ -19,6 +19,7 @@ mod checker;
 mod deliverer;
 mod detect;
 mod late;
+mod retry;
 mod once;
 mod shared;
 mod signals;

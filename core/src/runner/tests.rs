@@ -351,6 +351,35 @@ async fn sigterm_withdraws_every_prefix_when_exabgp_reads() {
     .await;
 }
 
+/// Issue 24: the deliverer rebuilt and de-duplicated its whole pending list on every ACK, so a
+/// /19 (8,192 routes) stalled the runtime for seconds. Its work is now counted, not timed:
+/// examining each prefix a few times per change, whatever the number of prefixes.
+#[tokio::test(start_paused = true)]
+async fn thousands_of_routes_cost_linear_work() {
+    local(async {
+        let count = 8192;
+        let mut options: Vec<String> = (0..count)
+            .flat_map(|i| ["--prefix".to_string(), format!("10.0.{}.{}/32", i / 256, i % 256)])
+            .collect();
+        options.extend(args(0, &["--withdraw-on-down"]));
+        super::deliverer::EXAMINED.with(|examined| examined.set(0));
+        let service = Service::new(Health::Healthy);
+        let mut exabgp = Exabgp::start(&options, &service);
+        let announced = exabgp.drain_acking(Duration::from_secs(2)).await;
+        assert_eq!(announced.len(), count);
+        service.set(Health::Failing);
+        let withdrawn = exabgp.drain_acking(Duration::from_secs(2)).await;
+        assert_eq!(withdrawn.len(), count);
+        assert!(withdrawn.iter().all(|line| line.starts_with("withdraw ")));
+        let examined = super::deliverer::EXAMINED.with(std::cell::Cell::get);
+        assert!(
+            examined <= 8 * 2 * count as u64,
+            "{examined} prefixes examined to deliver 2 x {count} commands"
+        );
+    })
+    .await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn checks_never_wait_for_missing_acks() {
     local(async {
