@@ -503,7 +503,10 @@ impl<P: Probe + Send + 'static> Checker<P> {
         // state is unknown (a command rejected late) keeps its withdraw.
         let holds = self.status.borrow().accepted.clone();
         self.retired.retain(|prefix, _| {
-            !kept(prefix) && holds.get(prefix).is_none_or(|d| d.action.announces())
+            !kept(prefix)
+                && holds
+                    .get(prefix)
+                    .is_none_or(|d| d.action.announces() || !d.confirmed)
         });
         let removed: Vec<Prefix> = old
             .routes

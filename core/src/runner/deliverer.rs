@@ -263,12 +263,13 @@ impl Deliverer {
 
     /// Whether ExaBGP may hold an announce for `prefix` (so a retired prefix needs a withdraw).
     fn may_hold(&self, prefix: &Prefix) -> bool {
+        // An unconfirmed withdraw may still be rejected (late): ExaBGP may hold the route.
         let accepted = self
             .status
             .borrow()
             .accepted
             .get(prefix)
-            .is_some_and(|delivered| delivered.action.announces());
+            .is_some_and(|delivered| delivered.action.announces() || !delivered.confirmed);
         // A rejected command (one waiting for its retry) leaves what ExaBGP holds unknown.
         accepted
             || self.written.get(prefix).is_some_and(|a| a.announces())
@@ -367,7 +368,10 @@ impl Deliverer {
             if queue.first().is_some_and(|(p, ..)| p == prefix) {
                 continue; // the partly written action, already first
             }
-            let configured = desired.routes.as_ref().and_then(|routes| routes.get(prefix));
+            let configured = desired
+                .routes
+                .as_ref()
+                .and_then(|routes| routes.get(prefix));
             let action = match configured {
                 Some(action) => Some(action),
                 None => desired

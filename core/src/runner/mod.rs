@@ -19,8 +19,8 @@ mod checker;
 mod deliverer;
 mod detect;
 mod late;
-mod retry;
 mod once;
+mod retry;
 mod shared;
 mod signals;
 #[cfg(test)]

@@ -53,7 +53,9 @@ impl Retries {
         now: Instant,
     ) -> Duration {
         let backoff = match self.by_prefix.get(&prefix) {
-            Some(retry) if retry.action == action => (retry.backoff * 2).min(MAX_RETRY),
+            Some(retry) if retry.action == action => {
+                (retry.backoff * 2).clamp(FIRST_RETRY, MAX_RETRY)
+            }
             _ => FIRST_RETRY,
         };
         self.remove(&prefix);
@@ -113,7 +115,9 @@ impl Retries {
             .collect();
         for prefix in &due {
             if let Some(retry) = self.by_prefix.get_mut(prefix) {
+                // Due now, and its backoff starts afresh if ExaBGP rejects it again.
                 retry.at = retry.at.min(now);
+                retry.backoff = Duration::ZERO;
             }
         }
         due
@@ -173,5 +177,10 @@ mod tests {
             "not again within the first backoff"
         );
         assert_eq!(retries.release(now + FIRST_RETRY * 2), [prefixes[0]]);
+        assert_eq!(
+            retries.schedule(prefixes[1], action(100), now + FIRST_RETRY * 2),
+            FIRST_RETRY,
+            "the backoff starts afresh after a release"
+        );
     }
 }

@@ -359,7 +359,12 @@ async fn thousands_of_routes_cost_linear_work() {
     local(async {
         let count = 8192;
         let mut options: Vec<String> = (0..count)
-            .flat_map(|i| ["--prefix".to_string(), format!("10.0.{}.{}/32", i / 256, i % 256)])
+            .flat_map(|i| {
+                [
+                    "--prefix".to_string(),
+                    format!("10.0.{}.{}/32", i / 256, i % 256),
+                ]
+            })
             .collect();
         options.extend(args(0, &["--withdraw-on-down"]));
         super::deliverer::EXAMINED.with(|examined| examined.set(0));

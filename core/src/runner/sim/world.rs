@@ -512,9 +512,22 @@ impl Model {
         for line in tail.into_iter().rev() {
             let _ = writeln!(transcript_tail, "  {line}");
         }
+        let at =
+            |instant: Option<Instant>| instant.map(|i| i.saturating_duration_since(self.start));
         Failure {
             invariant,
-            detail: format!("at {:?} into the run: {detail}", self.elapsed()),
+            detail: format!(
+                "at {:?} into the run: {detail} [model: good {:?}, retries due {:?}, bad periods {:?}, last done {:?}, failing since {:?}]",
+                self.elapsed(),
+                at(self.good_raw(exabgp)),
+                at(Some(self.retries_due)),
+                self.bad_periods
+                    .iter()
+                    .map(|p| at(Some(*p)))
+                    .collect::<Vec<_>>(),
+                at(exabgp.last_done),
+                at(self.failing_since),
+            ),
             transcript_tail,
         }
     }
@@ -834,11 +847,15 @@ async fn drive(case: Case, dumps: DumpCounter) -> Result<(), Failure> {
                 if done && exabgp.answering != Answering::Done {
                     // The deliverer's backoff grows from the first rejection after the last
                     // `done`, across bad periods with no command accepted between them.
+                    // (A bad period running through the last `done` counts from that done.)
+                    let last_done = exabgp.last_done;
                     let streak = model
                         .bad_periods
                         .iter()
-                        .copied()
-                        .filter(|start| exabgp.last_done.is_none_or(|done| *start > done))
+                        .map(|&start| match last_done {
+                            Some(done) if start < done => done,
+                            _ => start,
+                        })
                         .min()
                         .unwrap_or(now);
                     model.answering_done_since = Some(now);
