@@ -246,7 +246,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
         let mut lookup = self
             .disable_lookup
             .take()
-            .unwrap_or_else(|| tokio::task::spawn_blocking(move || look_up_disable_file(&file)));
+            .unwrap_or_else(|| off_the_runtime(move || look_up_disable_file(&file)));
         match timeout(DISABLE_FILE_TIMEOUT, &mut lookup).await {
             Ok(Ok(note)) => self.disabled_note = note,
             Ok(Err(error)) => tracing::error!(%error, "the disable file look-up failed"),
@@ -456,7 +456,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
             Some(finished) => finished,
             None => {
                 let reload = Arc::clone(&self.reload);
-                tokio::task::spawn_blocking(move || {
+                off_the_runtime(move || {
                     let mut reload = reload
                         .lock()
                         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -555,6 +555,20 @@ impl<P: Probe + Send + 'static> Checker<P> {
             desired.refresh = settings.timing.refresh_interval;
         });
         self.publish();
+    }
+}
+
+/// Run file-system work on the blocking pool, so a hung mount delays no check or signal. Under
+/// the in-process tests (tokio's paused clock) it runs as a task instead: a blocking thread's
+/// completion races the paused clock's auto-advance, which would make a simulated run depend
+/// on the machine's load instead of its seed.
+fn off_the_runtime<R: Send + 'static>(
+    work: impl FnOnce() -> R + Send + 'static,
+) -> JoinHandle<R> {
+    if cfg!(test) {
+        tokio::task::spawn(async move { work() })
+    } else {
+        tokio::task::spawn_blocking(work)
     }
 }
 
