@@ -102,9 +102,15 @@ where
             return code;
         }
         let reload_binary = binary.clone();
+        // Prefixes given at start are never replaced by lo's addresses on a reload: an emptied
+        // list would announce whatever else lives on lo (another service's address).
+        let explicit_prefixes = !common.prefixes.is_empty();
         let reload: crate::runner::Reload<P> =
             Box::new(move || -> Result<(Settings, P), ReloadError> {
                 let options: Cli<T> = load_with(command.clone(), &argv)?;
+                if explicit_prefixes && options.common.prefixes.is_empty() {
+                    return Err(ReloadError::NoPrefixes);
+                }
                 let settings = Settings::resolve(&options.common, &reload_binary, modes)?;
                 let probe = build(&options.probe, &options.common).map_err(ReloadError::Probe)?;
                 Ok((settings, probe))

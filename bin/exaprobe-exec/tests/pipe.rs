@@ -486,6 +486,13 @@ fn sighup_reloads_the_config_file_and_applies_the_difference() {
     probe.wait_log("reload failed");
     probe.quiet_for(Duration::from_millis(300));
     assert!(probe.child.child().try_wait().unwrap().is_none());
+    // An emptied prefix list never falls back to lo's addresses (issue 24): refused, and the
+    // running prefixes stay announced.
+    std::fs::write(&config, "up-metric = 10\n").unwrap();
+    probe.child.signal(Signal::SIGHUP);
+    probe.wait_log("refusing to switch to the addresses of lo");
+    probe.quiet_for(Duration::from_millis(300));
+    assert!(probe.child.child().try_wait().unwrap().is_none());
 }
 
 #[test]

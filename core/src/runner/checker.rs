@@ -52,6 +52,11 @@ pub(crate) enum ReloadError {
     /// The probe refused its options.
     #[error("{}", crate::loader::one_line(&format!("{:#}", .0)))]
     Probe(anyhow::Error),
+    /// The new configuration has no `--prefix`/`--ip` while the running one has.
+    #[error(
+        "the new configuration gives no --prefix/--ip: refusing to switch to the addresses of lo (give the prefixes, or restart the probe to use discovery)"
+    )]
+    NoPrefixes,
 }
 
 /// A prefix a reload removed, as its old configuration renders it.
