@@ -32,7 +32,8 @@
 //!
 //! # Running it
 //!
-//! `cargo test -p exaprobe-core runner::sim` runs `EXAPROBE_SIM_CASES` sequences (default 300)
+//! `cargo test -p exaprobe-core runner::sim` replays the regression seeds (sequences that found a
+//! defect before its fix), then runs `EXAPROBE_SIM_CASES` sequences (default 1000)
 //! from `EXAPROBE_SIM_SEED` (default 1, a fixed seed: CI replays the same sequences);
 //! `EXAPROBE_SIM_SECONDS=N` keeps going with new seeds for N seconds (`scripts/fuzz` does, with a
 //! random seed). A failure prints the seed, the options and the sequence shrunk to a minimal one
@@ -106,11 +107,38 @@ fn shrink(case: &Case, failure: &Failure) -> (Case, Failure) {
     best
 }
 
+/// Seeds that found a defect before its fix (issue 24), replayed on every run whatever the
+/// range: each stands for the interleaving its comment names.
+const REGRESSIONS: &[(u64, &str)] = &[
+    (1, "SIGHUP dropped while the version query was unanswered"),
+    (284, "the first check delayed by the version query"),
+    (15, "SIGTERM and SIGINT together: exit with nothing withdrawn"),
+    (32, "a late ExaBGP 6 version answer: the 4.x dialect kept for good"),
+    (72, "a service failing during a maintenance drain kept at the drain level"),
+    (152, "the cycle that starts a maintenance drain ran no check"),
+    (164, "SIGTERM during a reload's drain re-sent the drain instead of withdrawing"),
+    (495, "a late version answer during the SIGTERM drain: lines in the rejected dialect"),
+    (48, "a retry's backoff, grown while ExaBGP rejected, held a withdraw after it recovered"),
+    (67, "a retry of a superseded command held a later change back"),
+    (346, "a late error absorbed: the route never re-sent"),
+    (277, "a late-rejected withdraw forgotten by a reload"),
+    (540, "a retired prefix of unknown state dropped by a second reload"),
+    (847, "an unconfirmed withdraw skipped at exit"),
+];
+
 /// Run many sequences; panic with the seed and the shrunk sequence on the first failure.
 #[test]
 fn the_runner_keeps_its_promises_under_random_interleavings() {
+    for (seed, defect) in REGRESSIONS {
+        if let Err(failure) = run_case(&Case::generate(*seed)) {
+            panic!(
+                "regression seed {seed} ({defect}) breaks invariant {}: {}",
+                failure.invariant, failure.detail
+            );
+        }
+    }
     let first = env_u64("EXAPROBE_SIM_SEED").unwrap_or(1);
-    let cases = env_u64("EXAPROBE_SIM_CASES").unwrap_or(300);
+    let cases = env_u64("EXAPROBE_SIM_CASES").unwrap_or(1000);
     let for_seconds = env_u64("EXAPROBE_SIM_SECONDS");
     let survey = std::env::var_os("EXAPROBE_SIM_SURVEY").is_some();
     let started = WallInstant::now();
