@@ -52,6 +52,7 @@ mod health;
 mod healthcheck_file;
 mod hooks;
 mod interfaces;
+mod ip_claims;
 mod ip_setup;
 pub mod kit;
 mod loader;
@@ -70,6 +71,7 @@ mod runner;
 pub mod secret;
 mod settings;
 mod size;
+mod stop_signals;
 pub mod subprocess;
 
 pub use app::main;
