@@ -286,16 +286,20 @@ fn key(placement: &Placement) -> Key {
 /// served within one batch (a few milliseconds).
 const SETUP_BATCH: usize = 256;
 
+impl Drop for Added {
+    fn drop(&mut self) {
+        self.remove_now();
+    }
+}
+
 /// Add the `--ip` addresses missing from their interfaces: one dump per interface, then the
 /// additions in batches (linear in the number of addresses), stopping between batches once
 /// `stop` says a SIGTERM or SIGINT came. Failures are logged as one error line (the probe runs
 /// on, as the healthcheck does when `ip` fails), never fatal.
 pub(crate) fn set_up(options: &CommonOptions, stop: &dyn Fn() -> bool) -> Added {
     let compat = &options.compat;
-    let mut added = Added {
-        sudo: compat.sudo,
-        ..Added::default()
-    };
+    let mut added = Added::default();
+    added.sudo = compat.sudo;
     let placements = match placements(options) {
         Ok(placements) => placements,
         Err(error) => {
@@ -474,8 +478,16 @@ fn describe(error: &std::io::Error) -> String {
 
 impl Added {
     /// Remove, at exit, the addresses this probe claims that an exaprobe added and no other
-    /// running exaprobe claims; a failure is one warning line.
-    pub(crate) fn remove(mut self) {
+    /// running exaprobe claims; a failure is one warning line. (Dropping does the same, so a
+    /// panic unwinding past the set-up cleans up too.)
+    pub(crate) fn remove(self) {
+        drop(self);
+    }
+
+    fn remove_now(&mut self) {
+        if self.hosts.is_empty() && self.claimed.is_empty() {
+            return;
+        }
         let mut claims = self.claims.take();
         let mut locked = claims.as_mut().and_then(|claims| claims.lock().ok());
         let shared = locked.as_mut().and_then(|locked| {
