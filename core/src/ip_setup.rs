@@ -311,7 +311,7 @@ pub(crate) fn set_up(options: &CommonOptions, stop: &dyn Fn() -> bool) -> Added 
         .ip_claims_dir
         .clone()
         .unwrap_or_else(|| crate::ip_claims::DEFAULT_DIR.into());
-    added.claims = match Claims::open(&dir) {
+    let mut claims = match Claims::open(&dir) {
         Ok(claims) => Some(claims),
         Err(error) => {
             tracing::warn!(
@@ -320,7 +320,6 @@ pub(crate) fn set_up(options: &CommonOptions, stop: &dyn Fn() -> bool) -> Added 
             None
         }
     };
-    let mut claims = added.claims.take();
     let mut locked = claims.as_mut().and_then(|claims| match claims.lock() {
         Ok(locked) => Some(locked),
         Err(error) => {
@@ -343,6 +342,7 @@ pub(crate) fn set_up(options: &CommonOptions, stop: &dyn Fn() -> bool) -> Added 
                         "ip setup: cannot read the addresses of {}: {error}",
                         placement.ifname
                     );
+                    missing.clear();
                     break;
                 }
             }
@@ -402,8 +402,11 @@ pub(crate) fn set_up(options: &CommonOptions, stop: &dyn Fn() -> bool) -> Added 
         );
     }
     if !kept.is_empty() {
+        let shown = kept.len().min(8);
+        let more = kept.len() - shown;
         tracing::warn!(
-            addresses = %kept.join(" "),
+            addresses = %kept[..shown].join(" "),
+            more,
             "ip setup: already configured, left in place at exit unless another exaprobe added them (exabgp healthcheck would remove them)"
         );
     }
