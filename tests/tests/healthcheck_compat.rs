@@ -148,12 +148,29 @@ fn command_line(program: Program, args: &[String], netns: Option<&str>) -> (Path
     match netns {
         Some(netns) => {
             let mut wrapped = vec!["netns".to_string(), "exec".into(), netns.into()];
+            if matches!(program, Program::Exaprobe | Program::Exaprobe6) {
+                wrapped.extend(["env".to_string(), claims_env()]);
+            }
             wrapped.push(binary.display().to_string());
             wrapped.extend(argv);
             (PathBuf::from("ip"), wrapped)
         }
         None => (binary, argv),
     }
+}
+
+/// Where the probes of this test process record the addresses they share (not the host's
+/// /run/exaprobe/ip-claims).
+fn claims_dir() -> String {
+    std::env::temp_dir()
+        .join(format!("exaprobe-test-claims-{}", std::process::id()))
+        .display()
+        .to_string()
+}
+
+/// `EXAPROBE_IP_CLAIMS_DIR=...` for `env`.
+fn claims_env() -> String {
+    format!("EXAPROBE_IP_CLAIMS_DIR={}", claims_dir())
 }
 
 /// A route command as ExaBGP reads it: `neighbor * ` is the default selector.
@@ -868,6 +885,8 @@ fn ip_setup_without_privilege_and_privilege_drop() {
         "netns",
         "exec",
         &netns.name,
+        "env",
+        &claims_env(),
         &binary.display().to_string(),
         "--ip",
         "192.0.2.92",
