@@ -66,11 +66,34 @@ where
         Ok(settings) => settings,
         Err(error) => return config_error(&binary, &error.to_string(), common.once),
     };
+    // `--user`/`--group` looked up before anything changes the host (and in --check-config).
+    let privileges = if common.once {
+        crate::privileges::Target::default()
+    } else {
+        match crate::privileges::resolve(
+            common.compat.user.as_deref(),
+            common.compat.group.as_deref(),
+        ) {
+            Ok(target) => target,
+            Err(message) => return config_error(&binary, &message, false),
+        }
+    };
+    if !common.once
+        && let Err(message) = crate::ip_setup::check(&common, &argv)
+    {
+        return config_error(&binary, &message, false);
+    }
     // As `exabgp healthcheck` starts: pid file, addresses on lo, then privileges dropped.
     let added = if common.once || common.check_config {
         None
     } else {
-        match crate::compat::start(&common, &argv) {
+        match crate::compat::start(&common, &argv, &privileges) {
+            Ok(added) if added.interrupted || crate::stop_signals::stopped() => {
+                tracing::info!("stopped by a signal during the set-up");
+                added.remove();
+                crate::logging::flush(std::time::Duration::from_millis(100));
+                return Exit::Ok.into();
+            }
             Ok(added) => Some(added),
             Err(message) => return config_error(&binary, &message, false),
         }
@@ -82,6 +105,9 @@ where
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("{binary}: cannot start the runtime: {error}");
+            if let Some(added) = added {
+                added.remove();
+            }
             return Exit::Software.into();
         }
     };
@@ -115,6 +141,10 @@ where
                 let probe = build(&options.probe, &options.common).map_err(ReloadError::Probe)?;
                 Ok((settings, probe))
             });
+        // A SIGTERM since the set-up, before the runner listens: exit as the runner would.
+        if crate::stop_signals::stopped() {
+            return Exit::Ok.into();
+        }
         let code = crate::runner::run(probe, settings, reload).await;
         // What a dropped check or hook left behind; short, within SIGTERM's 1.5 s exit budget.
         crate::subprocess::shutdown(std::time::Duration::from_millis(250)).await;

@@ -34,7 +34,7 @@ pub(crate) struct CompatOptions {
     #[arg(long, help_heading = HEADING)]
     pub debounce: bool,
     /// Write the process id to FILE at start.
-    #[arg(short = 'p', long = "pid", value_name = "FILE", help_heading = HEADING)]
+    #[arg(short = 'p', long = "pid", value_name = "FILE", value_parser = crate::files::parse_output_file, help_heading = HEADING)]
     pub pid: Option<PathBuf>,
     /// Switch to this user after setting up addresses.
     #[arg(long, value_name = "USER", help_heading = HEADING)]
@@ -46,7 +46,7 @@ pub(crate) struct CompatOptions {
     #[arg(long = "ip-ifname", value_name = "IP%IFNAME", value_parser = parse_ip_ifname, help_heading = HEADING)]
     pub ip_ifnames: Vec<IpIfname>,
     /// Only addresses of lo labelled `lo:LABEL...` are found (and LABEL is given to added ones).
-    #[arg(long, value_name = "LABEL", help_heading = HEADING)]
+    #[arg(long, value_name = "LABEL", value_parser = parse_label, help_heading = HEADING)]
     pub label: Option<String>,
     /// --label must match the whole label, not its beginning.
     #[arg(long, help_heading = HEADING)]
@@ -69,6 +69,9 @@ pub(crate) struct CompatOptions {
     /// Set addresses up with `sudo ip address ...` instead of netlink.
     #[arg(long, help_heading = HEADING)]
     pub sudo: bool,
+    /// For tests: where probes record the addresses they share (default /run/exaprobe/ip-claims).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub ip_claims_dir: Option<PathBuf>,
 }
 
 /// `--ip-ifname IP%IFNAME`: an address or network of `--ip`, and the interface it goes on.
@@ -104,6 +107,25 @@ fn parse_ip_ifname(text: &str) -> Result<IpIfname, String> {
         net: net.network(),
         ifname: (*ifname).to_string(),
     })
+}
+
+/// `--label LABEL`: the kernel takes an IPv4 label of at most 15 bytes (`IFNAMSIZ` - 1), and the
+/// label given is `IFNAME:LABEL`, so LABEL must leave room for the longest interface it goes on.
+fn parse_label(text: &str) -> Result<String, String> {
+    let longest = IFNAME_MAX - "lo:".len();
+    if text.is_empty() || text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!(
+            "'{}' is not a label (1 to {longest} bytes, no spaces)",
+            text.escape_debug()
+        ));
+    }
+    if text.len() > longest {
+        return Err(format!(
+            "'{text}' is {} bytes long: the kernel takes at most {IFNAME_MAX} for lo:LABEL, so LABEL may have {longest}",
+            text.len()
+        ));
+    }
+    Ok(text.to_string())
 }
 
 /// The log levels `-v`/`-q` amount to with `-d` (debug) and `-s` (errors only).
@@ -265,23 +287,33 @@ pub(crate) fn ip_spelled(argv: &[OsString]) -> bool {
 }
 
 /// What `exabgp healthcheck` does before its loop, in its order: write the pid file, add the
-/// missing `--ip` addresses, switch user and group. Returns what was added, to remove at exit.
+/// missing `--ip` addresses, switch user and group (looked up first: `privileges`). Returns
+/// what was added, to remove at exit; on a failure after the set-up, what it added is removed
+/// before the error is returned. A SIGTERM or SIGINT during the set-up stops it
+/// (`Added::interrupted`).
 pub(crate) fn start(
     common: &crate::options::CommonOptions,
     argv: &[OsString],
+    privileges: &crate::privileges::Target,
 ) -> Result<crate::ip_setup::Added, String> {
     let compat = &common.compat;
+    if let Err(errno) = crate::stop_signals::record_stops() {
+        tracing::warn!("cannot catch SIGTERM during the set-up: {errno}");
+    }
     if let Some(path) = &compat.pid {
         crate::pidfile::write(path)?;
     }
     // Only `--ip` is looked for: no option needs to be known.
     let argv = expand_argv(&clap::Command::new("probe"), argv).map_err(|error| error.message())?;
     let added = if crate::ip_setup::wanted(compat, &argv) {
-        crate::ip_setup::set_up(common)
+        crate::ip_setup::set_up(common, &crate::stop_signals::stopped)
     } else {
         crate::ip_setup::Added::default()
     };
-    crate::privileges::drop_to(compat.user.as_deref(), compat.group.as_deref())?;
+    if let Err(error) = crate::privileges::drop_to(privileges) {
+        added.remove();
+        return Err(error);
+    }
     Ok(added)
 }
 

@@ -65,24 +65,98 @@ pub fn open_regular(path: &Path) -> Result<(File, Metadata), FileError> {
             _ => FileError::Open(error),
         })?;
     let metadata = file.metadata().map_err(FileError::Open)?;
-    let kind = metadata.file_type();
+    regular(metadata.file_type())?;
+    Ok((file, metadata))
+}
+
+/// A regular file's type passes; anything else is the error naming what it is.
+fn regular(kind: std::fs::FileType) -> Result<(), FileError> {
     if kind.is_dir() {
         return Err(FileError::Directory);
     }
-    if !kind.is_file() {
-        return Err(FileError::NotRegular(if kind.is_fifo() {
-            "FIFO"
-        } else if kind.is_socket() {
-            "socket"
-        } else if kind.is_char_device() {
-            "character device"
-        } else if kind.is_block_device() {
-            "block device"
-        } else {
-            "special file"
-        }));
+    if kind.is_file() {
+        return Ok(());
     }
-    Ok((file, metadata))
+    Err(FileError::NotRegular(if kind.is_fifo() {
+        "FIFO"
+    } else if kind.is_socket() {
+        "socket"
+    } else if kind.is_char_device() {
+        "character device"
+    } else if kind.is_block_device() {
+        "block device"
+    } else if kind.is_symlink() {
+        "symbolic link"
+    } else {
+        "special file"
+    }))
+}
+
+/// Whether the probe may replace `path` with a file it writes (the state file, the metrics
+/// textfile, the pid file): only a missing path or a regular file. A rename over a device or a
+/// FIFO would replace it (a root probe given `/dev/null` would replace the host's), and a
+/// symbolic link, planted where another user can write, is not followed nor replaced.
+pub(crate) fn check_replaceable(path: &Path) -> Result<(), FileError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) => regular(metadata.file_type()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(FileError::PermissionDenied)
+        }
+        Err(error) => Err(FileError::Open(error)),
+    }
+}
+
+/// A clap `value_parser` for an output file: refused at parse (so the error names the option
+/// and its source, at start and in `--check-config`) unless [`check_replaceable`].
+pub(crate) fn parse_output_file(text: &str) -> Result<std::path::PathBuf, String> {
+    let path = std::path::PathBuf::from(text);
+    check_replaceable(&path).map_err(|error| format!("'{text}': {error}"))?;
+    Ok(path)
+}
+
+/// Replace `path` with `content` atomically: readers see the old file or the new one, whole
+/// (temporary file created exclusively in the same directory, fsync, rename, fsync of the
+/// directory). Refuses a `path` that is not a regular file or missing ([`check_replaceable`]).
+pub(crate) fn replace_regular(path: &Path, content: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} names no file", path.display()))?;
+    check_replaceable(path).with_context(|| format!("{}", path.display()))?;
+    let mut temporary_name = std::ffi::OsString::from(".");
+    temporary_name.push(name);
+    temporary_name.push(format!(".{}.tmp", std::process::id()));
+    let temporary = directory.join(temporary_name);
+    let _ = std::fs::remove_file(&temporary);
+    let result = (|| -> anyhow::Result<()> {
+        // create_new (O_EXCL): never follows a symlink planted at the temporary name.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temporary)
+            .with_context(|| format!("create {}", temporary.display()))?;
+        file.write_all(content)
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("write {}", temporary.display()))?;
+        // Checked again just before the rename: the path may have changed since.
+        check_replaceable(path).with_context(|| format!("{}", path.display()))?;
+        std::fs::rename(&temporary, path)
+            .with_context(|| format!("rename to {}", path.display()))?;
+        // Make the rename itself durable; a failure here loses nothing already visible.
+        let _ = File::open(directory).and_then(|d| d.sync_all());
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
 }
 
 /// Read a regular file of at most `cap` bytes, within [`READ_TIMEOUT`].
@@ -195,6 +269,86 @@ mod tests {
         let error = read_opened(reader, &metadata, 1024, Duration::from_millis(50)).unwrap_err();
         assert!(matches!(error, FileError::Timeout(_)), "{error:?}");
         assert_eq!(error.to_string(), "reading it took longer than 0.05 s");
+    }
+
+    #[test]
+    fn replaces_whole_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        replace_regular(&path, b"first").unwrap();
+        replace_regular(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["state.json"]);
+        let error = replace_regular(&dir.path().join("missing/state.json"), b"x").unwrap_err();
+        assert!(format!("{error:#}").contains("missing"), "{error:#}");
+    }
+
+    /// A FIFO, a device, a symbolic link or a directory at the path is refused and left as it
+    /// was (the device is one of the test's own, made with mknod when root).
+    #[test]
+    fn only_a_regular_file_or_nothing_is_replaced() {
+        use std::os::unix::fs::FileTypeExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, "kept").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let mut cases = vec![
+            (fifo.clone(), "it is a FIFO, not a regular file"),
+            (link.clone(), "it is a symbolic link, not a regular file"),
+            (dir.path().join("sub"), "it is a directory, not a file"),
+        ];
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let null = dir.path().join("null");
+        let device = nix::sys::stat::mknod(
+            &null,
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(1, 3),
+        );
+        if device.is_ok() {
+            cases.push((null.clone(), "it is a character device, not a regular file"));
+        } else {
+            eprintln!("SKIPPED: the device case needs root (mknod)");
+        }
+        for (path, expected) in &cases {
+            let error = replace_regular(path, b"x").unwrap_err();
+            assert!(format!("{error:#}").ends_with(expected), "{error:#}");
+            assert_eq!(
+                parse_output_file(&path.display().to_string()).unwrap_err(),
+                format!("'{}': {expected}", path.display())
+            );
+        }
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "kept");
+        if device.is_ok() {
+            assert!(
+                std::fs::metadata(&null)
+                    .unwrap()
+                    .file_type()
+                    .is_char_device()
+            );
+        }
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
+        assert!(parse_output_file(&dir.path().join("new").display().to_string()).is_ok());
+        assert!(parse_output_file(&target.display().to_string()).is_ok());
     }
 
     #[test]

@@ -13,13 +13,15 @@
 //! - `--dynamic-ip-setup` removes the addresses when DOWN or DISABLED and adds them when UP, with
 //!   `ip address` commands run as hooks, as the healthcheck does.
 
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::OsString;
 use std::net::Ipv6Addr;
 
 use ipnet::{IpAddrRange, IpNet};
 
 use crate::compat::CompatOptions;
-use crate::interfaces::{Change, InterfaceAddress};
+use crate::interfaces::{AddressChange, Change, InterfaceAddress};
+use crate::ip_claims::{Claims, Key};
 use crate::options::CommonOptions;
 use crate::route::Prefix;
 
@@ -177,8 +179,60 @@ pub(crate) struct Placement {
     ifname: String,
 }
 
+/// Refuse, before anything runs (and in `--check-config`), an IP set-up that cannot be done:
+/// networks with more addresses than [`MAX_DEAGGREGATED`] (the healthcheck would add a /8's 16
+/// million addresses one `ip` command at a time and never announce), or a `--label` too long
+/// for the kernel on an `--ip-ifname` interface.
+pub(crate) fn check(options: &CommonOptions, argv: &[OsString]) -> Result<(), String> {
+    let compat = &options.compat;
+    let argv = crate::compat::expand_argv(&clap::Command::new("probe"), argv)
+        .map_err(|error| error.message())?;
+    if !wanted(compat, &argv) && !compat.dynamic_ip_setup {
+        return Ok(());
+    }
+    if let Some(label) = &compat.label {
+        for pair in &compat.ip_ifnames {
+            let full = format!("{}:{label}", pair.ifname);
+            if full.len() > LABEL_MAX {
+                return Err(format!(
+                    "--label {label}: the label of --ip-ifname {}%{} would be {full}, {} bytes; the kernel takes at most {LABEL_MAX}",
+                    pair.net,
+                    pair.ifname,
+                    full.len()
+                ));
+            }
+        }
+    }
+    set_up_size(options).map(|_| ())
+}
+
+/// The kernel's longest IPv4 address label (`IFNAMSIZ` - 1).
+const LABEL_MAX: usize = 15;
+
+/// How many addresses IP set-up adds for the `--ip` networks, or why it refuses them.
+fn set_up_size(options: &CommonOptions) -> Result<u128, String> {
+    let mut total: u128 = 0;
+    for prefix in &options.prefixes {
+        let net = prefix.network();
+        let size = 1u128 << (net.max_prefix_len() - net.prefix_len());
+        total = total.saturating_add(size);
+        if total > MAX_DEAGGREGATED as u128 {
+            let what = if size > MAX_DEAGGREGATED as u128 {
+                format!("--ip {net} has {size} addresses")
+            } else {
+                format!("the --ip networks up to {net} have {total} addresses")
+            };
+            return Err(format!(
+                "{what}: IP set-up adds each to the interface and takes at most {MAX_DEAGGREGATED}; give --no-ip-setup to announce the networks without adding their addresses"
+            ));
+        }
+    }
+    Ok(total)
+}
+
 /// Each host address of the `--ip` networks, on its `--ip-ifname` interface or `lo`.
 fn placements(options: &CommonOptions) -> Result<Vec<Placement>, String> {
+    set_up_size(options)?;
     let nets: Vec<IpNet> = options
         .prefixes
         .iter()
@@ -208,21 +262,44 @@ fn label_of(compat: &CompatOptions, ifname: &str) -> Option<String> {
         .map(|label| format!("{ifname}:{label}"))
 }
 
-/// What IP setup added, to remove at exit.
+/// What IP setup added, to remove at exit (see [`crate::ip_claims`] for addresses two probes
+/// share).
 #[derive(Debug, Default)]
 pub(crate) struct Added {
+    /// Added by this process.
     hosts: Vec<Placement>,
+    /// On their interfaces when set-up ended and used by this probe: added by it or found.
+    claimed: BTreeSet<Key>,
     sudo: bool,
+    /// The shared record; `None` when its directory cannot be used (then this process removes
+    /// what it added, as before claims existed).
+    claims: Option<Claims>,
+    /// Set-up stopped early because a SIGTERM or SIGINT came.
+    pub(crate) interrupted: bool,
 }
 
-/// Add the `--ip` addresses missing from their interfaces. Failures are logged as one error
-/// line (the probe runs on, as the healthcheck does when `ip` fails), never fatal.
-pub(crate) fn set_up(options: &CommonOptions) -> Added {
+fn key(placement: &Placement) -> Key {
+    (placement.ifname.clone(), placement.host)
+}
+
+/// Addresses added between two looks at the stop flag: a SIGTERM during the set-up of a /16 is
+/// served within one batch (a few milliseconds).
+const SETUP_BATCH: usize = 256;
+
+impl Drop for Added {
+    fn drop(&mut self) {
+        self.remove_now();
+    }
+}
+
+/// Add the `--ip` addresses missing from their interfaces: one dump per interface, then the
+/// additions in batches (linear in the number of addresses), stopping between batches once
+/// `stop` says a SIGTERM or SIGINT came. Failures are logged as one error line (the probe runs
+/// on, as the healthcheck does when `ip` fails), never fatal.
+pub(crate) fn set_up(options: &CommonOptions, stop: &dyn Fn() -> bool) -> Added {
     let compat = &options.compat;
-    let mut added = Added {
-        hosts: Vec::new(),
-        sudo: compat.sudo,
-    };
+    let mut added = Added::default();
+    added.sudo = compat.sudo;
     let placements = match placements(options) {
         Ok(placements) => placements,
         Err(error) => {
@@ -230,55 +307,167 @@ pub(crate) fn set_up(options: &CommonOptions) -> Added {
             return added;
         }
     };
+    let dir = compat
+        .ip_claims_dir
+        .clone()
+        .unwrap_or_else(|| crate::ip_claims::DEFAULT_DIR.into());
+    let mut claims = match Claims::open(&dir) {
+        Ok(claims) => Some(claims),
+        Err(error) => {
+            tracing::warn!(
+                "ip setup: {error}; an address another exaprobe shares is removed when this one exits"
+            );
+            None
+        }
+    };
+    let mut locked = claims.as_mut().and_then(|claims| match claims.lock() {
+        Ok(locked) => Some(locked),
+        Err(error) => {
+            tracing::warn!("ip setup: cannot lock {}: {error}", dir.display());
+            None
+        }
+    });
     let mut kept = Vec::new();
+    let mut missing = Vec::new();
+    let mut present: BTreeMap<String, HashSet<IpNet>> = BTreeMap::new();
     for placement in placements {
-        let present = crate::interfaces::addresses(&placement.ifname).map(|found| {
-            service_addresses(&found, &placement.ifname, compat).contains(&placement.host)
-        });
-        match present {
-            Ok(true) => {
-                kept.push(placement.host.to_string());
-                continue;
-            }
-            Ok(false) => {}
-            Err(error) => {
-                tracing::error!(
-                    "ip setup: cannot read the addresses of {}: {error}",
-                    placement.ifname
-                );
-                return added;
+        if !present.contains_key(&placement.ifname) {
+            match crate::interfaces::addresses(&placement.ifname) {
+                Ok(found) => {
+                    let found = service_addresses(&found, &placement.ifname, compat);
+                    present.insert(placement.ifname.clone(), found.into_iter().collect());
+                }
+                Err(error) => {
+                    tracing::error!(
+                        "ip setup: cannot read the addresses of {}: {error}",
+                        placement.ifname
+                    );
+                    missing.clear();
+                    break;
+                }
             }
         }
-        let label = label_of(compat, &placement.ifname);
-        let result = if compat.sudo {
-            sudo_ip("add", &placement, label.as_deref())
+        if present[&placement.ifname].contains(&placement.host) {
+            kept.push(placement.host.to_string());
+            added.claimed.insert(key(&placement));
         } else {
-            crate::interfaces::add_address(&placement.ifname, placement.host, label.as_deref())
-                .map_err(|error| describe(&error))
-        };
-        match result {
-            Ok(Change::Done) => {
-                tracing::info!(address = %placement.host, interface = %placement.ifname, "ip setup: added");
-                added.hosts.push(placement);
+            missing.push(placement);
+        }
+    }
+    let label = |placement: &Placement| label_of(compat, &placement.ifname);
+    let mut session = None;
+    'batches: for batch in missing.chunks(SETUP_BATCH) {
+        if stop() {
+            added.interrupted = true;
+            break;
+        }
+        let results: Vec<Result<Change, String>> = if compat.sudo {
+            batch
+                .iter()
+                .map(|placement| sudo_ip("add", placement, label(placement).as_deref()))
+                .collect()
+        } else {
+            match add_batch(&mut session, batch, &label) {
+                Ok(results) => results,
+                Err(error) => vec![Err(error)],
             }
-            Ok(Change::Unchanged) => kept.push(placement.host.to_string()),
-            Err(error) => {
-                tracing::error!(
-                    "ip setup: cannot add {} to {}: {error}; give --no-ip-setup if the address is set up elsewhere",
-                    placement.host,
-                    placement.ifname
-                );
-                return added;
+        };
+        for (placement, result) in batch.iter().zip(results) {
+            match result {
+                Ok(Change::Done) => {
+                    tracing::debug!(address = %placement.host, interface = %placement.ifname, "ip setup: added");
+                    added.claimed.insert(key(placement));
+                    added.hosts.push(placement.clone());
+                }
+                Ok(Change::Unchanged) => {
+                    kept.push(placement.host.to_string());
+                    added.claimed.insert(key(placement));
+                }
+                Err(error) => {
+                    tracing::error!(
+                        "ip setup: cannot add {} to {}: {error}; give --no-ip-setup if the address is set up elsewhere",
+                        placement.host,
+                        placement.ifname
+                    );
+                    break 'batches;
+                }
             }
         }
     }
-    if !kept.is_empty() {
-        tracing::warn!(
-            addresses = %kept.join(" "),
-            "ip setup: already configured, left in place at exit (exabgp healthcheck would remove them)"
+    if !added.hosts.is_empty() {
+        tracing::info!(
+            count = added.hosts.len(),
+            addresses = %summary(&added.hosts),
+            "ip setup: added"
         );
     }
+    if !kept.is_empty() {
+        let shown = kept.len().min(8);
+        let more = kept.len() - shown;
+        tracing::warn!(
+            addresses = %kept[..shown].join(" "),
+            more,
+            "ip setup: already configured, left in place at exit unless another exaprobe added them (exabgp healthcheck would remove them)"
+        );
+    }
+    if let Some(locked) = &mut locked {
+        let recorded = locked.owned().and_then(|mut owned| {
+            owned.extend(added.hosts.iter().map(key));
+            locked.set_owned(&owned)?;
+            locked.claim(&added.claimed)
+        });
+        if let Err(error) = recorded {
+            tracing::warn!(
+                "ip setup: cannot record the addresses in {}: {error}",
+                dir.display()
+            );
+        }
+    }
+    drop(locked);
+    added.claims = claims;
     added
+}
+
+/// Add `batch` through one netlink session (opened on first use).
+fn add_batch(
+    session: &mut Option<crate::interfaces::Session>,
+    batch: &[Placement],
+    label: &dyn Fn(&Placement) -> Option<String>,
+) -> Result<Vec<Result<Change, String>>, String> {
+    let session = match session {
+        Some(session) => session,
+        None => session.insert(crate::interfaces::Session::open().map_err(|e| describe(&e))?),
+    };
+    let mut changes = Vec::with_capacity(batch.len());
+    for placement in batch {
+        let index =
+            crate::interfaces::interface_index(&placement.ifname).map_err(|e| describe(&e))?;
+        changes.push(AddressChange::add(
+            index,
+            placement.host,
+            label(placement).as_deref(),
+        ));
+    }
+    Ok(session
+        .apply(&changes)
+        .map_err(|e| describe(&e))?
+        .into_iter()
+        .map(|result| result.map_err(|e| describe(&e)))
+        .collect())
+}
+
+/// The first addresses of a long list and how many more.
+fn summary(hosts: &[Placement]) -> String {
+    const SHOWN: usize = 8;
+    let mut text: Vec<String> = hosts
+        .iter()
+        .take(SHOWN)
+        .map(|p| format!("{}%{}", p.host, p.ifname))
+        .collect();
+    if hosts.len() > SHOWN {
+        text.push(format!("and {} more", hosts.len() - SHOWN));
+    }
+    text.join(" ")
 }
 
 /// An OS error with what to do about a missing privilege.
@@ -291,26 +480,102 @@ fn describe(error: &std::io::Error) -> String {
 }
 
 impl Added {
-    /// Remove what [`set_up`] added (at exit); a failure is one warning line each.
-    pub(crate) fn remove(&self) {
-        for placement in &self.hosts {
-            let result = if self.sudo {
-                sudo_ip("delete", placement, None)
-            } else {
-                crate::interfaces::delete_address(&placement.ifname, placement.host)
-                    .map_err(|error| describe(&error))
-            };
-            match result {
-                Ok(_) => {
-                    tracing::info!(address = %placement.host, interface = %placement.ifname, "ip setup: removed")
+    /// Remove, at exit, the addresses this probe claims that an exaprobe added and no other
+    /// running exaprobe claims; a failure is one warning line. (Dropping does the same, so a
+    /// panic unwinding past the set-up cleans up too.)
+    pub(crate) fn remove(self) {
+        drop(self);
+    }
+
+    fn remove_now(&mut self) {
+        if self.hosts.is_empty() && self.claimed.is_empty() {
+            return;
+        }
+        let mut claims = self.claims.take();
+        let mut locked = claims.as_mut().and_then(|claims| claims.lock().ok());
+        let shared = locked.as_mut().and_then(|locked| {
+            let others = locked.others().ok()?;
+            let owned = locked.owned().ok()?;
+            Some((others, owned))
+        });
+        let removable: Vec<Placement> = match &shared {
+            Some((others, owned)) => {
+                let mine: BTreeSet<Key> = self.hosts.iter().map(key).collect();
+                let (gone, left) = crate::ip_claims::removable(&self.claimed, &mine, others, owned);
+                if !left.is_empty() {
+                    tracing::info!(
+                        count = left.len(),
+                        "ip setup: addresses another exaprobe still uses are left in place"
+                    );
                 }
-                Err(error) => tracing::warn!(
-                    "ip setup: cannot remove {} from {}: {error}",
-                    placement.host,
-                    placement.ifname
-                ),
+                gone.into_iter()
+                    .map(|(ifname, host)| Placement { host, ifname })
+                    .collect()
+            }
+            None => std::mem::take(&mut self.hosts),
+        };
+        let removed = self.delete(&removable);
+        if let (Some(locked), Some((_, mut owned))) = (locked.as_mut(), shared) {
+            for placement in &removed {
+                owned.remove(&key(placement));
+            }
+            let _ = locked.set_owned(&owned);
+            locked.release();
+        }
+    }
+
+    /// Delete `placements`; returns those no longer on their interface.
+    fn delete(&self, placements: &[Placement]) -> Vec<Placement> {
+        let results: Vec<Result<Change, String>> = if self.sudo {
+            placements
+                .iter()
+                .map(|placement| sudo_ip("delete", placement, None))
+                .collect()
+        } else {
+            let changes: Result<Vec<AddressChange>, String> = placements
+                .iter()
+                .map(|p| {
+                    crate::interfaces::interface_index(&p.ifname)
+                        .map(|index| AddressChange::delete(index, p.host))
+                        .map_err(|e| describe(&e))
+                })
+                .collect();
+            match changes.and_then(|changes| {
+                crate::interfaces::Session::open()
+                    .and_then(|mut session| session.apply(&changes))
+                    .map_err(|e| describe(&e))
+            }) {
+                Ok(results) => results
+                    .into_iter()
+                    .map(|r| r.map_err(|e| describe(&e)))
+                    .collect(),
+                Err(error) => placements.iter().map(|_| Err(error.clone())).collect(),
+            }
+        };
+        let mut removed = Vec::new();
+        let mut failed = 0;
+        for (placement, result) in placements.iter().zip(results) {
+            match result {
+                Ok(_) => removed.push(placement.clone()),
+                // One line for the first failure (thousands of the same would drown the log).
+                Err(error) if failed == 0 => {
+                    failed += 1;
+                    tracing::warn!(
+                        "ip setup: cannot remove {} from {}: {error}",
+                        placement.host,
+                        placement.ifname
+                    );
+                }
+                Err(_) => failed += 1,
             }
         }
+        if failed > 1 {
+            tracing::warn!("ip setup: {failed} addresses could not be removed");
+        }
+        if !removed.is_empty() {
+            tracing::info!(count = removed.len(), addresses = %summary(&removed), "ip setup: removed");
+        }
+        removed
     }
 }
 

@@ -54,6 +54,7 @@ mod health;
 mod healthcheck_file;
 mod hooks;
 mod interfaces;
+mod ip_claims;
 mod ip_setup;
 pub mod kit;
 /// rtnetlink round trips, for a probe that reads the kernel's tables (a default route's
@@ -77,6 +78,7 @@ mod runner;
 pub mod secret;
 mod settings;
 mod size;
+mod stop_signals;
 pub mod subprocess;
 
 pub use app::main;

@@ -183,7 +183,7 @@ pub struct CommonOptions {
     #[arg(long, value_parser = parse_positive_duration, allow_negative_numbers = true, value_name = "DURATION", help_heading = "Timing")]
     pub(crate) refresh_interval: Option<Duration>,
     /// Time between checks while DOWN (default: --interval), as HAProxy's `downinter`.
-    #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION", help_heading = "Timing")]
+    #[arg(long, value_parser = parse_interval, value_name = "DURATION", help_heading = "Timing")]
     pub(crate) down_interval: Option<Duration>,
 
     // ---- routing safety ---------------------------------------------------------------------

@@ -7,11 +7,16 @@
 
 use nix::unistd::{Gid, Group, Uid, User, setgroups, setresgid, setresuid};
 
-/// Switch to `user` and/or `group`; a message naming the option on failure.
-pub(crate) fn drop_to(user: Option<&str>, group: Option<&str>) -> Result<(), String> {
-    if user.is_none() && group.is_none() {
-        return Ok(());
-    }
+/// The user and group `--user`/`--group` name, looked up before anything is set up, so that a
+/// name that does not exist stops the probe before it changes the host.
+#[derive(Debug, Default)]
+pub(crate) struct Target {
+    user: Option<User>,
+    group: Option<Group>,
+}
+
+/// Look `user` and `group` up; a message naming the option on failure.
+pub(crate) fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Target, String> {
     let user = user
         .map(|name| {
             User::from_name(name)
@@ -26,6 +31,12 @@ pub(crate) fn drop_to(user: Option<&str>, group: Option<&str>) -> Result<(), Str
                 .ok_or_else(|| format!("--group {name}: no such group"))
         })
         .transpose()?;
+    Ok(Target { user, group })
+}
+
+/// Switch to the resolved user and/or group; a message naming the option on failure.
+pub(crate) fn drop_to(target: &Target) -> Result<(), String> {
+    let Target { user, group } = target;
     let gid: Option<Gid> = group
         .as_ref()
         .map(|g| g.gid)
@@ -63,13 +74,13 @@ mod tests {
     #[test]
     fn unknown_names_are_named() {
         assert_eq!(
-            drop_to(Some("no-such-user-x"), None).unwrap_err(),
+            resolve(Some("no-such-user-x"), None).unwrap_err(),
             "--user no-such-user-x: no such user"
         );
         assert_eq!(
-            drop_to(None, Some("no-such-group-x")).unwrap_err(),
+            resolve(None, Some("no-such-group-x")).unwrap_err(),
             "--group no-such-group-x: no such group"
         );
-        assert_eq!(drop_to(None, None), Ok(()));
+        assert_eq!(drop_to(&resolve(None, None).unwrap()), Ok(()));
     }
 }

@@ -320,6 +320,10 @@ impl Settings {
             observe: crate::observe::ObserveSettings::resolve(&options.observe, default_name)
                 .map_err(SettingsError::Observe)?,
         };
+        settings
+            .observe
+            .check_files(&settings.name)
+            .map_err(SettingsError::Observe)?;
         settings.check_command_length()?;
         Ok(settings)
     }
@@ -380,6 +384,177 @@ mod tests {
         dry_run: false,
         routes_optional: false,
     };
+
+    /// Load the common options as a binary does: command line, `-F` file, environment, TOML.
+    fn load(
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<CommonOptions, crate::loader::LoadError> {
+        let binary = crate::options::Binary {
+            name: "exaprobe-test",
+            about: "",
+            example: "",
+            environment: &[],
+        };
+        let command = binary.command::<NoOptions>();
+        let mut argv: Vec<std::ffi::OsString> = vec!["exaprobe-test".into()];
+        argv.extend(args.iter().map(std::ffi::OsString::from));
+        let argv = crate::compat::expand_argv(&command, &argv)?;
+        let env: Vec<(String, std::ffi::OsString)> =
+            env.iter().map(|(k, v)| (k.to_string(), v.into())).collect();
+        crate::loader::load_from::<crate::options::Cli<NoOptions>>(command, &argv, &|name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+        .map(|cli| cli.common)
+    }
+
+    /// `--down-interval` has the floor of `--interval`, and a `--label` longer than the kernel
+    /// takes is refused at parse, in every source, with one line naming it and its exit code.
+    #[test]
+    fn floors_and_label_length_hold_in_every_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let hc = dir.path().join("hc.conf");
+        std::fs::write(&hc, "down-interval = 0.000000001\n").unwrap();
+        let toml = dir.path().join("probe.toml");
+        std::fs::write(&toml, "down-interval = \"0.000000001\"\n").unwrap();
+        let (hc, toml) = (hc.display().to_string(), toml.display().to_string());
+        let floor = "'0.000000001' is shorter than the minimum of 10ms";
+        /// Arguments, environment, the message's start, exit code.
+        type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, String, u8);
+        let cases: Vec<Case> = vec![
+            (
+                vec!["--down-interval", "0.000000001"],
+                vec![],
+                format!("--down-interval: {floor}"),
+                64,
+            ),
+            (
+                vec![],
+                vec![("EXAPROBE_DOWN_INTERVAL", "0.000000001")],
+                format!("EXAPROBE_DOWN_INTERVAL: {floor}"),
+                78,
+            ),
+            (
+                vec!["-F", &hc],
+                vec![],
+                format!("--down-interval: {floor}"),
+                64,
+            ),
+            (
+                vec!["--config", &toml],
+                vec![],
+                format!("down-interval in {toml} line 1: {floor}"),
+                78,
+            ),
+            (
+                vec!["--label", "abcdefghijklm"],
+                vec![],
+                "--label: 'abcdefghijklm' is 13 bytes long: the kernel takes at most 15 for lo:LABEL, so LABEL may have 12".into(),
+                64,
+            ),
+            (
+                vec![],
+                vec![("EXAPROBE_LABEL", "abcdefghijklm")],
+                "EXAPROBE_LABEL: 'abcdefghijklm' is 13 bytes long: the kernel takes at most 15 for lo:LABEL, so LABEL may have 12".into(),
+                78,
+            ),
+        ];
+        for (args, env, message, code) in cases {
+            let error = load(&args, &env).unwrap_err();
+            assert!(
+                error.message().starts_with(&message) && error.exit().code() == code,
+                "{args:?} {env:?}: {} (exit {})",
+                error.message(),
+                error.exit().code()
+            );
+        }
+        let options = load(&["--down-interval", "10ms", "--label", "abcdefghijkl"], &[]).unwrap();
+        assert_eq!(options.down_interval, Some(Duration::from_millis(10)));
+        assert_eq!(options.compat.label.as_deref(), Some("abcdefghijkl"));
+    }
+
+    /// `--state-file` and `--pid` at a FIFO are refused at parse from any source, the metrics
+    /// textfile at one when resolved, so `--check-config` says so too (exit 78 outside the
+    /// command line).
+    #[test]
+    fn output_files_must_be_regular_or_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let fifo = fifo.display().to_string();
+        let not_regular = format!("'{fifo}': it is a FIFO, not a regular file");
+        for (args, env, message, code) in [
+            (
+                vec!["--state-file", fifo.as_str()],
+                vec![],
+                format!("--state-file: {not_regular}"),
+                64,
+            ),
+            (
+                vec![],
+                vec![("EXAPROBE_STATE_FILE", fifo.as_str())],
+                format!("EXAPROBE_STATE_FILE: {not_regular}"),
+                78,
+            ),
+            (
+                vec!["--pid", fifo.as_str()],
+                vec![],
+                format!("--pid: {not_regular}"),
+                64,
+            ),
+            (
+                vec![],
+                vec![("EXAPROBE_PID", fifo.as_str())],
+                format!("EXAPROBE_PID: {not_regular}"),
+                78,
+            ),
+        ] {
+            let error = load(&args, &env).unwrap_err();
+            assert_eq!(
+                (error.message(), error.exit().code()),
+                (message, code),
+                "{args:?} {env:?}"
+            );
+        }
+        let textfile = dir.path().join("exaprobe-web.prom");
+        nix::unistd::mkfifo(&textfile, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let dir_text = dir.path().display().to_string();
+        let error = Settings::resolve(
+            &options(&[
+                "--prefix",
+                "192.0.2.1",
+                "--name",
+                "web",
+                "--metrics-textfile",
+                &dir_text,
+            ]),
+            "exaprobe-test",
+            RUN,
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "--metrics-textfile {dir_text}: {}: it is a FIFO, not a regular file",
+                textfile.display()
+            )
+        );
+        assert!(
+            Settings::resolve(
+                &options(&[
+                    "--prefix",
+                    "192.0.2.1",
+                    "--name",
+                    "other",
+                    "--metrics-textfile",
+                    &dir_text
+                ]),
+                "exaprobe-test",
+                RUN,
+            )
+            .is_ok()
+        );
+    }
 
     /// Every cross-option rule, with its exact message.
     #[test]

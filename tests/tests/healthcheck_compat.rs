@@ -148,12 +148,29 @@ fn command_line(program: Program, args: &[String], netns: Option<&str>) -> (Path
     match netns {
         Some(netns) => {
             let mut wrapped = vec!["netns".to_string(), "exec".into(), netns.into()];
+            if matches!(program, Program::Exaprobe | Program::Exaprobe6) {
+                wrapped.extend(["env".to_string(), claims_env()]);
+            }
             wrapped.push(binary.display().to_string());
             wrapped.extend(argv);
             (PathBuf::from("ip"), wrapped)
         }
         None => (binary, argv),
     }
+}
+
+/// Where the probes of this test process record the addresses they share (not the host's
+/// /run/exaprobe/ip-claims).
+fn claims_dir() -> String {
+    std::env::temp_dir()
+        .join(format!("exaprobe-test-claims-{}", std::process::id()))
+        .display()
+        .to_string()
+}
+
+/// `EXAPROBE_IP_CLAIMS_DIR=...` for `env`.
+fn claims_env() -> String {
+    format!("EXAPROBE_IP_CLAIMS_DIR={}", claims_dir())
 }
 
 /// A route command as ExaBGP reads it: `neighbor * ` is the default selector.
@@ -905,6 +922,8 @@ fn ip_setup_without_privilege_and_privilege_drop() {
         "netns",
         "exec",
         &netns.name,
+        "env",
+        &claims_env(),
         &binary.display().to_string(),
         "--ip",
         "192.0.2.92",
@@ -1052,4 +1071,218 @@ fn a_pair_under_a_real_exabgp() {
         stack.wait_med("192.0.2.60/32", med, wait);
         stack.wait_med("192.0.2.61/32", med, wait);
     }
+}
+
+// ---- host safety of IP set-up (issue 24) ------------------------------------------------------
+
+/// `exaprobe-exec ARGS` inside `netns`, under a harness that acknowledges as ExaBGP 4.x.
+fn probe_in(netns: &Netns, args: &[&str]) -> Harness {
+    let binary = release_binary("exaprobe-exec").display().to_string();
+    let mut argv = vec!["netns", "exec", &netns.name, &binary];
+    argv.extend_from_slice(args);
+    Harness::start(Program::Exaprobe, Path::new("ip"), &argv)
+}
+
+/// `exaprobe-exec ARGS` inside `netns` run to its end: exit code and stderr.
+fn run_in(netns: &Netns, args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new("ip")
+        .args(["netns", "exec", &netns.name])
+        .arg(release_binary("exaprobe-exec"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// How many IPv4 addresses of `lo` start with `prefix`.
+fn count_on_lo(netns: &Netns, prefix: &str) -> usize {
+    netns
+        .ip(&["-o", "-4", "address", "show", "dev", "lo"])
+        .lines()
+        .filter(|line| {
+            line.split_whitespace()
+                .nth(3)
+                .is_some_and(|a| a.starts_with(prefix))
+        })
+        .count()
+}
+
+/// A `--user` that does not exist is refused before anything is set up: exit 78, one line,
+/// no address left on `lo`, no pid file; `--check-config` says the same.
+#[test]
+fn a_missing_user_is_refused_before_any_set_up() {
+    let Some(netns) = Netns::create("nouser") else {
+        return;
+    };
+    let dir = temp_dir();
+    let pid = dir.path().join("probe.pid").display().to_string();
+    let claims = dir.path().join("claims").display().to_string();
+    let args = [
+        "--ip",
+        "192.0.2.93",
+        "--pid",
+        &pid,
+        "--ip-claims-dir",
+        &claims,
+        "--user",
+        "no-such-user-x",
+        "--cmd",
+        "true",
+    ];
+    let (code, stderr) = run_in(&netns, &args);
+    assert_eq!(code, Some(78), "{stderr}");
+    assert_eq!(
+        stderr,
+        "exaprobe-exec: configuration error: --user no-such-user-x: no such user\n"
+    );
+    assert_eq!(count_on_lo(&netns, "192.0.2.93"), 0, "{}", netns.lo());
+    assert!(!Path::new(&pid).exists());
+    let mut check = args.to_vec();
+    check.push("--check-config");
+    let (code, stderr) = run_in(&netns, &check);
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(
+        stderr.contains("--user no-such-user-x: no such user"),
+        "{stderr}"
+    );
+}
+
+/// Two probes with the same `--ip`: the first to exit leaves the address the other still
+/// uses; the last removes it. An address the operator configured is never removed, and an
+/// address a killed probe added is removed by the next probe that uses it.
+#[test]
+fn a_shared_address_stays_until_its_last_probe_exits() {
+    let Some(netns) = Netns::create("shared") else {
+        return;
+    };
+    let dir = temp_dir();
+    let claims = dir.path().join("claims").display().to_string();
+    let args = |ip: &'static str| {
+        [
+            "--ip",
+            ip,
+            "--ip-claims-dir",
+            &claims,
+            "--rise",
+            "1",
+            "--interval",
+            "0.2",
+            "--exabgp-api",
+            "4",
+            "--cmd",
+            "true",
+        ]
+        .map(String::from)
+    };
+    let start = |ip: &'static str| {
+        let args = args(ip);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let probe = probe_in(&netns, &args);
+        probe.command(PHASE).expect("an announcement");
+        probe
+    };
+    let stop = |mut probe: Harness| {
+        probe.child.signal(Signal::SIGTERM);
+        rest(&mut probe);
+    };
+    let first = start("192.0.2.94");
+    let second = start("192.0.2.94");
+    assert_eq!(count_on_lo(&netns, "192.0.2.94"), 1);
+    stop(first);
+    assert_eq!(
+        count_on_lo(&netns, "192.0.2.94"),
+        1,
+        "the first to exit removed the address the second uses"
+    );
+    stop(second);
+    assert_eq!(count_on_lo(&netns, "192.0.2.94"), 0, "{}", netns.lo());
+
+    // Configured by the operator: two probes come and go, the address stays.
+    netns.ip(&["address", "add", "192.0.2.95/32", "dev", "lo"]);
+    let first = start("192.0.2.95");
+    let second = start("192.0.2.95");
+    stop(second);
+    stop(first);
+    assert_eq!(count_on_lo(&netns, "192.0.2.95"), 1);
+
+    // Added by a probe that is killed: the next probe using it removes it at its exit.
+    let killed = start("192.0.2.96");
+    killed.child.signal(Signal::SIGKILL);
+    let mut killed = killed;
+    assert!(killed.child.wait_timeout(PHASE).is_some());
+    assert_eq!(count_on_lo(&netns, "192.0.2.96"), 1);
+    stop(start("192.0.2.96"));
+    assert_eq!(count_on_lo(&netns, "192.0.2.96"), 0, "{}", netns.lo());
+}
+
+/// SIGTERM while a /16 is being set up: the set-up stops, what it added is removed, the probe
+/// exits 0 at once.
+#[test]
+fn sigterm_during_set_up_removes_what_was_added() {
+    let Some(netns) = Netns::create("setupterm") else {
+        return;
+    };
+    let dir = temp_dir();
+    let claims = dir.path().join("claims").display().to_string();
+    let mut probe = probe_in(
+        &netns,
+        &[
+            "--ip",
+            "10.1.0.0/16",
+            "--ip-claims-dir",
+            &claims,
+            "--exabgp-api",
+            "4",
+            "--cmd",
+            "true",
+        ],
+    );
+    wait_for("addresses being added", PHASE, || {
+        (count_on_lo(&netns, "10.1.") > 0).then_some(())
+    });
+    probe.child.signal(Signal::SIGTERM);
+    let status = probe.child.wait_timeout(Duration::from_secs(10));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", probe.log());
+    assert!(
+        probe
+            .log()
+            .contains("stopped by a signal during the set-up"),
+        "the signal came after the set-up: {}",
+        probe.log()
+    );
+    assert_eq!(count_on_lo(&netns, "10.1."), 0);
+}
+
+/// A network larger than IP set-up takes is refused in one line naming `--ip` (and how to
+/// announce it anyway), before anything is added, at start and in `--check-config`; with
+/// `--no-ip-setup` the network is announced as given, as the healthcheck announces it.
+#[test]
+fn a_network_too_large_to_set_up_is_refused_naming_ip() {
+    let Some(netns) = Netns::create("bignet") else {
+        return;
+    };
+    let expected = "exaprobe-exec: configuration error: --ip 10.0.0.0/8 has 16777216 addresses: IP set-up adds each to the interface and takes at most 65536; give --no-ip-setup to announce the networks without adding their addresses\n";
+    for extra in [None, Some("--check-config")] {
+        let mut args = vec!["--ip", "10.0.0.0/8", "--cmd", "true"];
+        args.extend(extra);
+        let (code, stderr) = run_in(&netns, &args);
+        assert_eq!((code, stderr.as_str()), (Some(78), expected), "{extra:?}");
+        assert_eq!(count_on_lo(&netns, "10."), 0);
+    }
+    let (code, stderr) = run_in(
+        &netns,
+        &[
+            "--ip",
+            "10.0.0.0/8",
+            "--no-ip-setup",
+            "--check-config",
+            "--cmd",
+            "true",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
 }

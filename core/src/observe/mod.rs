@@ -81,6 +81,24 @@ impl ObserveSettings {
     }
 }
 
+impl ObserveSettings {
+    /// Refuse, at start and in `--check-config`, a metrics textfile that is not a regular file
+    /// (a FIFO, a device, a link at `DIR/exaprobe-<name>.prom`): it would be replaced.
+    pub(crate) fn check_files(&self, name: &str) -> Result<(), String> {
+        if let Some(dir) = &self.metrics_textfile {
+            let path = textfile_path(dir, name);
+            crate::files::check_replaceable(&path).map_err(|error| {
+                format!(
+                    "--metrics-textfile {}: {}: {error}",
+                    dir.display(),
+                    path.display()
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// ExaBGP's answer to a command, as counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Answer {
@@ -156,7 +174,7 @@ pub(crate) fn start(settings: &Settings) -> Observer {
     }
     let textfile = match (&observe.metrics_textfile, &metrics) {
         (Some(dir), Some(metrics)) => {
-            let path = dir.join(format!("exaprobe-{}.prom", file_safe(&settings.name)));
+            let path = textfile_path(dir, &settings.name);
             let metrics = Arc::clone(metrics);
             let render: writer::Render = Box::new(move || metrics.text().into_bytes());
             Some(LatestWriter::spawn(
@@ -344,6 +362,11 @@ impl Observer {
             writer.poke();
         }
     }
+}
+
+/// The metrics textfile of the probe `name` in `dir`.
+fn textfile_path(dir: &std::path::Path, name: &str) -> PathBuf {
+    dir.join(format!("exaprobe-{}.prom", file_safe(name)))
 }
 
 /// `name` as part of a file name: anything but letters, digits, `.`, `_` and `-` becomes `_`.

@@ -3,9 +3,7 @@
 //! or a route change, and a reader never sees half a file (temp file in the same directory,
 //! fsync, rename, fsync of the directory).
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 
 /// Wakes the writer thread, which renders the current content itself and writes it: any number
@@ -40,7 +38,7 @@ impl LatestWriter {
                         }
                         *due = false;
                     }
-                    match replace(&path, &render()) {
+                    match crate::files::replace_regular(&path, &render()) {
                         Ok(()) if last_error.take().is_some() => {
                             tracing::info!(file = %path.display(), "the {what} is written again");
                         }
@@ -69,62 +67,9 @@ impl LatestWriter {
     }
 }
 
-/// Replace `path` with `content` atomically: readers see the old file or the new one, whole.
-pub(crate) fn replace(path: &Path, content: &[u8]) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} names no file", path.display()))?;
-    let mut temporary_name = std::ffi::OsString::from(".");
-    temporary_name.push(name);
-    temporary_name.push(format!(".{}.tmp", std::process::id()));
-    let temporary = directory.join(temporary_name);
-    let _ = std::fs::remove_file(&temporary);
-    let result = (|| -> anyhow::Result<()> {
-        // create_new: never follows a symlink planted at the temporary name.
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temporary)
-            .with_context(|| format!("create {}", temporary.display()))?;
-        file.write_all(content)
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("write {}", temporary.display()))?;
-        std::fs::rename(&temporary, path)
-            .with_context(|| format!("rename to {}", path.display()))?;
-        // Make the rename itself durable; a failure here loses nothing already visible.
-        let _ = File::open(directory).and_then(|d| d.sync_all());
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn replaces_whole_and_leaves_no_temporary_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        replace(&path, b"first").unwrap();
-        replace(&path, b"second").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"second");
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["state.json"]);
-        let error = replace(&dir.path().join("missing/state.json"), b"x").unwrap_err();
-        assert!(format!("{error:#}").contains("missing"), "{error:#}");
-    }
 
     #[test]
     fn the_thread_writes_the_latest_content() {
