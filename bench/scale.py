@@ -33,14 +33,15 @@ BIN = target_dir() / "release" / "exaprobe-exec"
 
 
 def run(n, work):
-    prefixes = [f"10.{i // 65536}.{i // 256 % 256}.{i % 256}/32" for i in range(n)]
-    config = work / f"scale-{n}.toml"
-    config.write_text("prefix = [" + ", ".join(f'"{p}"' for p in prefixes) + "]\n")
+    # A network deaggregated into host routes (as `--ip 10.0.0.0/19 --deaggregate-networks` of the
+    # healthcheck drop-in), not added to lo: n must be a power of two.
+    length = 32 - (n.bit_length() - 1)
     checks = work / f"checks-{n}"
     failing = work / f"failing-{n}"
     checks.write_text("")
     command = f"date +%s.%N >> {checks}; test ! -e {failing}"
-    argv = [str(BIN), "--config", str(config), "--next-hop", "10.0.0.1", "--exabgp-api", "4",
+    argv = [str(BIN), "--ip", f"10.0.0.0/{length}", "--deaggregate-networks", "--no-ip-setup",
+            "--next-hop", "10.0.0.1", "--exabgp-api", "4",
             "--rise", "1", "--fall", "1", "--interval", "1", "--fast-interval", "1",
             "--withdraw-on-down", "--shell", command]
     started = time.monotonic()
