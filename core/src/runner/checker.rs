@@ -567,9 +567,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
 /// the in-process tests (tokio's paused clock) it runs as a task instead: a blocking thread's
 /// completion races the paused clock's auto-advance, which would make a simulated run depend
 /// on the machine's load instead of its seed.
-fn off_the_runtime<R: Send + 'static>(
-    work: impl FnOnce() -> R + Send + 'static,
-) -> JoinHandle<R> {
+fn off_the_runtime<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> JoinHandle<R> {
     if cfg!(test) {
         tokio::task::spawn(async move { work() })
     } else {

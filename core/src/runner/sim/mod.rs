@@ -112,17 +112,44 @@ fn shrink(case: &Case, failure: &Failure) -> (Case, Failure) {
 const REGRESSIONS: &[(u64, &str)] = &[
     (1, "SIGHUP dropped while the version query was unanswered"),
     (284, "the first check delayed by the version query"),
-    (15, "SIGTERM and SIGINT together: exit with nothing withdrawn"),
-    (32, "a late ExaBGP 6 version answer: the 4.x dialect kept for good"),
-    (72, "a service failing during a maintenance drain kept at the drain level"),
-    (152, "the cycle that starts a maintenance drain ran no check"),
-    (164, "SIGTERM during a reload's drain re-sent the drain instead of withdrawing"),
-    (495, "a late version answer during the SIGTERM drain: lines in the rejected dialect"),
-    (48, "a retry's backoff, grown while ExaBGP rejected, held a withdraw after it recovered"),
-    (67, "a retry of a superseded command held a later change back"),
+    (
+        15,
+        "SIGTERM and SIGINT together: exit with nothing withdrawn",
+    ),
+    (
+        32,
+        "a late ExaBGP 6 version answer: the 4.x dialect kept for good",
+    ),
+    (
+        72,
+        "a service failing during a maintenance drain kept at the drain level",
+    ),
+    (
+        152,
+        "the cycle that starts a maintenance drain ran no check",
+    ),
+    (
+        164,
+        "SIGTERM during a reload's drain re-sent the drain instead of withdrawing",
+    ),
+    (
+        495,
+        "a late version answer during the SIGTERM drain: lines in the rejected dialect",
+    ),
+    (
+        48,
+        "a retry's backoff, grown while ExaBGP rejected, held a withdraw after it recovered",
+    ),
+    (
+        67,
+        "a retry of a superseded command held a later change back",
+    ),
     (346, "a late error absorbed: the route never re-sent"),
     (277, "a late-rejected withdraw forgotten by a reload"),
-    (540, "a retired prefix of unknown state dropped by a second reload"),
+    (
+        540,
+        "a retired prefix of unknown state dropped by a second reload",
+    ),
     (847, "an unconfirmed withdraw skipped at exit"),
 ];
 
