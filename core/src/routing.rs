@@ -12,6 +12,11 @@
 //!   `--flap-window` hold the routes in the DOWN action for `--flap-hold`, whatever the checks
 //!   say; then a fresh hysteresis starts from INIT.
 //!
+//! - **Required probes** (`--require`, see `crate::require`): a required probe DOWN makes the
+//!   routes say DOWN at once ([`Router::require`]), with no `--fall` on top (its own hysteresis
+//!   confirmed it); the own hysteresis goes on underneath, so the return takes effect when the
+//!   own check is UP too. A required probe DEGRADED adds its penalty to the UP MED.
+//!
 //! Pure and synchronous, like the hysteresis: time is a parameter and timers are deadlines the
 //! caller waits for ([`Router::next_timer`], then [`Router::tick`]).
 
@@ -96,6 +101,10 @@ pub(crate) struct Router {
     service: State,
     /// Prefixes a reload removed are drained until then.
     retired_until: Option<Instant>,
+    /// A required probe is DOWN: the routes say DOWN whatever the own hysteresis says.
+    required_down: bool,
+    /// The MED penalty a DEGRADED required probe adds.
+    required_penalty: u32,
 }
 
 impl Router {
@@ -113,6 +122,8 @@ impl Router {
             held_until: None,
             service: State::Init,
             retired_until: None,
+            required_down: false,
+            required_penalty: 0,
         }
     }
 
@@ -129,9 +140,37 @@ impl Router {
         }
     }
 
-    /// The hysteresis state (DOWN during a flap hold).
+    /// The hysteresis state (DOWN during a flap hold, and while a required probe is DOWN
+    /// outside maintenance).
     pub(crate) fn state(&self) -> State {
-        self.state
+        if self.required_down && self.state != State::Disabled {
+            State::Down
+        } else {
+            self.state
+        }
+    }
+
+    /// The required probes changed at `now`: `down` when they are DOWN (the routes say DOWN at
+    /// once; when they return, the own hysteresis decides), `penalty` when DEGRADED.
+    pub(crate) fn require(&mut self, now: Instant, down: bool, penalty: u32) -> Vec<Event> {
+        let mut events = Vec::new();
+        self.required_penalty = penalty;
+        if down && !self.required_down && self.drain.is_some() {
+            // A service that cannot serve is never drained: the final action now.
+            self.drain = None;
+            self.retired_until = None;
+            self.decided = Some(Target::Disabled);
+            events.push(Event::DrainAborted);
+        }
+        self.required_down = down;
+        self.release_if_due(now, &mut events);
+        if self.held_until.is_none() {
+            self.count_change(now, &mut events);
+        }
+        if self.held_until.is_none() {
+            self.decide(now, &mut events);
+        }
+        events
     }
 
     /// What the routes should express, `None` before the first decisive state.
@@ -191,7 +230,7 @@ impl Router {
     pub(crate) fn retire(&mut self, now: Instant) -> Option<Instant> {
         let length = self.safety.drain?;
         match self.decided? {
-            Target::Up { .. } | Target::Draining { .. } if self.state != State::Down => {
+            Target::Up { .. } | Target::Draining { .. } if self.state() != State::Down => {
                 let until = now + length;
                 self.retired_until = Some(self.retired_until.map_or(until, |u| u.max(until)));
                 self.retired_until
@@ -252,7 +291,7 @@ impl Router {
         self.release_if_due(now, &mut events);
         if self.held_until.is_some() {
             // Held down: checks go on (the caller logs them), the routes do not follow them.
-            return (self.state, events);
+            return (self.state(), events);
         }
         if observation == Observation::Success {
             self.penalty = penalty;
@@ -271,7 +310,7 @@ impl Router {
         if self.held_until.is_none() {
             self.decide(now, &mut events);
         }
-        (self.state, events)
+        (self.state(), events)
     }
 
     /// Let the timers act at `now` (drain over, hold over).
@@ -300,11 +339,12 @@ impl Router {
 
     /// Count a change between UP and DOWN; start a hold when there are too many.
     fn count_change(&mut self, now: Instant, events: &mut Vec<Event>) {
-        if !matches!(self.state, State::Up | State::Down) {
+        let state = self.state();
+        if !matches!(state, State::Up | State::Down) {
             return;
         }
-        let changed = self.side.is_some_and(|side| side != self.state);
-        self.side = Some(self.state);
+        let changed = self.side.is_some_and(|side| side != state);
+        self.side = Some(state);
         let Some(limits) = self.safety.flap.filter(|limits| limits.limit > 0) else {
             return;
         };
@@ -338,7 +378,7 @@ impl Router {
 
     /// Derive the target from the state, the drain and the time.
     fn decide(&mut self, now: Instant, events: &mut Vec<Event>) {
-        match self.state {
+        match self.state() {
             State::Disabled => {
                 if let (Some(length), None, Some(Target::Up { penalty })) =
                     (self.safety.drain, self.drain, self.decided)
@@ -366,7 +406,7 @@ impl Router {
                     events.push(Event::DrainCancelled);
                 }
                 self.decided = Some(Target::Up {
-                    penalty: self.penalty,
+                    penalty: self.penalty.max(self.required_penalty),
                 });
             }
             State::Down => {

@@ -74,6 +74,8 @@ pub(crate) struct Status {
     pub(crate) out_of_sync: usize,
     /// Held down by flap damping.
     pub(crate) held: bool,
+    /// The required probes (`--require`) and their states, one line.
+    pub(crate) required: String,
     /// Where both loops report for metrics and the state file.
     pub(crate) observer: crate::observe::Observer,
 }
@@ -87,6 +89,7 @@ impl Default for Status {
             accepted: BTreeMap::new(),
             out_of_sync: 0,
             held: false,
+            required: String::new(),
             observer: crate::observe::Observer::default(),
         }
     }
@@ -114,6 +117,7 @@ impl Status {
             announced = %announced.join(" "),
             out_of_sync = self.out_of_sync,
             flap_hold = self.held,
+            required = if self.required.is_empty() { "none" } else { &self.required },
             "SIGUSR1: state dump"
         );
     }
