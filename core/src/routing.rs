@@ -155,12 +155,15 @@ impl Router {
     pub(crate) fn require(&mut self, now: Instant, down: bool, penalty: u32) -> Vec<Event> {
         let mut events = Vec::new();
         self.required_penalty = penalty;
-        if down && !self.required_down && self.drain.is_some() {
+        if down && !self.required_down {
             // A service that cannot serve is never drained: the final action now.
-            self.drain = None;
-            self.retired_until = None;
-            self.decided = Some(Target::Disabled);
-            events.push(Event::DrainAborted);
+            let drained = self.drain.take().is_some();
+            if drained {
+                self.decided = Some(Target::Disabled);
+            }
+            if self.retired_until.take().is_some() || drained {
+                events.push(Event::DrainAborted);
+            }
         }
         self.required_down = down;
         self.release_if_due(now, &mut events);
@@ -671,6 +674,104 @@ mod tests {
             let observation = if i % 2 == 0 { Success } else { Failure };
             r.observe(t0 + Duration::from_secs(31) * i, observation, 0);
             assert!(!r.is_held(), "a change every 31 s is at most 2 per minute");
+        }
+    }
+
+    // ---- required probes (`--require`) ----------------------------------------------------
+
+    #[test]
+    fn a_required_probe_down_is_down_at_once_and_its_return_follows_the_own_checks() {
+        let t0 = Instant::now();
+        let mut r = router(2, 3, Safety::default());
+        r.observe(t0, Success, 0);
+        r.observe(t0, Success, 0);
+        assert_eq!(r.target(), Some(Target::Up { penalty: 0 }));
+        r.require(t0, true, 0);
+        assert_eq!(r.state(), State::Down, "no --fall on top");
+        assert_eq!(r.target(), Some(Target::Down));
+        // The own checks go on underneath and change nothing while it is DOWN.
+        r.observe(t0, Success, 0);
+        assert_eq!(r.target(), Some(Target::Down));
+        r.require(t0, false, 0);
+        assert_eq!(
+            r.target(),
+            Some(Target::Up { penalty: 0 }),
+            "own UP: back at once"
+        );
+        // When the own check failed meanwhile, the return waits for its rise.
+        r.require(t0, true, 0);
+        r.observe(t0, Failure, 0);
+        r.require(t0, false, 0);
+        assert_eq!(r.state(), State::Falling(1));
+        assert_eq!(
+            r.target(),
+            Some(Target::Down),
+            "FALLING keeps what was decided"
+        );
+        r.observe(t0, Success, 0);
+        r.observe(t0, Success, 0);
+        assert_eq!(r.target(), Some(Target::Up { penalty: 0 }));
+    }
+
+    #[test]
+    fn a_degraded_required_probe_adds_its_penalty() {
+        let t0 = Instant::now();
+        let mut r = router(1, 1, Safety::default());
+        r.observe(t0, Success, 0);
+        r.require(t0, false, 200);
+        assert_eq!(r.target(), Some(Target::Up { penalty: 200 }));
+        r.observe(t0, Success, 300);
+        assert_eq!(r.target(), Some(Target::Up { penalty: 300 }), "the larger");
+        r.require(t0, false, 0);
+        assert_eq!(r.target(), Some(Target::Up { penalty: 300 }));
+    }
+
+    #[test]
+    fn a_required_probe_down_ends_a_maintenance_drain() {
+        let t0 = Instant::now();
+        let mut r = router(1, 1, drain(30));
+        r.observe(t0, Success, 0);
+        r.observe(t0, Disabled, 0);
+        assert_eq!(r.target(), Some(Target::Draining { penalty: 0 }));
+        assert_eq!(r.require(t0, true, 0), [Event::DrainAborted]);
+        assert_eq!(r.target(), Some(Target::Disabled));
+        assert_eq!(r.next_timer(), None);
+    }
+
+    proptest::proptest! {
+        /// Whatever the checks, maintenance, drains and required probes do: never an UP or
+        /// draining target while a required probe is DOWN, and never DOWN without a reason
+        /// (a DOWN required probe or the own hysteresis or a hold).
+        #[test]
+        fn never_up_while_a_required_probe_is_down(
+            rise in 1u32..4, fall in 1u32..4, drain_secs in 0u64..4,
+            steps in proptest::collection::vec((input(), proptest::option::of(proptest::bool::ANY), 0u64..3_000), 1..200),
+        ) {
+            let safety = Safety { drain: (drain_secs > 0).then(|| Duration::from_secs(drain_secs)), flap: None };
+            let mut r = router(rise, fall, safety);
+            let mut now = Instant::now();
+            let mut required_down = false;
+            for (input, require, millis) in steps {
+                now += Duration::from_millis(millis);
+                if let Some(down) = require {
+                    required_down = down;
+                    r.require(now, down, 0);
+                }
+                match input {
+                    Input::Observe(observation) => { r.observe(now, observation, 0); }
+                    Input::DrainCheck(observation) => { r.observe_during_drain(observation, 0); }
+                    Input::Retire => { r.retire(now); }
+                    Input::Tick => {}
+                }
+                if r.next_timer().is_some_and(|at| at <= now) {
+                    r.tick(now);
+                }
+                if required_down {
+                    let serving = matches!(r.target(), Some(Target::Up { .. } | Target::Draining { .. }));
+                    proptest::prop_assert!(!serving, "{:?} while a required probe is DOWN", r.target());
+                    proptest::prop_assert_eq!(r.retired_target(), Target::Gone);
+                }
+            }
         }
     }
 
