@@ -24,3 +24,44 @@ mod watcher;
 pub(crate) use options::{RequireOptions, RequireSettings};
 pub(crate) use state::RequiredState;
 pub(crate) use watcher::Requirements;
+
+/// Each required probe read once now (name, file, state) and their verdict, for `--once`.
+pub(crate) fn read_once(
+    settings: &RequireSettings,
+) -> (Vec<(String, RequiredState)>, RequiredState) {
+    let each: Vec<(String, RequiredState)> = settings
+        .files
+        .iter()
+        .map(|file| {
+            let reading = state::read(file);
+            let name = reading.probe.unwrap_or_else(|| file.display().to_string());
+            (name, reading.state)
+        })
+        .collect();
+    let named: Vec<rule::Named> = each
+        .iter()
+        .map(|(name, state)| rule::Named { name, state })
+        .collect();
+    let verdict = rule::combine(&named, settings.min);
+    (each, verdict)
+}
+
+/// The requirements as `--check-config` shows them, one line each.
+pub(crate) fn describe(settings: &RequireSettings) -> Vec<String> {
+    let mut lines = Vec::new();
+    if settings.no_routes {
+        lines.push("routes: none (--no-routes): only the state file is published".to_string());
+    }
+    if settings.files.is_empty() {
+        return lines;
+    }
+    let count = settings.files.len();
+    let min = settings.min.unwrap_or(count);
+    lines.push(format!(
+        "require: {min} of {count} required probes UP or DEGRADED (DOWN fails the route at once, MAINTENANCE is maintenance)"
+    ));
+    for file in &settings.files {
+        lines.push(format!("require: {}", file.display()));
+    }
+    lines
+}

@@ -208,6 +208,32 @@ pub(crate) mod tests {
         .to_string()
     }
 
+    /// Write a state document to `path` as a writer does (a temporary file renamed over it),
+    /// from this test process (alive) unless `writer` says otherwise.
+    pub(crate) fn write_state(
+        path: &Path,
+        health: &str,
+        reason: Option<&str>,
+        writer: Option<(u32, u64)>,
+        depends_on: &[&str],
+    ) {
+        let (pid, start) = writer.unwrap_or_else(|| {
+            let start = crate::require::process::own_start_time().expect("own start time");
+            (std::process::id(), start)
+        });
+        let mut document: serde_json::Value =
+            serde_json::from_str(&document(health, reason, pid, start)).unwrap();
+        document["depends_on"] = serde_json::json!(depends_on);
+        write_bytes(path, document.to_string().as_bytes());
+    }
+
+    /// Replace `path` with `bytes` by a rename, as the writer does.
+    pub(crate) fn write_bytes(path: &Path, bytes: &[u8]) {
+        let temporary = path.with_extension("tmp-test");
+        std::fs::write(&temporary, bytes).unwrap();
+        std::fs::rename(&temporary, path).unwrap();
+    }
+
     fn alive(_: u32, _: u64) -> Option<String> {
         None
     }
