@@ -351,3 +351,136 @@ async fn next_events(inotify: Option<&AsyncFd<Fd>>) -> Vec<InotifyEvent> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::require::state::tests::{write_bytes, write_state};
+    use proptest::prelude::*;
+
+    /// One thing that happens to a required state file.
+    #[derive(Debug, Clone)]
+    enum Change {
+        /// Its writer writes this health (by rename).
+        Health(usize, &'static str),
+        /// It is deleted.
+        Delete(usize),
+        /// Garbage replaces it.
+        Malformed(usize),
+        /// A future schema replaces it.
+        OtherVersion(usize),
+        /// It says UP, but its writer is dead.
+        DeadWriter(usize),
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        let health = prop_oneof![
+            Just("UP"),
+            Just("DEGRADED"),
+            Just("DOWN"),
+            Just("MAINTENANCE")
+        ];
+        prop_oneof![
+            4 => (0usize..3, health).prop_map(|(i, h)| Change::Health(i, h)),
+            1 => (0usize..3).prop_map(Change::Delete),
+            1 => (0usize..3).prop_map(Change::Malformed),
+            1 => (0usize..3).prop_map(Change::OtherVersion),
+            1 => (0usize..3).prop_map(Change::DeadWriter),
+        ]
+    }
+
+    /// The model: what each file should count as (0 DOWN .. 3 UP).
+    fn rank_of(health: &str) -> u8 {
+        match health {
+            "UP" => 3,
+            "DEGRADED" => 2,
+            "MAINTENANCE" => 1,
+            _ => 0,
+        }
+    }
+
+    /// The model's verdict rank: the best rank at least `needed` files reach.
+    fn model_verdict(ranks: &[u8], needed: usize) -> u8 {
+        let mut sorted = ranks.to_vec();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        sorted[needed - 1]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// After every change to the required files the verdict follows at once (well inside
+        /// the liveness poll, with the clock paused: the inotify event, not a timer), and it is
+        /// never better than N of the files allow: a dead, missing, malformed or unknown file
+        /// never counts as serving.
+        #[test]
+        fn the_verdict_follows_every_change_at_once(
+            count in 1usize..4,
+            min in proptest::option::of(1usize..4),
+            changes in proptest::collection::vec(change(), 1..25),
+        ) {
+            let dead = {
+                let mut child = std::process::Command::new("true").spawn().unwrap();
+                let pid = child.id();
+                child.wait().unwrap();
+                pid
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let files: Vec<PathBuf> = (0..count).map(|i| dir.path().join(format!("p{i}.json"))).collect();
+            for file in &files {
+                write_state(file, "UP", None, None, &[]);
+            }
+            let min = min.map(|n| n.min(count));
+            let needed = min.unwrap_or(count);
+            let settings = RequireSettings { files: files.clone(), min, no_routes: false };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut required = Requirements::new(&settings, None);
+                let mut ranks = vec![3u8; count];
+                prop_assert_eq!(required.verdict(), &RequiredState::Up);
+                for change in changes {
+                    match change {
+                        Change::Health(i, health) => {
+                            let i = i % count;
+                            write_state(&files[i], health, Some("why"), None, &[]);
+                            ranks[i] = rank_of(health);
+                        }
+                        Change::Delete(i) => {
+                            let i = i % count;
+                            let _ = std::fs::remove_file(&files[i]);
+                            ranks[i] = 0;
+                        }
+                        Change::Malformed(i) => {
+                            let i = i % count;
+                            write_bytes(&files[i], b"{\"version\": 1, \"probe\"");
+                            ranks[i] = 0;
+                        }
+                        Change::OtherVersion(i) => {
+                            let i = i % count;
+                            write_bytes(&files[i], b"{\"version\": 99}");
+                            ranks[i] = 0;
+                        }
+                        Change::DeadWriter(i) => {
+                            let i = i % count;
+                            write_state(&files[i], "UP", None, Some((dead, 1)), &[]);
+                            ranks[i] = 0;
+                        }
+                    }
+                    let expected = model_verdict(&ranks, needed);
+                    let started = tokio::time::Instant::now();
+                    while required.verdict().rank() != expected {
+                        let woke = tokio::time::timeout(Duration::from_millis(100), required.changed()).await;
+                        prop_assert!(woke.is_ok(), "no re-decision {:?} after the change (verdict {:?}, expected rank {expected})", started.elapsed(), required.verdict());
+                    }
+                    // Never better than the files allow.
+                    let serving = ranks.iter().filter(|r| **r >= 2).count();
+                    prop_assert_eq!(required.verdict().rank() >= 2, serving >= needed);
+                }
+                Ok(())
+            })?;
+        }
+    }
+}
