@@ -151,4 +151,97 @@ mod tests {
         assert!(fine.files[1].is_absolute());
         assert_eq!(fine.min, Some(1));
     }
+
+    /// A probe with no options of its own.
+    #[derive(Debug, Clone, clap::Args)]
+    struct NoOptions {}
+
+    type Cli = crate::options::Cli<NoOptions>;
+
+    fn load(args: &[&str], env: &[(&str, &str)]) -> Result<Cli, crate::loader::LoadError> {
+        use clap::CommandFactory;
+        let argv: Vec<std::ffi::OsString> = std::iter::once("exaprobe-test")
+            .chain(args.iter().copied())
+            .map(Into::into)
+            .collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        crate::loader::load_from(Cli::command(), &argv, &|name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.into())
+        })
+    }
+
+    #[test]
+    fn every_source_gives_requirements_and_bad_values_name_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("probe.toml");
+        std::fs::write(
+            &config,
+            "require = ['/run/a.json', '/run/b.json']\nrequire-min = 1\nno-routes = true\n",
+        )
+        .unwrap();
+        let config = config.to_str().unwrap();
+        let from_file = load(&["--config", config], &[]).unwrap().common.require;
+        assert_eq!(
+            from_file.require,
+            [PathBuf::from("/run/a.json"), PathBuf::from("/run/b.json")]
+        );
+        assert_eq!(
+            (from_file.require_min, from_file.no_routes),
+            (Some(1), true)
+        );
+        let from_env = load(&[], &[("EXAPROBE_REQUIRE", "/run/c.json")])
+            .unwrap()
+            .common
+            .require;
+        assert_eq!(from_env.require, [PathBuf::from("/run/c.json")]);
+        let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+            (
+                &["--require-min", "0"],
+                &[],
+                "--require-min: '0' is not a whole number from 1 to 1000",
+            ),
+            (
+                &[],
+                &[("EXAPROBE_REQUIRE_MIN", "many")],
+                "EXAPROBE_REQUIRE_MIN: 'many' is not a whole number from 1 to 1000",
+            ),
+            (
+                &[],
+                &[("EXAPROBE_NO_ROUTES", "perhaps")],
+                "EXAPROBE_NO_ROUTES: invalid value 'perhaps': expected true or false",
+            ),
+        ];
+        for (args, env, expected) in cases {
+            let error = load(args, env).err().expect("refused");
+            assert_eq!(error.message(), *expected, "{args:?} {env:?}");
+        }
+    }
+
+    #[test]
+    fn no_routes_announces_nothing_and_refuses_prefixes() {
+        use crate::settings::{ModeFlags, Settings};
+        let run = ModeFlags {
+            dry_run: false,
+            routes_optional: false,
+        };
+        let options = load(&["--no-routes"], &[]).unwrap().common;
+        let settings = Settings::resolve(&options, "test", run).unwrap();
+        assert!(settings.routes.prefixes.is_empty() && settings.require.no_routes);
+        assert!(
+            !settings.detect_dialect,
+            "nothing to render: no dialect to ask for"
+        );
+        let options = load(&["--no-routes", "--prefix", "192.0.2.1"], &[])
+            .unwrap()
+            .common;
+        assert_eq!(
+            Settings::resolve(&options, "test", run)
+                .unwrap_err()
+                .to_string(),
+            "--no-routes announces nothing, but 1 prefix(es) are given (--prefix 192.0.2.1/32)"
+        );
+    }
 }
