@@ -197,7 +197,8 @@ mod tests {
             .common
             .require;
         assert_eq!(from_env.require, [PathBuf::from("/run/c.json")]);
-        let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+        type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
             (
                 &["--require-min", "0"],
                 &[],
@@ -215,7 +216,7 @@ mod tests {
             ),
         ];
         for (args, env, expected) in cases {
-            let error = load(args, env).err().expect("refused");
+            let error = load(args, env).expect_err("refused");
             assert_eq!(error.message(), *expected, "{args:?} {env:?}");
         }
     }
