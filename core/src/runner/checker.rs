@@ -318,7 +318,13 @@ impl<P: Probe + Send + 'static> Checker<P> {
             .map(|(name, _, state)| format!("{name}: {state}"))
             .collect();
         let shown = shown.join("; ");
+        // Logged when a state changes by name; a required probe's new reason alone (its next
+        // failed check) is debug, so a DOWN dependency does not log at its check rate.
+        let names = |v: &RequiredState| v.name();
+        let renamed = names(&verdict) != names(&previous)
+            || self.status.borrow().required_names != self.required_names();
         match &verdict {
+            _ if !renamed => tracing::debug!(required = %shown, "required probes"),
             RequiredState::Up => tracing::info!(required = %shown, "required probes: UP"),
             other => tracing::warn!(required = %shown, verdict = %other, "required probes"),
         }
@@ -335,6 +341,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
         {
             let mut status = self.status.borrow_mut();
             status.required = shown;
+            status.required_names = self.required_names();
             status
                 .observer
                 .required(entries, self.required.depends_on());
@@ -352,6 +359,16 @@ impl<P: Probe + Send + 'static> Checker<P> {
         self.publish();
         let maintenance = |v: &RequiredState| matches!(v, RequiredState::Maintenance(_));
         maintenance(&verdict) != maintenance(&previous)
+    }
+
+    /// Each required probe's state by name only (`dns UP, uplink DOWN`).
+    fn required_names(&self) -> String {
+        let names: Vec<String> = self
+            .required
+            .each()
+            .map(|(name, _, state)| format!("{name} {}", state.name()))
+            .collect();
+        names.join(", ")
     }
 
     /// Log, report and hook a change of state by name since `from`.
@@ -417,7 +434,9 @@ impl<P: Probe + Send + 'static> Checker<P> {
         );
         if to.differs_from(from) {
             let reason = match &result {
-                _ if to == State::Down && self.required_verdict != RequiredState::Up => {
+                _ if to == State::Down
+                    && matches!(self.required_verdict, RequiredState::Down(_)) =>
+                {
                     self.required_verdict.reason().map(str::to_owned)
                 }
                 Some((outcome, _)) if disabled.is_none() => outcome.reason().map(str::to_owned),
@@ -526,13 +545,15 @@ impl<P: Probe + Send + 'static> Checker<P> {
     /// What the routes say, in the state file, for the probes requiring this one.
     fn publish_health(&self, target: Option<Target>) {
         let status = self.status.borrow();
+        let required = self.required_verdict.reason().map(str::to_owned);
         let reason = match target {
-            Some(Target::Disabled | Target::Draining { .. }) if self.disabled_note.is_some() => {
-                self.disabled_note.clone()
+            Some(Target::Disabled | Target::Draining { .. }) => {
+                self.disabled_note.clone().or(required)
             }
-            _ if self.required_verdict != RequiredState::Up => {
-                self.required_verdict.reason().map(str::to_owned)
+            Some(Target::Down) if matches!(self.required_verdict, RequiredState::Down(_)) => {
+                required
             }
+            Some(Target::Up { .. }) => status.last_reason.clone().or(required),
             _ => status.last_reason.clone(),
         };
         status

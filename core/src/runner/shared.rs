@@ -76,6 +76,8 @@ pub(crate) struct Status {
     pub(crate) held: bool,
     /// The required probes (`--require`) and their states, one line.
     pub(crate) required: String,
+    /// The same by state name only, to log changes of name.
+    pub(crate) required_names: String,
     /// Where both loops report for metrics and the state file.
     pub(crate) observer: crate::observe::Observer,
 }
@@ -90,6 +92,7 @@ impl Default for Status {
             out_of_sync: 0,
             held: false,
             required: String::new(),
+            required_names: String::new(),
             observer: crate::observe::Observer::default(),
         }
     }
