@@ -338,6 +338,32 @@ mod tests {
     }
 
     #[test]
+    fn required_probes_have_one_series_each() {
+        let metrics = Metrics::new("web", "http", 1_700_000_000.0);
+        metrics.required("dns", true);
+        metrics.required("up\"link", false);
+        let text = metrics.openmetrics();
+        let series = |required: &str| {
+            format!("exaprobe_required_up{{probe=\"web\",required=\"{required}\"}}")
+        };
+        assert_eq!(
+            sample(&text, &series("dns")).as_deref(),
+            Some("1"),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, &series("up\\\"link")).as_deref(),
+            Some("0"),
+            "{text}"
+        );
+        metrics.required("dns", false);
+        assert_eq!(
+            sample(&metrics.text(), &series("dns")).as_deref(),
+            Some("0")
+        );
+    }
+
+    #[test]
     fn every_series_is_there_with_the_probe_label_from_the_start() {
         let metrics = Metrics::new("web \"1\"", "http", 1_700_000_000.0);
         let text = metrics.openmetrics();
