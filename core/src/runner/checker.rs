@@ -230,10 +230,13 @@ impl<P: Probe + Send + 'static> Checker<P> {
                             reload_pending |= request == Request::Reload;
                             check_now |= request == Request::CheckNow;
                         }
-                        // A required probe DOWN fails the route now, not when the check ends.
+                        // A required probe going DOWN fails the route now, not when the check
+                        // ends (only going: a DOWN one's new reason must not starve the check).
                         () = self.required.changed() => {
                             required_pending = true;
-                            if matches!(self.required.verdict(), RequiredState::Down(_)) {
+                            if matches!(self.required.verdict(), RequiredState::Down(_))
+                                && !matches!(self.required_verdict, RequiredState::Down(_))
+                            {
                                 required_down = true;
                                 break None;
                             }
