@@ -189,6 +189,9 @@ fn check_config<P: Probe>(probe: &P, settings: &Settings) -> ExitCode {
     } else {
         print_line(&format!("dialect: {dialect}"));
     }
+    for line in crate::require::describe(&settings.require) {
+        print_line(&line);
+    }
     let t = &settings.timing;
     print_line(&format!(
         "timing: interval {:?}, fast-interval {:?}, timeout {:?}, rise {}, fall {}",

@@ -72,6 +72,9 @@ mod privileges;
 mod probe;
 pub mod redact;
 mod render;
+// Required probes (`--require`): state files read with freshness, the combination rule, the
+// watcher.
+mod require;
 mod route;
 mod routing;
 mod runner;

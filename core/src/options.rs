@@ -304,6 +304,11 @@ pub struct CommonOptions {
     #[command(flatten)]
     pub(crate) compat: crate::compat::CompatOptions,
 
+    // ---- required probes (core/src/require/) -------------------------------------------------
+    /// `--require`, `--require-min`, `--no-routes`.
+    #[command(flatten)]
+    pub(crate) require: crate::require::RequireOptions,
+
     // ---- observability (metrics, state file, syslog) ----------------------------------------
     /// Metrics, the state file and syslog.
     #[command(flatten)]

@@ -12,6 +12,11 @@
 //!   `--flap-window` hold the routes in the DOWN action for `--flap-hold`, whatever the checks
 //!   say; then a fresh hysteresis starts from INIT.
 //!
+//! - **Required probes** (`--require`, see `crate::require`): a required probe DOWN makes the
+//!   routes say DOWN at once ([`Router::require`]), with no `--fall` on top (its own hysteresis
+//!   confirmed it); the own hysteresis goes on underneath, so the return takes effect when the
+//!   own check is UP too. A required probe DEGRADED adds its penalty to the UP MED.
+//!
 //! Pure and synchronous, like the hysteresis: time is a parameter and timers are deadlines the
 //! caller waits for ([`Router::next_timer`], then [`Router::tick`]).
 
@@ -96,6 +101,10 @@ pub(crate) struct Router {
     service: State,
     /// Prefixes a reload removed are drained until then.
     retired_until: Option<Instant>,
+    /// A required probe is DOWN: the routes say DOWN whatever the own hysteresis says.
+    required_down: bool,
+    /// The MED penalty a DEGRADED required probe adds.
+    required_penalty: u32,
 }
 
 impl Router {
@@ -113,6 +122,8 @@ impl Router {
             held_until: None,
             service: State::Init,
             retired_until: None,
+            required_down: false,
+            required_penalty: 0,
         }
     }
 
@@ -129,9 +140,40 @@ impl Router {
         }
     }
 
-    /// The hysteresis state (DOWN during a flap hold).
+    /// The hysteresis state (DOWN during a flap hold, and while a required probe is DOWN
+    /// outside maintenance).
     pub(crate) fn state(&self) -> State {
-        self.state
+        if self.required_down && self.state != State::Disabled {
+            State::Down
+        } else {
+            self.state
+        }
+    }
+
+    /// The required probes changed at `now`: `down` when they are DOWN (the routes say DOWN at
+    /// once; when they return, the own hysteresis decides), `penalty` when DEGRADED.
+    pub(crate) fn require(&mut self, now: Instant, down: bool, penalty: u32) -> Vec<Event> {
+        let mut events = Vec::new();
+        self.required_penalty = penalty;
+        if down && !self.required_down {
+            // A service that cannot serve is never drained: the final action now.
+            let drained = self.drain.take().is_some();
+            if drained {
+                self.decided = Some(Target::Disabled);
+            }
+            if self.retired_until.take().is_some() || drained {
+                events.push(Event::DrainAborted);
+            }
+        }
+        self.required_down = down;
+        self.release_if_due(now, &mut events);
+        if self.held_until.is_none() {
+            self.count_change(now, &mut events);
+        }
+        if self.held_until.is_none() {
+            self.decide(now, &mut events);
+        }
+        events
     }
 
     /// What the routes should express, `None` before the first decisive state.
@@ -191,7 +233,7 @@ impl Router {
     pub(crate) fn retire(&mut self, now: Instant) -> Option<Instant> {
         let length = self.safety.drain?;
         match self.decided? {
-            Target::Up { .. } | Target::Draining { .. } if self.state != State::Down => {
+            Target::Up { .. } | Target::Draining { .. } if self.state() != State::Down => {
                 let until = now + length;
                 self.retired_until = Some(self.retired_until.map_or(until, |u| u.max(until)));
                 self.retired_until
@@ -252,7 +294,7 @@ impl Router {
         self.release_if_due(now, &mut events);
         if self.held_until.is_some() {
             // Held down: checks go on (the caller logs them), the routes do not follow them.
-            return (self.state, events);
+            return (self.state(), events);
         }
         if observation == Observation::Success {
             self.penalty = penalty;
@@ -271,7 +313,7 @@ impl Router {
         if self.held_until.is_none() {
             self.decide(now, &mut events);
         }
-        (self.state, events)
+        (self.state(), events)
     }
 
     /// Let the timers act at `now` (drain over, hold over).
@@ -300,11 +342,12 @@ impl Router {
 
     /// Count a change between UP and DOWN; start a hold when there are too many.
     fn count_change(&mut self, now: Instant, events: &mut Vec<Event>) {
-        if !matches!(self.state, State::Up | State::Down) {
+        let state = self.state();
+        if !matches!(state, State::Up | State::Down) {
             return;
         }
-        let changed = self.side.is_some_and(|side| side != self.state);
-        self.side = Some(self.state);
+        let changed = self.side.is_some_and(|side| side != state);
+        self.side = Some(state);
         let Some(limits) = self.safety.flap.filter(|limits| limits.limit > 0) else {
             return;
         };
@@ -338,7 +381,7 @@ impl Router {
 
     /// Derive the target from the state, the drain and the time.
     fn decide(&mut self, now: Instant, events: &mut Vec<Event>) {
-        match self.state {
+        match self.state() {
             State::Disabled => {
                 if let (Some(length), None, Some(Target::Up { penalty })) =
                     (self.safety.drain, self.drain, self.decided)
@@ -366,7 +409,7 @@ impl Router {
                     events.push(Event::DrainCancelled);
                 }
                 self.decided = Some(Target::Up {
-                    penalty: self.penalty,
+                    penalty: self.penalty.max(self.required_penalty),
                 });
             }
             State::Down => {
@@ -631,6 +674,104 @@ mod tests {
             let observation = if i % 2 == 0 { Success } else { Failure };
             r.observe(t0 + Duration::from_secs(31) * i, observation, 0);
             assert!(!r.is_held(), "a change every 31 s is at most 2 per minute");
+        }
+    }
+
+    // ---- required probes (`--require`) ----------------------------------------------------
+
+    #[test]
+    fn a_required_probe_down_is_down_at_once_and_its_return_follows_the_own_checks() {
+        let t0 = Instant::now();
+        let mut r = router(2, 3, Safety::default());
+        r.observe(t0, Success, 0);
+        r.observe(t0, Success, 0);
+        assert_eq!(r.target(), Some(Target::Up { penalty: 0 }));
+        r.require(t0, true, 0);
+        assert_eq!(r.state(), State::Down, "no --fall on top");
+        assert_eq!(r.target(), Some(Target::Down));
+        // The own checks go on underneath and change nothing while it is DOWN.
+        r.observe(t0, Success, 0);
+        assert_eq!(r.target(), Some(Target::Down));
+        r.require(t0, false, 0);
+        assert_eq!(
+            r.target(),
+            Some(Target::Up { penalty: 0 }),
+            "own UP: back at once"
+        );
+        // When the own check failed meanwhile, the return waits for its rise.
+        r.require(t0, true, 0);
+        r.observe(t0, Failure, 0);
+        r.require(t0, false, 0);
+        assert_eq!(r.state(), State::Falling(1));
+        assert_eq!(
+            r.target(),
+            Some(Target::Down),
+            "FALLING keeps what was decided"
+        );
+        r.observe(t0, Success, 0);
+        r.observe(t0, Success, 0);
+        assert_eq!(r.target(), Some(Target::Up { penalty: 0 }));
+    }
+
+    #[test]
+    fn a_degraded_required_probe_adds_its_penalty() {
+        let t0 = Instant::now();
+        let mut r = router(1, 1, Safety::default());
+        r.observe(t0, Success, 0);
+        r.require(t0, false, 200);
+        assert_eq!(r.target(), Some(Target::Up { penalty: 200 }));
+        r.observe(t0, Success, 300);
+        assert_eq!(r.target(), Some(Target::Up { penalty: 300 }), "the larger");
+        r.require(t0, false, 0);
+        assert_eq!(r.target(), Some(Target::Up { penalty: 300 }));
+    }
+
+    #[test]
+    fn a_required_probe_down_ends_a_maintenance_drain() {
+        let t0 = Instant::now();
+        let mut r = router(1, 1, drain(30));
+        r.observe(t0, Success, 0);
+        r.observe(t0, Disabled, 0);
+        assert_eq!(r.target(), Some(Target::Draining { penalty: 0 }));
+        assert_eq!(r.require(t0, true, 0), [Event::DrainAborted]);
+        assert_eq!(r.target(), Some(Target::Disabled));
+        assert_eq!(r.next_timer(), None);
+    }
+
+    proptest::proptest! {
+        /// Whatever the checks, maintenance, drains and required probes do: never an UP or
+        /// draining target while a required probe is DOWN, and never DOWN without a reason
+        /// (a DOWN required probe or the own hysteresis or a hold).
+        #[test]
+        fn never_up_while_a_required_probe_is_down(
+            rise in 1u32..4, fall in 1u32..4, drain_secs in 0u64..4,
+            steps in proptest::collection::vec((input(), proptest::option::of(proptest::bool::ANY), 0u64..3_000), 1..200),
+        ) {
+            let safety = Safety { drain: (drain_secs > 0).then(|| Duration::from_secs(drain_secs)), flap: None };
+            let mut r = router(rise, fall, safety);
+            let mut now = Instant::now();
+            let mut required_down = false;
+            for (input, require, millis) in steps {
+                now += Duration::from_millis(millis);
+                if let Some(down) = require {
+                    required_down = down;
+                    r.require(now, down, 0);
+                }
+                match input {
+                    Input::Observe(observation) => { r.observe(now, observation, 0); }
+                    Input::DrainCheck(observation) => { r.observe_during_drain(observation, 0); }
+                    Input::Retire => { r.retire(now); }
+                    Input::Tick => {}
+                }
+                if r.next_timer().is_some_and(|at| at <= now) {
+                    r.tick(now);
+                }
+                if required_down {
+                    let serving = matches!(r.target(), Some(Target::Up { .. } | Target::Draining { .. }));
+                    proptest::prop_assert!(!serving, "{:?} while a required probe is DOWN", r.target());
+                    proptest::prop_assert_eq!(r.retired_target(), Target::Gone);
+                }
+            }
         }
     }
 

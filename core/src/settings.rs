@@ -35,6 +35,8 @@ pub(crate) struct Settings {
     pub log_format: LogFormat,
     /// Metrics, the state file.
     pub observe: crate::observe::ObserveSettings,
+    /// Required probes (`--require`) and `--no-routes`.
+    pub(crate) require: crate::require::RequireSettings,
 }
 
 /// Schedule and deadlines.
@@ -154,6 +156,9 @@ pub(crate) enum SettingsError {
     /// Metrics, state file or syslog options.
     #[error("{0}")]
     Observe(String),
+    /// `--require`, `--require-min`, `--no-routes`.
+    #[error("{0}")]
+    Require(String),
 }
 
 impl Settings {
@@ -168,7 +173,14 @@ impl Settings {
             crate::ip_setup::prefixes(options).map_err(SettingsError::Addresses)?;
         let (ip_up, ip_down) =
             crate::ip_setup::dynamic_hooks(options).map_err(SettingsError::Addresses)?;
-        if prefixes.is_empty() && !modes.routes_optional {
+        if options.require.no_routes && !prefixes.is_empty() {
+            return Err(SettingsError::Require(format!(
+                "--no-routes announces nothing, but {} prefix(es) are given (--prefix {})",
+                prefixes.len(),
+                prefixes[0]
+            )));
+        }
+        if prefixes.is_empty() && !modes.routes_optional && !options.require.no_routes {
             return Err(SettingsError::NoPrefix);
         }
         let mut seen = std::collections::BTreeSet::new();
@@ -299,7 +311,9 @@ impl Settings {
                 hook_timeout: options.hook_timeout,
             },
             ack,
-            detect_dialect: options.exabgp_api == ApiSetting::Auto && !modes.dry_run,
+            detect_dialect: options.exabgp_api == ApiSetting::Auto
+                && !modes.dry_run
+                && !options.require.no_routes,
             safety: crate::routing::Safety {
                 drain: options.drain,
                 flap: (options.flap_limit > 0).then_some(crate::routing::FlapLimits {
@@ -319,6 +333,11 @@ impl Settings {
             log_format: options.log_format,
             observe: crate::observe::ObserveSettings::resolve(&options.observe, default_name)
                 .map_err(SettingsError::Observe)?,
+            require: crate::require::RequireSettings::resolve(
+                &options.require,
+                options.observe.state_file.as_deref(),
+            )
+            .map_err(SettingsError::Require)?,
         };
         settings
             .observe

@@ -213,3 +213,27 @@ pub mod ntp;
 pub mod postgres;
 pub mod redis;
 pub mod unbound;
+
+/// A real HTTP server (Python's http.server) serving `dir` on 127.0.0.1:`port`, listening
+/// when this returns; `None` (after saying why) when python3 is missing outside CI.
+pub fn http_server(dir: &Path, port: u16) -> Option<ChildGuard> {
+    let python = require_tool("python3", "Debian package python3", &[])?;
+    let server = ChildGuard::spawn(
+        Command::new(python)
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    wait_for("the HTTP server to listen", Duration::from_secs(10), || {
+        tcp_port_open(port).then_some(())
+    });
+    Some(server)
+}

@@ -2,12 +2,10 @@
 //! route follows a real service (Python's http.server for HTTP and TCP, Unbound for DNS, a PostgreSQL
 //! primary and streaming replica for the database VIP across a failover).
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use exaprobe_e2e::{FAST_TIMERS, Process, Stack, StackOptions, Version};
-use exaprobe_testkit::{ChildGuard, free_port, require_tool, tcp_port_open, wait_for};
+use exaprobe_testkit::{free_port, http_server};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -25,29 +23,6 @@ for_each_exabgp!(
     dns_route_follows_the_server,
     redis_write_vip_follows_the_master_role,
 );
-
-/// A real HTTP server (Python's http.server) serving `dir` on 127.0.0.1:`port`.
-fn http_server(dir: &Path, port: u16) -> Option<ChildGuard> {
-    let python = require_tool("python3", "Debian package python3", &[])?;
-    let server = ChildGuard::spawn(
-        Command::new(python)
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--directory",
-            ])
-            .arg(dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null()),
-    );
-    wait_for("the HTTP server to listen", Duration::from_secs(10), || {
-        tcp_port_open(port).then_some(())
-    });
-    Some(server)
-}
 
 fn probe(name: &str, binary: &str, args: &[&str]) -> Process {
     let mut all: Vec<&str> = FAST_TIMERS.to_vec();

@@ -53,6 +53,7 @@ pub(crate) struct Metrics {
     announced: Family<PrefixLabel, IntGauge>,
     med: Family<PrefixLabel, IntGauge>,
     commands: Family<Label, Counter>,
+    required: Family<PrefixLabel, IntGauge>,
     probe_gauges: std::sync::Arc<ProbeGauges>,
 }
 
@@ -70,6 +71,7 @@ impl Metrics {
             announced: Family::default(),
             med: Family::default(),
             commands: Family::default(),
+            required: Family::default(),
             probe_gauges: std::sync::Arc::default(),
             registry: Registry::default(),
         };
@@ -112,6 +114,11 @@ impl Metrics {
             "exaprobe_exabgp_commands",
             "Commands answered by ExaBGP (done, error) or not in --ack-timeout (timeout)",
             metrics.commands.clone(),
+        );
+        registry.register(
+            "exaprobe_required_up",
+            "1 while the required probe (--require, by its --name) is UP or DEGRADED and fresh, 0 otherwise",
+            metrics.required.clone(),
         );
         let build = Family::<[(&'static str, String); 2], IntGauge>::default();
         build
@@ -196,6 +203,13 @@ impl Metrics {
                 self.med.remove(&label);
             }
         }
+    }
+
+    /// The required probe `name` is serving (`up`) or not.
+    pub(crate) fn required(&self, name: &str, up: bool) {
+        self.required
+            .get_or_create(&[("required", escape_label_value(name))])
+            .set(i64::from(up));
     }
 
     /// ExaBGP answered (or did not answer) `count` commands with `answer` (one of [`ANSWERS`]).
@@ -321,6 +335,32 @@ mod tests {
         text.lines()
             .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
             .map(|line| line[series.len() + 1..].to_string())
+    }
+
+    #[test]
+    fn required_probes_have_one_series_each() {
+        let metrics = Metrics::new("web", "http", 1_700_000_000.0);
+        metrics.required("dns", true);
+        metrics.required("up\"link", false);
+        let text = metrics.openmetrics();
+        let series = |required: &str| {
+            format!("exaprobe_required_up{{probe=\"web\",required=\"{required}\"}}")
+        };
+        assert_eq!(
+            sample(&text, &series("dns")).as_deref(),
+            Some("1"),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, &series("up\\\"link")).as_deref(),
+            Some("0"),
+            "{text}"
+        );
+        metrics.required("dns", false);
+        assert_eq!(
+            sample(&metrics.text(), &series("dns")).as_deref(),
+            Some("0")
+        );
     }
 
     #[test]

@@ -32,6 +32,7 @@ use crate::route::Prefix;
 use crate::settings::Settings;
 use metrics::Metrics;
 use state_file::{Consecutive, Counters, LastCheck, PrefixState, StateDocument};
+pub(crate) use state_file::{RequiredEntry, VERSION as STATE_FILE_VERSION};
 use writer::LatestWriter;
 
 /// One series a probe kind adds to the core's (replication lag, SOA serial lag, ...).
@@ -192,10 +193,15 @@ pub(crate) fn start(settings: &Settings) -> Observer {
         kind: observe.kind.clone(),
         exaprobe_version: env!("CARGO_PKG_VERSION"),
         pid: std::process::id(),
+        start_time: crate::require::process::own_start_time(),
         updated: clock::rfc3339(now),
         state: State::Init.name(),
         since: clock::rfc3339(now),
         flap_held: false,
+        health: "DOWN",
+        health_reason: Some("starting: no decisive state yet".into()),
+        required: Vec::new(),
+        depends_on: Vec::new(),
         last_check: None,
         consecutive: Consecutive::default(),
         prefixes: BTreeMap::new(),
@@ -293,6 +299,40 @@ impl Observer {
             document.counters.transitions += 1;
             document.state = to.name();
             document.since = clock::rfc3339(now);
+        }
+        self.write();
+    }
+
+    /// What the routes say now, for the probes requiring this one.
+    pub(crate) fn health(&self, health: &crate::require::RequiredState) {
+        let Some(inner) = &self.0 else { return };
+        {
+            let mut document = inner.document();
+            let reason = health.reason().map(str::to_owned);
+            if document.health == health.name() && document.health_reason == reason {
+                return;
+            }
+            document.health = health.name();
+            document.health_reason = reason;
+        }
+        self.write();
+    }
+
+    /// The required probes' states and every state file this probe depends on.
+    pub(crate) fn required(&self, required: Vec<RequiredEntry>, depends_on: Vec<String>) {
+        let Some(inner) = &self.0 else { return };
+        if let Some(metrics) = &inner.metrics {
+            for entry in &required {
+                metrics.required(&entry.probe, matches!(entry.health, "UP" | "DEGRADED"));
+            }
+        }
+        {
+            let mut document = inner.document();
+            if document.required == required && document.depends_on == depends_on {
+                return;
+            }
+            document.required = required;
+            document.depends_on = depends_on;
         }
         self.write();
     }

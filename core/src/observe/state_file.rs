@@ -21,6 +21,9 @@ pub(crate) struct StateDocument {
     pub(crate) exaprobe_version: &'static str,
     /// The process writing it.
     pub(crate) pid: u32,
+    /// When that process started (field 22 of `/proc/<pid>/stat`, clock ticks since boot): a
+    /// reader checks both, so a reused pid does not pass for the writer.
+    pub(crate) start_time: Option<u64>,
     /// When this document was written (RFC 3339, UTC).
     pub(crate) updated: String,
     /// `INIT`, `RISING`, `UP`, `FALLING`, `DOWN` or `DISABLED`.
@@ -29,6 +32,16 @@ pub(crate) struct StateDocument {
     pub(crate) since: String,
     /// Held down by flap damping (`--flap-limit`).
     pub(crate) flap_held: bool,
+    /// What the routes say, for probes that `--require` this one: `UP`, `DEGRADED`, `DOWN` or
+    /// `MAINTENANCE`.
+    pub(crate) health: &'static str,
+    /// Why, when not `UP`.
+    pub(crate) health_reason: Option<String>,
+    /// The probes this one requires (`--require`), each with its state and why.
+    pub(crate) required: Vec<RequiredEntry>,
+    /// Every state file this probe depends on, directly or through the probes it requires
+    /// (so a cycle shows).
+    pub(crate) depends_on: Vec<String>,
     /// The last check, once there was one.
     pub(crate) last_check: Option<LastCheck>,
     /// Successes and failures in a row (a degraded check is a success).
@@ -37,6 +50,19 @@ pub(crate) struct StateDocument {
     pub(crate) prefixes: BTreeMap<String, PrefixState>,
     /// Totals since start.
     pub(crate) counters: Counters,
+}
+
+/// One required probe, as this probe sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct RequiredEntry {
+    /// Its state file.
+    pub(crate) file: String,
+    /// Its `--name` (the file until it says).
+    pub(crate) probe: String,
+    /// `UP`, `DEGRADED`, `DOWN` or `MAINTENANCE`, freshness applied.
+    pub(crate) health: &'static str,
+    /// Why, when not `UP`.
+    pub(crate) reason: Option<String>,
 }
 
 /// The last check's result.

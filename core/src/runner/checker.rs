@@ -24,6 +24,7 @@ use crate::hooks::Hooks;
 use crate::options::ApiDialect;
 use crate::probe::{Outcome, Probe};
 use crate::render::{RouteCommand, Target};
+use crate::require::{RequiredState, Requirements};
 use crate::route::Prefix;
 use crate::routing::{Event, Router};
 use crate::runner::shared::{Desired, Status};
@@ -134,6 +135,10 @@ pub(crate) struct Checker<P> {
     disable_lookup: Option<JoinHandle<Option<String>>>,
     /// The maintenance state last seen, kept when the disable file cannot be read in time.
     disabled_note: Option<String>,
+    /// The required probes (`--require`), watched; their verdict is applied at once.
+    required: Requirements,
+    /// Their verdict as last applied.
+    required_verdict: RequiredState,
 }
 
 impl<P: Probe + Send + 'static> Checker<P> {
@@ -149,6 +154,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
     ) -> Self {
         let hooks = Hooks::start(settings.timing.hook_timeout);
         let router = Router::new(settings.hysteresis, settings.safety);
+        let required = Requirements::new(&settings.require, settings.observe.state_file.as_deref());
         Checker {
             probe,
             settings,
@@ -164,6 +170,8 @@ impl<P: Probe + Send + 'static> Checker<P> {
             dialect,
             disable_lookup: None,
             disabled_note: None,
+            required,
+            required_verdict: RequiredState::Up,
         }
     }
 
@@ -179,6 +187,9 @@ impl<P: Probe + Send + 'static> Checker<P> {
             "starting"
         );
         let mut next_check = Instant::now();
+        if !self.required.is_empty() {
+            self.required_changed();
+        }
         loop {
             loop {
                 let timer = self.next_timer();
@@ -192,6 +203,9 @@ impl<P: Probe + Send + 'static> Checker<P> {
                         }
                     },
                     Ok(()) = self.dialect.changed() => self.dialect_found(),
+                    () = self.required.changed() => if self.required_changed() {
+                        next_check = Instant::now();
+                    },
                     _ = sleep_until(timer.unwrap_or(next_check)), if timer.is_some_and(|t| t < next_check) => {
                         self.on_timer();
                     }
@@ -199,9 +213,14 @@ impl<P: Probe + Send + 'static> Checker<P> {
                 }
             }
             let started = Instant::now();
-            let disabled = self.disabled().await;
+            let disabled = self
+                .disabled()
+                .await
+                .or_else(|| self.required_maintenance());
             let mut reload_pending = false;
             let mut check_now = false;
+            let mut required_down = false;
+            let mut required_pending = false;
             // In maintenance the check runs only while a drain does (a failure ends it).
             let result = if disabled.is_some() && !self.router.checks_in_maintenance() {
                 None
@@ -216,10 +235,28 @@ impl<P: Probe + Send + 'static> Checker<P> {
                             reload_pending |= request == Request::Reload;
                             check_now |= request == Request::CheckNow;
                         }
+                        // A required probe going DOWN fails the route now, not when the check
+                        // ends (only going: a DOWN one's new reason must not starve the check).
+                        () = self.required.changed() => {
+                            required_pending = true;
+                            if matches!(self.required.verdict(), RequiredState::Down(_))
+                                && !matches!(self.required_verdict, RequiredState::Down(_))
+                            {
+                                required_down = true;
+                                break None;
+                            }
+                        }
                         result = &mut check => break Some(result),
                     }
                 }
             };
+            // A required probe changed during the check: apply it now. When it went DOWN the
+            // check in flight was dropped: check again at once (the own hysteresis goes on).
+            let required_check_now = required_pending && self.required_changed();
+            if required_down {
+                next_check = Instant::now();
+                continue;
+            }
             self.observe(result, disabled);
             crate::logging::report_dropped_lines();
             if self.dialect.has_changed().unwrap_or(false) {
@@ -240,6 +277,9 @@ impl<P: Probe + Send + 'static> Checker<P> {
                 (started + interval + splay(self.settings.timing.splay)).max(Instant::now());
             if check_now {
                 tracing::info!("SIGUSR2: checking now");
+                next_check = Instant::now();
+            }
+            if required_check_now {
                 next_check = Instant::now();
             }
         }
@@ -264,6 +304,89 @@ impl<P: Probe + Send + 'static> Checker<P> {
             }
         }
         self.disabled_note.clone()
+    }
+
+    /// `Some(reason)` while the required probes put this probe in maintenance.
+    fn required_maintenance(&self) -> Option<String> {
+        match self.required.verdict() {
+            RequiredState::Maintenance(why) => Some(why.clone()),
+            _ => None,
+        }
+    }
+
+    /// The required probes changed: DOWN and DEGRADED go through the router at once;
+    /// entering or leaving maintenance takes the disable file's path, so the caller checks
+    /// now when this returns true.
+    fn required_changed(&mut self) -> bool {
+        let verdict = self.required.verdict().clone();
+        let previous = std::mem::replace(&mut self.required_verdict, verdict.clone());
+        let shown: Vec<String> = self
+            .required
+            .each()
+            .map(|(name, _, state)| format!("{name}: {state}"))
+            .collect();
+        let shown = shown.join("; ");
+        // Logged when a state changes by name; a required probe's new reason alone (its next
+        // failed check) is debug, so a DOWN dependency does not log at its check rate.
+        let names = |v: &RequiredState| v.name();
+        let renamed = names(&verdict) != names(&previous)
+            || self.status.borrow().required_names != self.required_names();
+        match &verdict {
+            _ if !renamed => tracing::debug!(required = %shown, "required probes"),
+            RequiredState::Up => tracing::info!(required = %shown, "required probes: UP"),
+            other => tracing::warn!(required = %shown, verdict = %other, "required probes"),
+        }
+        let entries = self
+            .required
+            .each()
+            .map(|(name, file, state)| crate::observe::RequiredEntry {
+                file: file.display().to_string(),
+                probe: name,
+                health: state.name(),
+                reason: state.reason().map(str::to_owned),
+            })
+            .collect();
+        {
+            let mut status = self.status.borrow_mut();
+            status.required = shown;
+            status.required_names = self.required_names();
+            status
+                .observer
+                .required(entries, self.required.depends_on());
+        }
+        let penalty = match verdict {
+            RequiredState::Degraded(_) => self.settings.timing.degraded_penalty,
+            _ => 0,
+        };
+        let from = self.router.state();
+        let down = matches!(verdict, RequiredState::Down(_));
+        let events = self.router.require(Instant::now(), down, penalty);
+        let reason = verdict.reason().unwrap_or("required probes UP").to_string();
+        self.transitioned(from, &reason);
+        self.log_events(&events);
+        self.publish();
+        let maintenance = |v: &RequiredState| matches!(v, RequiredState::Maintenance(_));
+        maintenance(&verdict) != maintenance(&previous)
+    }
+
+    /// Each required probe's state by name only (`dns UP, uplink DOWN`).
+    fn required_names(&self) -> String {
+        let names: Vec<String> = self
+            .required
+            .each()
+            .map(|(name, _, state)| format!("{name} {}", state.name()))
+            .collect();
+        names.join(", ")
+    }
+
+    /// Log, report and hook a change of state by name since `from`.
+    fn transitioned(&mut self, from: State, reason: &str) {
+        let to = self.router.state();
+        if to.differs_from(from) {
+            tracing::info!(from = %from, to = %to, reason, "state change");
+            self.status.borrow().observer.transition(to);
+            self.hooks.transition(&self.settings.hooks, to);
+        }
     }
 
     /// The deliverer found (or changed) the dialect ExaBGP speaks: render the routes in it.
@@ -319,6 +442,11 @@ impl<P: Probe + Send + 'static> Checker<P> {
         );
         if to.differs_from(from) {
             let reason = match &result {
+                _ if to == State::Down
+                    && matches!(self.required_verdict, RequiredState::Down(_)) =>
+                {
+                    self.required_verdict.reason().map(str::to_owned)
+                }
                 Some((outcome, _)) if disabled.is_none() => outcome.reason().map(str::to_owned),
                 _ => disabled,
             };
@@ -345,12 +473,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
         let now = Instant::now();
         let from = self.router.state();
         let events = self.router.tick(now);
-        let to = self.router.state();
-        if to.differs_from(from) {
-            tracing::info!(from = %from, to = %to, reason = "flap hold over", "state change");
-            self.status.borrow().observer.transition(to);
-            self.hooks.transition(&self.settings.hooks, to);
-        }
+        self.transitioned(from, "flap hold over");
         self.log_events(&events);
         self.publish();
     }
@@ -398,6 +521,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
         if let Some(Target::Up { penalty } | Target::Draining { penalty }) = target {
             self.status.borrow_mut().penalty = penalty;
         }
+        self.publish_health(target);
         let plan = target.map(|target| self.settings.routes.plan(target));
         let drain_on_exit = self
             .router
@@ -424,6 +548,25 @@ impl<P: Probe + Send + 'static> Checker<P> {
             desired.retired = retired;
             changed
         });
+    }
+
+    /// What the routes say, in the state file, for the probes requiring this one.
+    fn publish_health(&self, target: Option<Target>) {
+        let status = self.status.borrow();
+        let required = self.required_verdict.reason().map(str::to_owned);
+        let reason = match target {
+            Some(Target::Disabled | Target::Draining { .. }) => {
+                self.disabled_note.clone().or(required)
+            }
+            Some(Target::Down) if matches!(self.required_verdict, RequiredState::Down(_)) => {
+                required
+            }
+            Some(Target::Up { .. }) => status.last_reason.clone().or(required),
+            _ => status.last_reason.clone(),
+        };
+        status
+            .observer
+            .health(&RequiredState::of_target(target, reason.as_deref()));
     }
 
     fn log_outcome(&mut self, outcome: &Outcome, elapsed: Duration) {
@@ -499,6 +642,13 @@ impl<P: Probe + Send + 'static> Checker<P> {
         }
         let old = std::mem::replace(&mut self.settings, settings);
         self.probe = probe;
+        if self.settings.require != old.require {
+            self.required = Requirements::new(
+                &self.settings.require,
+                self.settings.observe.state_file.as_deref(),
+            );
+            self.required_changed();
+        }
         self.router
             .reconfigure(self.settings.hysteresis, self.settings.safety);
         let withdraws = old.routes.plan(Target::Gone);

@@ -19,6 +19,7 @@ pub(crate) async fn once<P: Probe>(mut probe: P, settings: &Settings) -> ExitCod
     }
     let (outcome, elapsed) = timed_check(&mut probe, &settings.timing).await;
     let perf = format!("| time={:.3}s", elapsed.as_secs_f64());
+    let (outcome, perf) = with_required(outcome, perf, settings);
     let target = probe.describe();
     let (code, line) = match &outcome {
         Outcome::Healthy => (
@@ -39,4 +40,34 @@ pub(crate) async fn once<P: Probe>(mut probe: P, settings: &Settings) -> ExitCod
     };
     crate::output::print_line(&line);
     code.into()
+}
+
+/// The own outcome made the worst of it and the required probes' verdict (`--require`), and
+/// each required probe's state appended to the status line.
+fn with_required(outcome: Outcome, perf: String, settings: &Settings) -> (Outcome, String) {
+    use crate::require::RequiredState;
+    if settings.require.files.is_empty() {
+        return (outcome, perf);
+    }
+    let (each, verdict) = crate::require::read_once(&settings.require);
+    let shown: Vec<String> = each
+        .iter()
+        .map(|(name, state)| format!("{name} {}", state.name()))
+        .collect();
+    let perf = format!("(required: {}) {perf}", shown.join(", "));
+    let outcome = match (&verdict, outcome) {
+        (
+            RequiredState::Down(why) | RequiredState::Maintenance(why),
+            Outcome::Healthy | Outcome::Degraded { .. },
+        ) => {
+            if matches!(verdict, RequiredState::Down(_)) {
+                Outcome::unhealthy(why.clone())
+            } else {
+                Outcome::degraded(format!("maintenance: {why}"))
+            }
+        }
+        (RequiredState::Degraded(why), Outcome::Healthy) => Outcome::degraded(why.clone()),
+        (_, own) => own,
+    };
+    (outcome, perf)
 }

@@ -74,6 +74,10 @@ pub(crate) struct Status {
     pub(crate) out_of_sync: usize,
     /// Held down by flap damping.
     pub(crate) held: bool,
+    /// The required probes (`--require`) and their states, one line.
+    pub(crate) required: String,
+    /// The same by state name only, to log changes of name.
+    pub(crate) required_names: String,
     /// Where both loops report for metrics and the state file.
     pub(crate) observer: crate::observe::Observer,
 }
@@ -87,6 +91,8 @@ impl Default for Status {
             accepted: BTreeMap::new(),
             out_of_sync: 0,
             held: false,
+            required: String::new(),
+            required_names: String::new(),
             observer: crate::observe::Observer::default(),
         }
     }
@@ -114,6 +120,7 @@ impl Status {
             announced = %announced.join(" "),
             out_of_sync = self.out_of_sync,
             flap_hold = self.held,
+            required = if self.required.is_empty() { "none" } else { &self.required },
             "SIGUSR1: state dump"
         );
     }

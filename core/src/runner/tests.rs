@@ -860,3 +860,6 @@ async fn a_wrong_dialect_is_named_when_the_first_command_is_rejected() {
     })
     .await;
 }
+
+// Required probes (`--require`), in-process: tests/require.rs.
+mod require;
