@@ -364,13 +364,16 @@ fn serve(
             .is_some_and(|(due, _, _)| *due <= Instant::now())
         {
             let (_, packet, to) = pending.pop_front().unwrap();
+            // Counted before it leaves: the probe may act on the reply (and the test read the
+            // count) before this thread runs again.
+            answered.fetch_add(1, Ordering::Relaxed);
             if sender
                 .as_ref()
                 .unwrap_or(&socket)
                 .send_to(&packet, to)
-                .is_ok()
+                .is_err()
             {
-                answered.fetch_add(1, Ordering::Relaxed);
+                answered.fetch_sub(1, Ordering::Relaxed);
             }
         }
         let Ok((size, from)) = socket.recv_from(&mut buffer) else {
