@@ -30,6 +30,9 @@ pub(crate) enum Message {
     Version(DetectedExabgp),
     /// ExaBGP is shutting down (text `shutdown <pid> <ppid>` or the JSON notification).
     Shutdown,
+    /// A BGP session came up (with `neighbor-changes;` in the process's `api` block): text
+    /// `neighbor <ip> up`, or API 6's JSON `state` message with `"state": "up"`.
+    NeighborUp(String),
     /// Anything else: events, command output, blank lines.
     Other,
 }
@@ -45,6 +48,13 @@ pub(crate) fn classify(line: &str) -> Message {
     }
     if line.starts_with("shutdown ") {
         return Message::Shutdown;
+    }
+    if let Some(peer) = line
+        .strip_prefix("neighbor ")
+        .and_then(|rest| rest.strip_suffix(" up"))
+        .filter(|peer| is_word(peer))
+    {
+        return Message::NeighborUp(peer.to_string());
     }
     if let Some(detected) = parse_version_answer(line) {
         return Message::Version(detected);
@@ -65,6 +75,17 @@ pub(crate) fn classify(line: &str) -> Message {
             && value.get("notification").and_then(|n| n.as_str()) == Some("shutdown")
         {
             return Message::Shutdown;
+        }
+        if value.get("type").and_then(|t| t.as_str()) == Some("state") {
+            let neighbor = value.get("neighbor");
+            if neighbor.and_then(|n| n.get("state")).and_then(|s| s.as_str()) == Some("up") {
+                let peer = neighbor
+                    .and_then(|n| n.pointer("/address/peer"))
+                    .and_then(|p| p.as_str())
+                    .filter(|peer| is_word(peer))
+                    .unwrap_or("?");
+                return Message::NeighborUp(peer.to_string());
+            }
         }
     }
     Message::Other
@@ -147,6 +168,8 @@ pub(crate) enum PipeEvent {
     Version(DetectedExabgp),
     /// ExaBGP announced its shutdown.
     Shutdown,
+    /// A BGP session came up: what ExaBGP was told before it existed must be told again.
+    NeighborUp(String),
     /// stdin closed (or failed): ExaBGP is gone.
     Eof,
 }
@@ -198,6 +221,7 @@ where
                     Message::ErrorDetail(detail) => PipeEvent::ErrorDetail(detail),
                     Message::Version(detected) => PipeEvent::Version(detected),
                     Message::Shutdown => PipeEvent::Shutdown,
+                    Message::NeighborUp(peer) => PipeEvent::NeighborUp(peer),
                     Message::Other => {
                         if !line.is_empty() {
                             tracing::trace!(line = %truncate(&line, 200), "ignored input from ExaBGP");
@@ -213,6 +237,11 @@ where
         let _ = sender.send(PipeEvent::Eof);
     });
     receiver
+}
+
+/// A peer's address as ExaBGP writes it: one short printable word (safe in a log line).
+fn is_word(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 64 && text.bytes().all(|b| b.is_ascii_graphic())
 }
 
 fn truncate(text: &str, max: usize) -> &str {
@@ -274,6 +303,30 @@ mod tests {
             r#"{ "type": "state", "neighbor": { "state": "down" } }"#,
             "{ not json",
             "doneish",
+        ] {
+            assert_eq!(classify(other), Message::Other, "{other}");
+        }
+    }
+
+    /// Session state with `neighbor-changes;`: 5.0's text as seen on loopback, 6.0's JSON.
+    #[test]
+    fn classifies_a_session_coming_up() {
+        assert_eq!(
+            classify("neighbor 127.0.0.1 up"),
+            Message::NeighborUp("127.0.0.1".into())
+        );
+        assert_eq!(
+            classify(
+                r#"{"exabgp": "6.0.0", "time": 1.0, "type": "state", "neighbor": {"address": {"local": "127.0.0.1", "peer": "127.0.0.2"}, "asn": {"local": 65001, "peer": 65002}, "state": "up"}}"#
+            ),
+            Message::NeighborUp("127.0.0.2".into())
+        );
+        for other in [
+            "neighbor 127.0.0.1 connected",
+            "neighbor 127.0.0.1 down - peer reset",
+            "neighbor up",
+            "neighbor a b up",
+            r#"{"type": "state", "neighbor": {"state": "connected"}}"#,
         ] {
             assert_eq!(classify(other), Message::Other, "{other}");
         }

@@ -237,6 +237,7 @@ pub struct Stack {
     exabgp_peers: usize,
     bgp_port: u16,
     encoder: &'static str,
+    neighbor_changes: bool,
 }
 
 /// How to start a [`Stack`].
@@ -256,6 +257,9 @@ pub struct StackOptions {
     pub encoder: Option<&'static str>,
     /// More environment for ExaBGP (`exabgp_api_version=4`...).
     pub env: Vec<(&'static str, &'static str)>,
+    /// `neighbor-changes;` in the neighbours' `api` block: ExaBGP tells the processes when a
+    /// session goes up or down.
+    pub neighbor_changes: bool,
 }
 
 impl StackOptions {
@@ -269,6 +273,7 @@ impl StackOptions {
             exabgp_peers: None,
             encoder: None,
             env: vec![],
+            neighbor_changes: false,
         }
     }
 }
@@ -302,6 +307,7 @@ impl Stack {
             exabgp_peers: options.exabgp_peers.unwrap_or(peers).clamp(1, peers),
             bgp_port,
             encoder: options.encoder.unwrap_or(options.version.encoder()),
+            neighbor_changes: options.neighbor_changes,
         };
         std::fs::write(
             stack.dir.path().join("gobgp.toml"),
@@ -349,6 +355,7 @@ impl Stack {
                 &self.processes,
                 self.encoder,
                 self.exabgp_peers,
+                self.neighbor_changes,
             ),
         )
         .expect("write exabgp.conf");
@@ -902,7 +909,13 @@ fn gobgp_neighbor(address: &str) -> String {
     )
 }
 
-fn exabgp_config(bgp_port: u16, processes: &[Process], encoder: &str, peers: usize) -> String {
+fn exabgp_config(
+    bgp_port: u16,
+    processes: &[Process],
+    encoder: &str,
+    peers: usize,
+    neighbor_changes: bool,
+) -> String {
     let mut config = String::new();
     for process in processes {
         let run: Vec<String> = process.argv.iter().map(|a| quote(a)).collect();
@@ -914,9 +927,14 @@ fn exabgp_config(bgp_port: u16, processes: &[Process], encoder: &str, peers: usi
         ));
     }
     let names: Vec<&str> = processes.iter().map(|p| p.name.as_str()).collect();
+    let changes = if neighbor_changes {
+        " neighbor-changes;"
+    } else {
+        ""
+    };
     for (index, (gobgp, local)) in PEERS[..peers].iter().enumerate() {
         config.push_str(&format!(
-            "neighbor {gobgp} {{\n    router-id 10.0.0.{};\n    local-address {local};\n    local-as 65000;\n    peer-as 65001;\n    connect {bgp_port};\n    hold-time 9;\n    family {{ ipv4 unicast; ipv6 unicast; }}\n    api {{ processes [ {} ]; }}\n}}\n",
+            "neighbor {gobgp} {{\n    router-id 10.0.0.{};\n    local-address {local};\n    local-as 65000;\n    peer-as 65001;\n    connect {bgp_port};\n    hold-time 9;\n    family {{ ipv4 unicast; ipv6 unicast; }}\n    api {{ processes [ {} ];{changes} }}\n}}\n",
             2 * index + 1,
             names.join(" ")
         ));

@@ -162,6 +162,7 @@ for_each_exabgp!(
     reload_with_the_probes_unchanged,
     reload_adds_probes,
     reload_adds_a_neighbour_and_its_probe,
+    reload_adds_a_neighbour_told_by_neighbor_changes,
     reload_removes_a_probe_whose_route_stays,
     reload_removes_a_probe_withdrawn_first,
     changed_run_line_with_a_full_reload,
@@ -309,6 +310,35 @@ fn reload_adds_a_neighbour_and_its_probe(version: Version) {
         loaded.as_millis(),
         c_took.as_millis(),
         d_took.as_millis()
+    );
+}
+
+/// The same reload with `neighbor-changes;` in the `api` block: ExaBGP tells the probes when the
+/// new session comes up, and they send their current routes again, so the running probe's route
+/// reaches the new neighbour without `--refresh-interval`.
+fn reload_adds_a_neighbour_told_by_neighbor_changes(version: Version) {
+    let flags = flags_dir();
+    let a = probe(flags.path(), "a", A, true, &[]);
+    let mut options = StackOptions::new(version, vec![a.clone()]);
+    options.peers = 2;
+    options.exabgp_peers = Some(1);
+    options.env = privileges("true");
+    options.neighbor_changes = true;
+    let Some(mut stack) = Stack::start(options) else {
+        return;
+    };
+    let (first, second) = (PEERS[0].1, PEERS[1].1);
+    stack.wait_sources(A, &[first], WAIT);
+    stack.reload_peers(vec![a], 2, Signal::SIGUSR1);
+    stack.wait_established();
+    let started = Instant::now();
+    stack.wait_sources(A, &[first, second], SETTLE);
+    assert_eq!(stack.meds(), expected_meds(&[(A, 100)]));
+    assert_eq!(stack.probe_pids("a").len(), 1, "probe a runs twice");
+    eprintln!(
+        "{version:?}: with neighbor-changes, the running probe's route on the new session {} ms \
+         after it came up",
+        started.elapsed().as_millis()
     );
 }
 

@@ -60,6 +60,16 @@ fn check_classify(line: &str) {
                 "{detail:?}"
             );
         }
+        Message::NeighborUp(peer) => {
+            assert!(
+                (word.starts_with("neighbor ") && word.ends_with(" up")) || json,
+                "{line:?} read as a session up"
+            );
+            assert!(
+                !peer.contains(['\n', ' ']) && peer.chars().count() <= 64,
+                "{peer:?}"
+            );
+        }
         Message::Version(found) => assert!(
             word.starts_with("exabgp ") || json,
             "{line:?} read as a version answer ({found:?})"

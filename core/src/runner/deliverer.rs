@@ -473,6 +473,13 @@ impl Deliverer {
                 None
             }
             Some(PipeEvent::Shutdown) => Some(PipeEnd::Shutdown),
+            Some(PipeEvent::NeighborUp(peer)) => {
+                // A session that came up after the routes were sent (ExaBGP started it, or a
+                // reload added the neighbour) has none of them: send the current state again.
+                self.resend_all();
+                tracing::info!(%peer, commands = self.stale.len(), "ExaBGP reports a session up: re-sending the current routes");
+                None
+            }
             Some(PipeEvent::Eof) | None => {
                 if self.ack_mode() == AckMode::DryRun {
                     // A person ran us with stdin closed: keep going until a signal.
@@ -647,13 +654,18 @@ impl Deliverer {
 
     fn on_refresh(&mut self) {
         self.refresh_at = self.refresh_every.map(|every| Instant::now() + every);
-        let status = self.status.borrow();
-        self.stale = status.accepted.keys().copied().collect();
-        self.todo.extend(self.stale.iter().copied());
+        self.resend_all();
         tracing::debug!(
             commands = self.stale.len(),
             "refresh: re-sending the current state"
         );
+    }
+
+    /// Send what ExaBGP accepted again (a refresh, a session up).
+    fn resend_all(&mut self) {
+        self.stale = self.status.borrow().accepted.keys().copied().collect();
+        self.todo.extend(self.stale.iter().copied());
+        self.chunk = None;
     }
 
     /// SIGTERM/SIGINT: withdraw every prefix, as far as ExaBGP takes it before `deadline`;
@@ -767,7 +779,7 @@ impl Deliverer {
                 event = self.events.recv(), if self.stdin_open => match event {
                     Some(PipeEvent::Ack(_)) if earlier > 0 => earlier -= 1,
                     Some(PipeEvent::Ack(_)) => ours = ours.saturating_sub(1),
-                    Some(PipeEvent::ErrorDetail(_)) => {}
+                    Some(PipeEvent::ErrorDetail(_) | PipeEvent::NeighborUp(_)) => {}
                     Some(PipeEvent::Version(found)) => {
                         if self.detector.answered(&found) != Decided::Nothing {
                             // A late answer names another dialect: everything written so far

@@ -351,6 +351,24 @@ async fn sigterm_withdraws_every_prefix_when_exabgp_reads() {
     .await;
 }
 
+/// A session that comes up after the routes were sent (ExaBGP's `neighbor-changes;`) gets the
+/// current state again: a neighbour added by an ExaBGP reload otherwise never hears of it.
+#[tokio::test(start_paused = true)]
+async fn a_session_coming_up_gets_the_current_routes_again() {
+    local(async {
+        let service = Service::new(Health::Healthy);
+        let mut exabgp = Exabgp::start(&args(2, &[]), &service);
+        let announced = exabgp.drain_acking(Duration::from_secs(1)).await;
+        assert_eq!(announced.len(), 2, "{announced:?}");
+        exabgp.answer("neighbor 127.0.0.9 connected\n").await;
+        assert_eq!(exabgp.command(Duration::from_secs(1)).await, None);
+        exabgp.answer("neighbor 127.0.0.9 up\n").await;
+        let again = exabgp.drain_acking(Duration::from_secs(1)).await;
+        assert_eq!(again, announced, "the same routes, once each");
+    })
+    .await;
+}
+
 /// Issue 24: the deliverer rebuilt and de-duplicated its whole pending list on every ACK, so a
 /// /19 (8,192 routes) stalled the runtime for seconds. Its work is now counted, not timed:
 /// examining each prefix a few times per change, whatever the number of prefixes.
