@@ -224,7 +224,7 @@ def probe_argv(kind, args, interval, name="bench"):
 def healthcheck_argv(command, counter, interval):
     return [str(EXABGP), "healthcheck", "--no-syslog", "--no-ip-setup", "--next-hop", "10.0.0.1", "--rise", "1",
             "--fall", "2", "--interval", str(interval), "--fast-interval", str(interval), "--ip", "192.0.2.10/32",
-            "--cmd", f"printf x >> {counter}; {command}"]
+            "--cmd", command if str(counter) in command else f"printf x >> {counter}; {command}"]
 
 
 def file_size(path):
