@@ -112,6 +112,30 @@ def switches(pid):
     return total
 
 
+# ---- the floor ---------------------------------------------------------------------------------
+
+FLOOR_C = Path(__file__).resolve().parent / "floor.c"
+
+
+def floor(work, spawns, pause_s):
+    """Parent CPU per posix_spawn + waitpid of /bin/true (bench/floor.c, getrusage of the parent),
+    back to back and paced one spawn per `pause_s` like the checks. None without a C compiler."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if not compiler:
+        return None
+    binary = work / "floor"
+    subprocess.run([compiler, "-O2", "-o", str(binary), str(FLOOR_C)], check=True)
+
+    def run(n, pause_us):
+        out = subprocess.run([str(binary), str(n), "/bin/true", str(pause_us)], capture_output=True, text=True,
+                             check=True).stdout.split()
+        count, cpu, switched = int(out[0]), float(out[1]), int(out[2])
+        return cpu / count * 1000, switched / count
+    hot = run(spawns, 0)
+    paced = run(max(spawns // 10, 20), int(pause_s * 1e6))
+    return hot, paced
+
+
 # ---- a probe run with this script as ExaBGP --------------------------------------------------
 
 class Run:
@@ -504,6 +528,12 @@ def main():
     o_pc, t_pc = per_check(o_own, o_checks), per_check(t_own, t_checks)
     add("exec: the probe's own CPU per check", f"{fmt(o_pc)} ms", f"{fmt(t_pc)} ms",
         "all threads, schedstat; the checks apart", ratio(o_pc, t_pc))
+    floors = floor(work, runs * 400, 0.05)
+    if floors:
+        (hot, hot_sw), (paced, paced_sw) = floors
+        add("floor: posix_spawn + waitpid of /bin/true, the parent's CPU", f"{fmt(paced)} ms paced, {fmt(hot)} ms back to back",
+            "", "bench/floor.c, getrusage; paced = one spawn per 50 ms, as the checks above",
+            f"exec/floor {o_pc / paced:.2f} paced, {o_pc / hot:.2f} back to back" if o_pc else "")
     o_pc, t_pc = per_check(o_child, o_checks), per_check(t_child, t_checks)
     add("exec: the check's child CPU per check", f"{fmt(o_pc)} ms", f"{fmt(t_pc)} ms",
         "the same sh -c command; cutime+cstime", ratio(o_pc, t_pc))

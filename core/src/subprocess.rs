@@ -37,8 +37,9 @@
 //! - Output: the read ends of the pipes are registered with the runtime and read as data comes.
 //!   We keep the write ends open until the leader is reaped, so the pipes never hang up while it
 //!   runs or as it exits: a quiet program costs one wake-up (its SIGCHLD), not three. Pipes that
-//!   end a run empty and held by nobody else are reused by the next run (creating a pipe is one
-//!   of the dearer steps of a check); stdin is a duplicate of one `/dev/null` kept open.
+//!   end a run empty and held by nobody else are reused by the next run, still registered with
+//!   the runtime (creating and registering a pipe is one of the dearer steps of a check); stdin
+//!   is a duplicate of one `/dev/null` kept open.
 //! - Cleanup, when the leader has been reaped: SIGKILL its group at once (the group id cannot have
 //!   been reused: the reap and the kill happen under one lock, and members keep the id alive).
 //!   Then, round after round, list this process's children (`/proc/self/task/*/children`),
@@ -54,12 +55,14 @@
 //!   spawned as a task on the runtime. [`shutdown`] kills and reaps whatever is left, for a
 //!   process about to exit.
 
+use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard, Once, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -91,6 +94,13 @@ pub struct Finished {
 /// `command` must not have a `pre_exec` closure, uid, gid or changed `PATH` (std would then fork
 /// instead of `posix_spawn`); its stdin, stdout, stderr and process group are set here.
 pub async fn run_captured(mut command: Command, tail: usize) -> std::io::Result<Finished> {
+    run_captured_again(&mut command, tail).await
+}
+
+/// [`run_captured`] for a command run again and again (a check): the program and its arguments
+/// are converted for `posix_spawn` once, not at every run. The command keeps no descriptor
+/// between runs (its stdio is reset to `/dev/null` once spawned).
+pub async fn run_captured_again(command: &mut Command, tail: usize) -> std::io::Result<Finished> {
     // The listener must exist before the child does, or its SIGCHLD could be missed.
     let mut sigchld = signal(SignalKind::child())?;
     let out = OutputPipe::take()?;
@@ -100,9 +110,15 @@ pub async fn run_captured(mut command: Command, tail: usize) -> std::io::Result<
         .stdin(dev_null()?)
         .stdout(out.for_child()?)
         .stderr(err.for_child()?);
-    let mut job = Job::spawn(command)?;
-    let mut stdout = Capture::new(out, tail)?;
-    let mut stderr = Capture::new(err, tail)?;
+    let spawned = Job::spawn(command);
+    // Our duplicates of the pipes and /dev/null are not kept in the command until the next run.
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut job = spawned?;
+    let mut stdout = Capture::new(out, tail);
+    let mut stderr = Capture::new(err, tail);
     let mut exited = false;
     let status = loop {
         if exited {
@@ -342,7 +358,7 @@ struct Job {
 }
 
 impl Job {
-    fn spawn(mut command: Command) -> std::io::Result<Job> {
+    fn spawn(command: &mut Command) -> std::io::Result<Job> {
         become_subreaper();
         let mut jobs = registry();
         let child = command.spawn()?;
@@ -414,30 +430,39 @@ fn dev_null() -> std::io::Result<Stdio> {
     Ok(Stdio::from(file.try_clone()?))
 }
 
-/// A pipe for a program's stdout or stderr: the read end non-blocking, both close-on-exec (the
-/// program gets a duplicate of the write end as its fd 1 or 2).
+/// A pipe for a program's stdout or stderr: the read end non-blocking and registered with the
+/// runtime, both close-on-exec (the program gets a duplicate of the write end as its fd 1 or 2).
 struct OutputPipe {
-    read: OwnedFd,
+    read: Receiver,
     write: OwnedFd,
 }
 
-/// Pipes returned clean by finished runs, for the next ones.
-static SPARE_PIPES: Mutex<Vec<OutputPipe>> = Mutex::new(Vec::new());
+/// Pipes returned clean by finished runs, for the next ones. Per thread, because the read end
+/// is registered with the runtime driving this thread (a current-thread runtime in the
+/// binaries); one whose runtime has shut down is found out when taken and discarded.
 const SPARE_PIPES_KEPT: usize = 4;
 
+thread_local! {
+    static SPARE_PIPES: RefCell<Vec<OutputPipe>> = const { RefCell::new(Vec::new()) };
+}
+
 impl OutputPipe {
-    /// A spare pipe, or a new one.
+    /// A spare pipe whose registration still works, or a new one.
     fn take() -> std::io::Result<OutputPipe> {
-        let spare = SPARE_PIPES
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        if let Some(pipe) = spare {
-            return Ok(pipe);
+        while let Some(pipe) = SPARE_PIPES.with(|spares| spares.borrow_mut().pop()) {
+            // Polling with a no-op waker registers nothing we rely on: `fill` polls again.
+            let mut context = Context::from_waker(Waker::noop());
+            if !matches!(pipe.read.poll_read_ready(&mut context), Poll::Ready(Err(_))) {
+                return Ok(pipe);
+            }
         }
         let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
         fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-        Ok(OutputPipe { read, write })
+        Ok(OutputPipe {
+            // Non-blocking just above: no need for the checking constructor.
+            read: Receiver::from_owned_fd_unchecked(read)?,
+            write,
+        })
     }
 
     /// The program's end: a duplicate of the write end (ours stays open, see the module doc).
@@ -448,6 +473,18 @@ impl OutputPipe {
 
 /// How many bytes one read takes, and how many reads one wake-up does before yielding.
 const CHUNK: usize = 32 * 1024;
+
+thread_local! {
+    /// The buffer reads go through, made once: a fresh zeroed 32 KiB array for every read was
+    /// two-thirds of the instructions of a whole quiet check (callgrind), and evicted as much
+    /// of the cache.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; CHUNK]);
+}
+
+/// Run `read` with the thread's scratch buffer (never held across an await, never nested).
+fn with_scratch<R>(read: impl FnOnce(&mut [u8]) -> R) -> R {
+    SCRATCH.with(|scratch| read(&mut scratch.borrow_mut()))
+}
 const READS_PER_WAKE: usize = 8;
 
 /// The read end of one output pipe (registered with the runtime) and the tail kept from it.
@@ -458,13 +495,12 @@ struct Capture {
 }
 
 impl Capture {
-    fn new(pipe: OutputPipe, keep: usize) -> std::io::Result<Self> {
-        Ok(Capture {
-            // Already non-blocking (`OutputPipe::take`): no need for the checking constructor.
-            pipe: Some(Receiver::from_owned_fd_unchecked(pipe.read)?),
+    fn new(pipe: OutputPipe, keep: usize) -> Self {
+        Capture {
+            pipe: Some(pipe.read),
             write: pipe.write,
             tail: Tail::new(keep),
-        })
+        }
     }
 
     fn is_open(&self) -> bool {
@@ -492,34 +528,36 @@ impl Capture {
         let Some(pipe) = &self.pipe else {
             return false;
         };
-        let mut chunk = [0u8; CHUNK];
-        for _ in 0..2 * READS_PER_WAKE {
-            match nix::unistd::read(pipe, &mut chunk) {
-                Ok(0) => return false,
-                Ok(n) => self.tail.push(&chunk[..n]),
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => return true,
-                Err(_) => return false,
+        let tail = &mut self.tail;
+        with_scratch(|chunk| {
+            for _ in 0..2 * READS_PER_WAKE {
+                match nix::unistd::read(pipe, chunk) {
+                    Ok(0) => return false,
+                    Ok(n) => tail.push(&chunk[..n]),
+                    Err(Errno::EINTR) => {}
+                    Err(Errno::EAGAIN) => return true,
+                    Err(_) => return false,
+                }
             }
-        }
-        false
+            false
+        })
     }
 
     /// Give the pipe back for the next run (call only when it is empty and nobody else holds it).
     fn recycle(mut self) {
-        let Some(pipe) = self.pipe.take() else {
+        let Some(read) = self.pipe.take() else {
             return;
         };
-        let Ok(read) = pipe.into_nonblocking_fd() else {
-            return;
-        };
-        let mut spare = SPARE_PIPES.lock().unwrap_or_else(PoisonError::into_inner);
-        if spare.len() < SPARE_PIPES_KEPT {
-            spare.push(OutputPipe {
-                read,
-                write: self.write,
-            });
-        }
+        // `try_with`: the thread may be exiting, its pool already gone.
+        let _ = SPARE_PIPES.try_with(|spares| {
+            let mut spares = spares.borrow_mut();
+            if spares.len() < SPARE_PIPES_KEPT {
+                spares.push(OutputPipe {
+                    read,
+                    write: self.write,
+                });
+            }
+        });
     }
 }
 
@@ -527,17 +565,18 @@ impl Capture {
 /// knows: `try_read` clears its readiness then). Returns false on an error (or EOF, which cannot
 /// happen while we hold the write end).
 fn read_some(pipe: &Receiver, tail: &mut Tail, reads: usize) -> bool {
-    let mut chunk = [0u8; CHUNK];
-    for _ in 0..reads {
-        match pipe.try_read(&mut chunk) {
-            Ok(0) => return false,
-            Ok(n) => tail.push(&chunk[..n]),
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return true,
-            Err(_) => return false,
+    with_scratch(|chunk| {
+        for _ in 0..reads {
+            match pipe.try_read(chunk) {
+                Ok(0) => return false,
+                Ok(n) => tail.push(&chunk[..n]),
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
+            }
         }
-    }
-    true
+        true
+    })
 }
 
 /// The last `keep` bytes of a stream.
@@ -760,6 +799,39 @@ mod tests {
             assert_eq!(finished.status.code(), Some(i % 2));
             let quiet = run_captured(shell("exit 0"), 100).await.unwrap();
             assert_eq!(quiet.output_tail, "");
+        }
+    }
+
+    /// One command run again and again: every run is a fresh process with its own output.
+    #[tokio::test]
+    async fn a_command_runs_again_with_fresh_output() {
+        let _shared = EXCLUSIVE.read().await;
+        let mut command = shell("echo pid $$; echo err >&2; exit 4");
+        let mut pids = Vec::new();
+        for _ in 0..3 {
+            let finished = run_captured_again(&mut command, 100).await.unwrap();
+            assert_eq!(finished.status.code(), Some(4));
+            let (out, err) = finished.output_tail.split_once(" | ").unwrap();
+            assert_eq!(err, "err");
+            pids.push(out.strip_prefix("pid ").unwrap().to_string());
+        }
+        pids.dedup();
+        assert_eq!(pids.len(), 3, "{pids:?}");
+    }
+
+    /// Spare pipes stay registered with the runtime that made them: one left by a runtime that
+    /// has shut down (a second runtime on the same thread) is made afresh, not read blind.
+    #[test]
+    fn a_pipe_from_a_finished_runtime_is_not_reused() {
+        let _shared = EXCLUSIVE.blocking_read();
+        for round in 0..3 {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let script = format!("echo out{round}; echo err{round} >&2");
+            let finished = runtime.block_on(run_captured(shell(&script), 100)).unwrap();
+            assert_eq!(finished.output_tail, format!("out{round} | err{round}"));
         }
     }
 

@@ -6,11 +6,12 @@
 //! once. The in-process tests run under tokio's paused clock, which a timerfd cannot see: there,
 //! and if a timerfd cannot be made, tokio's own sleep is used.
 
-use std::os::fd::OwnedFd;
+use std::cell::{Cell, RefCell};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::time::TimeSpec;
-use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
@@ -27,20 +28,128 @@ pub(crate) async fn sleep_until(deadline: Instant) {
 }
 
 /// A one-shot timerfd for `deadline` (CLOCK_MONOTONIC, the clock of `Instant`), awaited
-/// through the runtime's epoll.
+/// through the runtime's epoll. The timerfd is kept for the next sleep (see [`Lease`]): made
+/// and registered once, each sleep is one `timerfd_settime`, one wake-up and one `read`.
 async fn one_wake(deadline: Instant) -> std::io::Result<()> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         // A zero expiration would disarm the timer instead of firing it.
         return Ok(());
     }
+    let lease = Lease::take()?;
+    let timer = lease.timer()?;
+    // Re-arming also zeroes the expiration count a previous use may have left.
+    settime(timer.get_ref(), left)?;
+    lease.armed.set(true);
+    loop {
+        let mut ready = match timer.readable().await {
+            Ok(ready) => ready,
+            Err(error) => {
+                lease.broken.set(true);
+                return Err(error);
+            }
+        };
+        match nix::unistd::read(ready.get_inner(), &mut [0u8; 8]) {
+            Ok(_) => {
+                // Read: not readable again until re-armed and due. Saying so now spares the
+                // next sleep a read that could only fail.
+                ready.clear_ready();
+                lease.armed.set(false);
+                return Ok(());
+            }
+            // Readiness left over from an earlier use, or not yet due: wait for the next edge.
+            Err(Errno::EAGAIN) => ready.clear_ready(),
+            Err(error) => {
+                lease.broken.set(true);
+                return Err(error.into());
+            }
+        }
+    }
+}
+
+/// Arm `timer` once for `left` from now (zero disarms it).
+fn settime(timer: &OwnedFd, left: std::time::Duration) -> nix::Result<()> {
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: left.as_secs() as libc::time_t,
+            tv_nsec: left.subsec_nanos() as libc::c_long,
+        },
+    };
+    // SAFETY: a valid descriptor we own, a valid itimerspec, and a null old value.
+    #[allow(unsafe_code)]
+    let result =
+        unsafe { libc::timerfd_settime(timer.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+    Errno::result(result).map(drop)
+}
+
+/// Timerfds registered with this thread's runtime, idle. A probe sleeps on one at a time (two
+/// during a drain or a flap hold), so a couple are kept. Per thread because a registration
+/// belongs to the runtime driving this thread (a current-thread runtime in the binaries); one
+/// from a runtime that has since shut down fails its first wait and is discarded.
+const SPARES_KEPT: usize = 2;
+
+thread_local! {
+    static SPARES: RefCell<Vec<AsyncFd<OwnedFd>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A timerfd lent to one sleep, given back when the sleep ends or is dropped (disarmed first
+/// if it had not fired, so that it cannot wake the thread for nothing).
+struct Lease {
+    timer: Option<AsyncFd<OwnedFd>>,
+    armed: Cell<bool>,
+    broken: Cell<bool>,
+}
+
+impl Lease {
+    fn take() -> std::io::Result<Lease> {
+        let spare = SPARES.with(|spares| spares.borrow_mut().pop());
+        let timer = match spare {
+            Some(timer) => timer,
+            None => new_timer()?,
+        };
+        Ok(Lease {
+            timer: Some(timer),
+            armed: Cell::new(false),
+            broken: Cell::new(false),
+        })
+    }
+
+    fn timer(&self) -> std::io::Result<&AsyncFd<OwnedFd>> {
+        self.timer
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("no timer"))
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(timer) = self.timer.take() else {
+            return;
+        };
+        if self.broken.get()
+            || (self.armed.get() && settime(timer.get_ref(), Duration::ZERO).is_err())
+        {
+            return;
+        }
+        // `try_with`: the thread may be exiting, its pool already gone.
+        let _ = SPARES.try_with(|spares| {
+            let mut spares = spares.borrow_mut();
+            if spares.len() < SPARES_KEPT {
+                spares.push(timer);
+            }
+        });
+    }
+}
+
+/// A new non-blocking timerfd on CLOCK_MONOTONIC, registered with the runtime.
+fn new_timer() -> std::io::Result<AsyncFd<OwnedFd>> {
     let timer = TimerFd::new(
         ClockId::CLOCK_MONOTONIC,
         TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
-    )?;
-    timer.set(
-        Expiration::OneShot(TimeSpec::from_duration(left)),
-        TimerSetTimeFlags::empty(),
     )?;
     let timer = OwnedFd::from(timer);
     // SAFETY: the AsyncFd owns the OwnedFd: the descriptor stays open, and the same, until the
@@ -48,14 +157,7 @@ async fn one_wake(deadline: Instant) -> std::io::Result<()> {
     #[allow(unsafe_code)]
     let timer = unsafe { AsyncFd::register_with_interest(timer, Interest::READABLE) }
         .map_err(std::io::Error::from)?;
-    loop {
-        let mut ready = timer.readable().await?;
-        match nix::unistd::read(ready.get_inner(), &mut [0u8; 8]) {
-            Ok(_) => return Ok(()),
-            Err(Errno::EAGAIN) => ready.clear_ready(),
-            Err(error) => return Err(error.into()),
-        }
-    }
+    Ok(timer)
 }
 
 #[cfg(test)]
@@ -71,5 +173,30 @@ mod tests {
         assert!(Instant::now() >= deadline);
         // A deadline already past returns at once (a zero timer would never fire).
         one_wake(started).await.unwrap();
+    }
+
+    /// A timer given back armed (its sleep dropped) is disarmed: when it is reused, neither the
+    /// old deadline nor readiness left from earlier uses ends the new sleep early.
+    #[tokio::test]
+    async fn a_reused_timer_waits_for_its_own_deadline() {
+        let abandoned = one_wake(Instant::now() + Duration::from_millis(20));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(1), abandoned)
+                .await
+                .is_err()
+        );
+        assert_eq!(SPARES.with(|spares| spares.borrow().len()), 1);
+        // Let the abandoned deadline pass: a timer still armed would fire now.
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        for _ in 0..3 {
+            let deadline = Instant::now() + Duration::from_millis(30);
+            one_wake(deadline).await.unwrap();
+            assert!(Instant::now() >= deadline);
+            assert_eq!(
+                SPARES.with(|spares| spares.borrow().len()),
+                1,
+                "one timer, reused"
+            );
+        }
     }
 }

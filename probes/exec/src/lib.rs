@@ -9,7 +9,7 @@
 
 use std::ffi::OsString;
 
-use exaprobe_core::subprocess::{TAIL_BYTES, describe_status, run_captured};
+use exaprobe_core::subprocess::{TAIL_BYTES, describe_status, run_captured_again};
 use exaprobe_core::{Outcome, Probe};
 
 /// Options of the exec check.
@@ -52,6 +52,9 @@ pub struct ExecOptions {
 pub struct ExecProbe {
     program: OsString,
     args: Vec<OsString>,
+    /// The program and its arguments, built once: converting them for every spawn was a good
+    /// part of a check's allocations.
+    command: std::process::Command,
     degraded_exit_codes: Vec<i32>,
 }
 
@@ -79,9 +82,12 @@ impl ExecProbe {
         if program.is_empty() {
             anyhow::bail!("the program to run is an empty string");
         }
+        let mut command = std::process::Command::new(&program);
+        command.args(&args);
         Ok(ExecProbe {
             program,
             args,
+            command,
             degraded_exit_codes: options.degraded_exit_codes.clone(),
         })
     }
@@ -101,9 +107,7 @@ impl Probe for ExecProbe {
     }
 
     async fn check(&mut self, _deadline: tokio::time::Instant) -> Outcome {
-        let mut command = std::process::Command::new(&self.program);
-        command.args(&self.args);
-        let finished = match run_captured(command, TAIL_BYTES).await {
+        let finished = match run_captured_again(&mut self.command, TAIL_BYTES).await {
             Ok(finished) => finished,
             Err(error) => {
                 return Outcome::unhealthy(format!(
