@@ -78,7 +78,11 @@ pub(crate) fn classify(line: &str) -> Message {
         }
         if value.get("type").and_then(|t| t.as_str()) == Some("state") {
             let neighbor = value.get("neighbor");
-            if neighbor.and_then(|n| n.get("state")).and_then(|s| s.as_str()) == Some("up") {
+            if neighbor
+                .and_then(|n| n.get("state"))
+                .and_then(|s| s.as_str())
+                == Some("up")
+            {
                 let peer = neighbor
                     .and_then(|n| n.pointer("/address/peer"))
                     .and_then(|p| p.as_str())
