@@ -585,7 +585,11 @@ impl Deliverer {
         );
         self.status.borrow_mut().accepted.remove(&prefix);
         self.status.borrow().observer.not_held(&prefix);
-        self.schedule_retry(prefix, action, Instant::now());
+        let now = Instant::now();
+        self.schedule_retry(prefix, action, now);
+        // It was waited on for --ack-timeout and more already: send it again now.
+        self.retries.due_now(&prefix, now);
+        self.todo.insert(prefix);
     }
 
     fn schedule_retry(&mut self, prefix: Prefix, action: RouteCommand, now: Instant) {

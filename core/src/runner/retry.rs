@@ -72,6 +72,15 @@ impl Retries {
         backoff
     }
 
+    /// Make the retry of `prefix` due at `now` (its answer came so late that waiting again is
+    /// not worth it); its backoff still grows if it is rejected again.
+    pub(super) fn due_now(&mut self, prefix: &Prefix, now: Instant) {
+        if let Some(retry) = self.by_prefix.get_mut(prefix) {
+            self.by_time.remove(&(retry.at, *prefix));
+            retry.at = now;
+        }
+    }
+
     /// Forget the retry of `prefix` (taken, or superseded by another action).
     pub(super) fn remove(&mut self, prefix: &Prefix) {
         if let Some(retry) = self.by_prefix.remove(prefix) {

@@ -60,6 +60,8 @@ struct Due {
     apply: Option<(String, Option<Held>)>,
     /// The answer to the version query.
     version: bool,
+    /// An `error` given after `--ack-timeout`.
+    late_error: bool,
 }
 
 /// The simulated ExaBGP.
@@ -87,6 +89,8 @@ pub(super) struct FakeExabgp {
     pub(super) last_command: BTreeMap<String, Instant>,
     /// When a route command was last answered `done`.
     pub(super) last_done: Option<Instant>,
+    /// When a late `error` (after `--ack-timeout`) was last given.
+    pub(super) last_late_error: Option<Instant>,
 }
 
 impl FakeExabgp {
@@ -112,6 +116,7 @@ impl FakeExabgp {
             transcript: Vec::new(),
             last_command: BTreeMap::new(),
             last_done: None,
+            last_late_error: None,
         }
     }
 
@@ -193,6 +198,7 @@ impl FakeExabgp {
                 lines: vec![answer, "done".into()],
                 apply: None,
                 version: true,
+                late_error: false,
             });
             return;
         }
@@ -206,6 +212,7 @@ impl FakeExabgp {
                 lines: vec!["error".into()],
                 apply: None,
                 version: false,
+                late_error: false,
             });
             return;
         };
@@ -234,11 +241,13 @@ impl FakeExabgp {
                 }
             }
         };
+        let late_error = matches!(self.answering, Answering::LateError(_));
         self.due.push_back(Due {
             at,
             lines,
             apply,
             version: false,
+            late_error,
         });
     }
 
@@ -262,6 +271,9 @@ impl FakeExabgp {
             if let Some((prefix, held)) = due.apply {
                 apply(&mut self.rib, prefix, held);
                 self.last_done = Some(now);
+            }
+            if due.late_error {
+                self.last_late_error = Some(now);
             }
             for line in due.lines {
                 text.push_str(&line);

@@ -488,7 +488,11 @@ impl Model {
     /// deliverer is converging it and nothing may hold it back; before, what was rejected (or
     /// unanswered) while ExaBGP was bad may wait for its retry.
     fn good_for(&self, exabgp: &FakeExabgp, prefix: &str) -> Option<Instant> {
-        let raw = self.good_raw(exabgp)?;
+        let mut raw = self.good_raw(exabgp)?;
+        // A late `error` is news only when it comes: the deliverer re-sends from then.
+        if let Some(late) = exabgp.last_late_error {
+            raw = raw.max(late + SLACK);
+        }
         if exabgp.last_command.get(prefix).is_some_and(|at| *at > raw) {
             Some(raw)
         } else {
