@@ -254,6 +254,10 @@ impl<P: Probe + Send + 'static> Checker<P> {
             // check in flight was dropped: check again at once (the own hysteresis goes on).
             let required_check_now = required_pending && self.required_changed();
             if required_down {
+                // A SIGHUP that came during the dropped check is still served.
+                if reload_pending {
+                    self.reload().await;
+                }
                 next_check = Instant::now();
                 continue;
             }
