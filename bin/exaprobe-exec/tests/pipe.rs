@@ -886,3 +886,31 @@ fn sigusr1_dumps_state_and_sigusr2_checks_now_and_disable_note_is_logged() {
     assert!(probe.line(Duration::from_secs(3)).contains("med 500"));
     probe.wait_log("kernel upgrade, ticket OPS-42");
 }
+
+/// A `--no-routes` probe (it only publishes its state for others to `--require`) may run outside
+/// ExaBGP, with stdin /dev/null: that end is not ExaBGP's, so it keeps checking until a signal.
+#[test]
+fn a_no_routes_probe_outside_exabgp_outlives_its_stdin() {
+    let dir = temp_dir();
+    let state = dir.path().join("uplink.json");
+    let state_arg = state.to_str().unwrap().to_string();
+    let all = args(&["--no-routes", "--state-file", &state_arg], &["true"]);
+    let mut command = Command::new(BINARY);
+    command
+        .args(&all)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = ChildGuard::spawn(&mut command);
+    // UP takes --rise checks: the probe outlived its stdin's end by then.
+    wait_for("the state file to say UP", Duration::from_secs(5), || {
+        let text = std::fs::read_to_string(&state).ok()?;
+        text.contains("\"state\": \"UP\"").then_some(())
+    });
+    assert!(child.child().try_wait().unwrap().is_none(), "exited");
+    child.signal(Signal::SIGTERM);
+    let status = wait_for("the exit", Duration::from_secs(2), || {
+        child.child().try_wait().unwrap()
+    });
+    assert!(status.success(), "{status:?}");
+}

@@ -124,6 +124,8 @@ pub(crate) struct Deliverer {
     /// Whether ExaBGP has answered anything yet (the first answer can reveal a wrong dialect).
     answered: bool,
     stdin_open: bool,
+    /// stdin's end is not ExaBGP's (`--no-routes` outside ExaBGP): go on until a signal.
+    keep_on_eof: bool,
     /// Which dialect ExaBGP speaks (asked of it with `--exabgp-api auto`).
     detector: Detector,
     /// Where the checker learns the dialect, to render its routes in it.
@@ -162,9 +164,15 @@ impl Deliverer {
             error_detail: None,
             answered: false,
             stdin_open: true,
+            keep_on_eof: false,
             detector,
             dialect,
         }
+    }
+
+    /// Go on after stdin's end (it is not ExaBGP's).
+    pub(crate) fn keep_on_eof(&mut self, keep: bool) {
+        self.keep_on_eof = keep;
     }
 
     /// Converge until ExaBGP goes away or the supervisor asks to terminate.
@@ -481,7 +489,7 @@ impl Deliverer {
                 None
             }
             Some(PipeEvent::Eof) | None => {
-                if self.ack_mode() == AckMode::DryRun {
+                if self.ack_mode() == AckMode::DryRun || self.keep_on_eof {
                     // A person ran us with stdin closed: keep going until a signal.
                     self.stdin_open = false;
                     None

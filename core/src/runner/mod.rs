@@ -62,6 +62,8 @@ pub(crate) struct RunIo {
     pub(crate) stdout: CommandSink,
     /// The signals to serve.
     pub(crate) signals: mpsc::UnboundedReceiver<Signal>,
+    /// stdin is a pipe, as ExaBGP gives its processes (its end means ExaBGP is gone).
+    pub(crate) stdin_is_pipe: bool,
 }
 
 /// Run `probe` under ExaBGP until a signal, EOF or the shutdown notice. Never returns otherwise.
@@ -77,10 +79,13 @@ pub(crate) async fn run<P: Probe + Send + 'static>(
             return crate::exit::Exit::Software.into();
         }
     };
+    let stdin_is_pipe = nix::sys::stat::fstat(std::io::stdin())
+        .is_ok_and(|stat| stat.st_mode & libc::S_IFMT == libc::S_IFIFO);
     let io = RunIo {
         stdin: stdin_reader(),
         stdout: CommandSink::stdout(),
         signals,
+        stdin_is_pipe,
     };
     run_with(probe, settings, reload, io).await
 }
@@ -110,7 +115,10 @@ pub(crate) async fn run_with<P: Probe + Send + 'static>(
     let (desired_sender, desired) = watch::channel(Desired::undecided(&settings));
     let (requests, requests_receiver) = mpsc::unbounded_channel();
     let (control, control_receiver) = mpsc::unbounded_channel();
-    let deliverer = Deliverer::new(
+    // A probe that only publishes its state (`--no-routes`) may run outside ExaBGP, its stdin
+    // /dev/null or a terminal: their end is not ExaBGP's.
+    let keep_on_eof = settings.require.no_routes && !io.stdin_is_pipe;
+    let mut deliverer = Deliverer::new(
         stdout,
         events,
         desired,
@@ -118,6 +126,7 @@ pub(crate) async fn run_with<P: Probe + Send + 'static>(
         detector,
         dialect_sender,
     );
+    deliverer.keep_on_eof(keep_on_eof);
     let checker = Checker::new(
         probe,
         settings,

@@ -144,6 +144,7 @@ impl Exabgp {
             stdin: Box::new(stdin),
             stdout: CommandSink::Pipe(stdout),
             signals: signal_receiver,
+            stdin_is_pipe: true,
         };
         let reload_settings = settings.clone();
         let reload_service = service.clone();

@@ -766,6 +766,7 @@ async fn drive(case: Case, dumps: DumpCounter) -> Result<(), Failure> {
         stdin: Box::new(stdin),
         stdout: CommandSink::Memory(pipe.clone()),
         signals: signal_receiver,
+        stdin_is_pipe: true,
     };
     let reload_case = case.clone();
     let reload_service = Arc::clone(&service);
