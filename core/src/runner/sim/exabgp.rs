@@ -138,20 +138,13 @@ impl FakeExabgp {
     /// Read what the probe wrote (when reading) and give the answers that are due.
     pub(super) async fn step(&mut self) {
         if self.reading {
-            for (written, bytes) in self.pipe.take() {
-                self.partial.extend_from_slice(&bytes);
-                while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = self.partial.drain(..=end).collect();
-                    let line = String::from_utf8_lossy(&line[..end]).into_owned();
-                    self.read_line(written, line);
-                }
-            }
+            self.read_pipe();
         }
         self.answer_due().await;
     }
 
-    /// After the probe exited: read everything it left in the pipe, answering at once.
-    pub(super) fn read_rest(&mut self) -> Result<(), String> {
+    /// Read every whole line written so far.
+    fn read_pipe(&mut self) {
         for (written, bytes) in self.pipe.take() {
             self.partial.extend_from_slice(&bytes);
             while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
@@ -160,6 +153,11 @@ impl FakeExabgp {
                 self.read_line(written, line);
             }
         }
+    }
+
+    /// After the probe exited: read everything it left in the pipe, answering at once.
+    pub(super) fn read_rest(&mut self) -> Result<(), String> {
+        self.read_pipe();
         while let Some(due) = self.due.pop_front() {
             if let Some((prefix, held)) = due.apply {
                 apply(&mut self.rib, prefix, held);
