@@ -312,19 +312,48 @@ mod tests {
             "stderr has not drained yet"
         );
         assert!(queue.counts.dropped.load(Ordering::SeqCst) > 0);
-        // Drain the pipe until the writer catches up.
+        // Drain the pipe until the writer catches up. Non-blocking: the writer reports the drops
+        // after its last write, so a blocking read could wait for a line that never comes.
+        nix::fcntl::fcntl(
+            read_end.as_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .expect("non-blocking reads");
         let mut reader = std::fs::File::from(read_end);
         let mut chunk = [0u8; 65536];
         let mut text = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let dropped = loop {
-            let n = reader.read(&mut chunk).expect("read the pipe");
-            text.extend_from_slice(&chunk[..n]);
+            match reader.read(&mut chunk) {
+                Ok(n) => text.extend_from_slice(&chunk[..n]),
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the drops were never reported"
+                    );
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(error) => panic!("read the pipe: {error}"),
+            }
             if let Some(dropped) = queue.take_drained_drops() {
                 break dropped;
             }
         };
         drop(queue);
-        reader.read_to_end(&mut text).expect("read the rest");
+        loop {
+            match reader.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => text.extend_from_slice(&chunk[..n]),
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the writer never closed the pipe"
+                    );
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(error) => panic!("read the rest: {error}"),
+            }
+        }
         let written = text.iter().filter(|&&b| b == b'\n').count() as u64;
         assert!(written >= QUEUE_LINES as u64, "{written} lines written");
         assert_eq!(
