@@ -216,6 +216,11 @@ impl Deliverer {
                     let (decided, owed) = self.detector.timed_out(Instant::now());
                     self.owed.count(u64::from(owed));
                     self.decided(decided);
+                    // A query still unwritten is abandoned: written later, its ACK would be
+                    // taken for a route command's.
+                    if self.chunk.as_ref().is_some_and(|chunk| chunk.query) {
+                        self.chunk = None;
+                    }
                 }
                 written = self.sink.write_chunk(self.chunk.as_ref().map_or(&[][..], |c| &c.bytes)), if writing => {
                     match written {
