@@ -93,9 +93,12 @@ fn serve(mut stream: TcpStream, mode: Reset, answered: &AtomicUsize, resets: &At
             head.push(byte[0]);
         }
         let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok";
+        // Counted before it leaves: the client may act on the answer (and the test read the
+        // count) before this thread runs again.
+        answered.fetch_add(1, Ordering::SeqCst);
         if stream.write_all(reply).is_err() {
+            answered.fetch_sub(1, Ordering::SeqCst);
             return;
         }
-        answered.fetch_add(1, Ordering::SeqCst);
     }
 }
