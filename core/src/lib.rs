@@ -87,4 +87,4 @@ pub mod subprocess;
 pub use app::main;
 pub use observe::Gauge;
 pub use options::{Binary, CommonOptions};
-pub use probe::{Finding, Outcome, Probe};
+pub use probe::{Finding, Outcome, Probe, Watcher};

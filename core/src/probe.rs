@@ -92,12 +92,25 @@ pub trait Probe {
     /// runner drops the future with a generic reason.
     fn check(&mut self, deadline: Instant) -> impl Future<Output = Outcome>;
 
+    /// A watcher of the service between checks, when the probe can hear it (a gRPC `Watch`
+    /// stream, a Sentinel subscription, a kept connection): it reports through `events` and
+    /// runs until the runner drops it (at exit, or when a reload replaces the probe), keeping
+    /// its own reconnection and backoff. Never called with `--events off` nor by `--once`.
+    /// `None` (the default): the service is polled only.
+    fn watch(&self, events: crate::kit::events::Events) -> Option<Watcher> {
+        let _ = events;
+        None
+    }
+
     /// The kind's own series after the last check (replication lag, SOA serial lag, ...),
     /// exported with the core's by `--metrics-listen` and `--metrics-textfile`. None by default.
     fn gauges(&self) -> Vec<crate::Gauge> {
         Vec::new()
     }
 }
+
+/// A probe's watcher (see [`Probe::watch`]): a task the runner spawns and drops.
+pub type Watcher = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// The deadline the runner gives a check started at `started` under `--timeout`: 95 % of it,
 /// leaving the probe time to report its own reason before the hard timeout.

@@ -2,6 +2,8 @@
 //!
 //! - [`reason`]: one-line failure reasons (previews of received bytes, error chains, I/O
 //!   wording), so every probe words the same failure the same way.
+//! - [`events`]: what a service says between checks, reported by a probe's watcher
+//!   ([`crate::Probe::watch`]): authoritative (DOWN at once) or a suspicion (check now).
 //! - [`parse`]: option value parsers (regexes, byte sizes, durations) and [`parse::Limits`], a
 //!   degraded level that must sit below a hard level.
 //! - [`udp`]: one datagram out and the answer back over a connected socket, strays ignored and
@@ -10,6 +12,7 @@
 //! Addresses (`HOST:PORT`), password files and redaction live in [`crate::address`],
 //! [`crate::secret`] and [`crate::redact`]; TLS options in the `exaprobe-tls` crate's `TlsArgs`.
 
+pub mod events;
 pub mod parse;
 pub mod reason;
 pub mod udp;

@@ -14,6 +14,29 @@ pub fn preview(bytes: &[u8]) -> String {
         .to_string()
 }
 
+/// `text` on one line (controls as spaces, runs of them as one), at most `max` bytes (cut on a
+/// character boundary): for reasons that come from the network.
+pub fn one_line(text: &str, max: usize) -> String {
+    let mut line = String::with_capacity(text.len().min(max));
+    for word in text
+        .split(|c: char| c.is_control() || c == ' ')
+        .filter(|w| !w.is_empty())
+    {
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if line.len() > max {
+        let mut cut = max;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+    }
+    line
+}
+
 /// An error and its causes on one line, each cause once (client libraries often print only
 /// the outermost layer, and the useful part is a few sources deep).
 pub fn error_chain(error: &(dyn Error + 'static)) -> String {
