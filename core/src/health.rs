@@ -61,6 +61,8 @@ pub(crate) enum Observation {
     Success,
     /// The check failed or timed out.
     Failure,
+    /// The service itself said it is not serving (an authoritative event): DOWN at once.
+    NotServing,
 }
 
 /// Rise and fall counts: how many consecutive results it takes to change sides.
@@ -87,6 +89,7 @@ impl Hysteresis {
             (State::Init | State::Rising(_) | State::Up, Observation::Failure) => self.falling(1),
             (State::Falling(count), Observation::Failure) => self.falling(count.saturating_add(1)),
             (State::Down, Observation::Failure) => State::Down,
+            (_, Observation::NotServing) => State::Down,
         }
     }
 
@@ -109,7 +112,7 @@ impl Hysteresis {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::Observation::{Disabled, Failure, Success};
+    use super::Observation::{Disabled, Failure, NotServing, Success};
     use super::State::*;
     use super::*;
 
@@ -137,6 +140,12 @@ pub(crate) mod tests {
             (State::Disabled, Disabled, State::Disabled),
             (State::Disabled, Success, Rising(1)),
             (State::Disabled, Failure, Falling(1)),
+            (Init, NotServing, Down),
+            (Rising(2), NotServing, Down),
+            (Up, NotServing, Down),
+            (Falling(1), NotServing, Down),
+            (Down, NotServing, Down),
+            (State::Disabled, NotServing, Down),
         ];
         for (from, observation, to) in cases {
             assert_eq!(H.next(from, observation), to, "{from:?} + {observation:?}");
@@ -167,6 +176,7 @@ pub(crate) mod tests {
             proptest::strategy::Just(Success),
             proptest::strategy::Just(Failure),
             proptest::strategy::Just(Disabled),
+            proptest::strategy::Just(NotServing),
         ]
     }
 
@@ -188,6 +198,11 @@ pub(crate) mod tests {
                     Success => { successes += 1; failures = 0; }
                     Failure => { failures += 1; successes = 0; }
                     Disabled => { successes = 0; failures = 0; }
+                    // The service's own word stands for the `fall` confirmations.
+                    NotServing => { failures = fall; successes = 0; }
+                }
+                if observation == NotServing {
+                    proptest::prop_assert_eq!(state, Down);
                 }
                 if state == Up && before != Up {
                     proptest::prop_assert!(successes >= rise);

@@ -39,6 +39,15 @@ pub(crate) enum ApiSetting {
     V6,
 }
 
+/// An on/off option's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
 /// Log line format on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum LogFormat {
@@ -185,6 +194,15 @@ pub struct CommonOptions {
     /// Time between checks while DOWN (default: --interval), as HAProxy's `downinter`.
     #[arg(long, value_parser = parse_interval, value_name = "DURATION", help_heading = "Timing")]
     pub(crate) down_interval: Option<Duration>,
+    /// React to what the service announces between checks, when the probe can hear it (gRPC
+    /// Watch, Sentinel events, a closed session): `on`, or `off` for pure polling.
+    #[arg(
+        long,
+        default_value = "on",
+        value_name = "on|off",
+        help_heading = "Timing"
+    )]
+    pub(crate) events: Switch,
 
     // ---- routing safety ---------------------------------------------------------------------
     /// Before a planned withdraw (maintenance, SIGTERM, a prefix removed by reload), announce the

@@ -105,6 +105,8 @@ pub(crate) struct Router {
     required_down: bool,
     /// The MED penalty a DEGRADED required probe adds.
     required_penalty: u32,
+    /// Checks still to run at the fast interval after a suspicion (`--events`).
+    suspected: u32,
 }
 
 impl Router {
@@ -124,6 +126,7 @@ impl Router {
             retired_until: None,
             required_down: false,
             required_penalty: 0,
+            suspected: 0,
         }
     }
 
@@ -228,6 +231,19 @@ impl Router {
         }
     }
 
+    /// A suspicion came (`--events`: a kept connection closed by the server, `+sdown`): the
+    /// caller checks at once, and the next `--fall` checks follow the fast interval, so a
+    /// failure is confirmed in `fall x fast-interval`. The routes do not change by it.
+    pub(crate) fn suspect(&mut self) {
+        self.suspected = self.hysteresis.fall;
+    }
+
+    /// Whether the next check follows `--fast-interval`: a transitional state (the service's
+    /// own during a drain), or a suspicion not yet checked `--fall` times.
+    pub(crate) fn wants_fast_checks(&self) -> bool {
+        self.schedule_state().is_transitional() || self.suspected > 0
+    }
+
     /// A reload removed prefixes at `now`: with `--drain` while UP they are drained until
     /// the returned deadline (then withdrawn); `None`: withdraw them at once.
     pub(crate) fn retire(&mut self, now: Instant) -> Option<Instant> {
@@ -267,6 +283,7 @@ impl Router {
         if self.drain.is_none() || observation == Observation::Disabled {
             return events;
         }
+        self.checked_once_more(observation);
         if observation == Observation::Success {
             self.penalty = penalty;
             if let Some(drain) = self.drain.as_mut() {
@@ -291,6 +308,7 @@ impl Router {
         penalty: u32,
     ) -> (State, Vec<Event>) {
         let mut events = Vec::new();
+        self.checked_once_more(observation);
         self.release_if_due(now, &mut events);
         if self.held_until.is_some() {
             // Held down: checks go on (the caller logs them), the routes do not follow them.
@@ -314,6 +332,15 @@ impl Router {
             self.decide(now, &mut events);
         }
         (self.state(), events)
+    }
+
+    /// One more observation: a suspicion's fast checks count down (the service's own word
+    /// ends them: DOWN follows its own schedule).
+    fn checked_once_more(&mut self, observation: Observation) {
+        self.suspected = match observation {
+            Observation::NotServing => 0,
+            _ => self.suspected.saturating_sub(1),
+        };
     }
 
     /// Let the timers act at `now` (drain over, hold over).
@@ -438,7 +465,7 @@ impl Router {
 mod tests {
     use super::*;
     use crate::health::tests::observation;
-    use Observation::{Disabled, Failure, Success};
+    use Observation::{Disabled, Failure, NotServing, Success};
 
     const SECOND: Duration = Duration::from_secs(1);
 
@@ -622,6 +649,70 @@ mod tests {
     }
 
     #[test]
+    fn the_service_saying_not_serving_is_down_at_once_and_up_again_after_rise() {
+        let t0 = Instant::now();
+        let mut r = router(3, 3, Safety::default());
+        for _ in 0..3 {
+            r.observe(t0, Success, 0);
+        }
+        assert_eq!(r.target(), Some(Target::Up { penalty: 0 }));
+        r.observe(t0, NotServing, 0);
+        assert_eq!(r.state(), State::Down);
+        assert_eq!(
+            r.target(),
+            Some(Target::Down),
+            "no --fall on the service's own word"
+        );
+        r.observe(t0, Success, 0);
+        r.observe(t0, Success, 0);
+        assert_eq!(
+            r.target(),
+            Some(Target::Down),
+            "the return needs --rise checks"
+        );
+        r.observe(t0, Success, 0);
+        assert_eq!(r.target(), Some(Target::Up { penalty: 0 }));
+    }
+
+    #[test]
+    fn not_serving_during_a_maintenance_drain_ends_it() {
+        let t0 = Instant::now();
+        let mut r = router(1, 3, drain(30));
+        r.observe(t0, Success, 0);
+        r.observe(t0, Disabled, 0);
+        assert!(matches!(r.target(), Some(Target::Draining { .. })));
+        assert_eq!(
+            r.observe_during_drain(NotServing, 0),
+            vec![Event::DrainAborted]
+        );
+        assert_eq!(r.target(), Some(Target::Disabled));
+    }
+
+    #[test]
+    fn a_suspicion_changes_no_route_and_asks_for_fall_fast_checks() {
+        let t0 = Instant::now();
+        let mut r = router(1, 3, Safety::default());
+        r.observe(t0, Success, 0);
+        assert!(!r.wants_fast_checks());
+        r.suspect();
+        assert_eq!(r.target(), Some(Target::Up { penalty: 0 }));
+        for n in 0..3 {
+            assert!(r.wants_fast_checks(), "check {n} after the suspicion");
+            r.observe(t0, Success, 0);
+        }
+        assert!(!r.wants_fast_checks(), "cleared by --fall passing checks");
+        r.suspect();
+        r.observe(t0, Failure, 0);
+        r.observe(t0, Failure, 0);
+        r.observe(t0, Failure, 0);
+        assert_eq!(
+            r.target(),
+            Some(Target::Down),
+            "confirmed by the fast checks"
+        );
+    }
+
+    #[test]
     fn flapping_holds_down_then_starts_afresh() {
         let t0 = Instant::now();
         let mut r = router(1, 1, damping(3));
@@ -761,6 +852,7 @@ mod tests {
                     Input::Observe(observation) => { r.observe(now, observation, 0); }
                     Input::DrainCheck(observation) => { r.observe_during_drain(observation, 0); }
                     Input::Retire => { r.retire(now); }
+                    Input::Suspect => r.suspect(),
                     Input::Tick => {}
                 }
                 if r.next_timer().is_some_and(|at| at <= now) {
@@ -781,6 +873,7 @@ mod tests {
         Observe(Observation),
         DrainCheck(Observation),
         Retire,
+        Suspect,
         Tick,
     }
 
@@ -790,6 +883,7 @@ mod tests {
             4 => observation().prop_map(Input::Observe),
             2 => observation().prop_map(Input::DrainCheck),
             1 => Just(Input::Retire),
+            1 => Just(Input::Suspect),
             1 => Just(Input::Tick),
         ]
     }
@@ -807,14 +901,25 @@ mod tests {
             let mut now = Instant::now();
             for (input, millis) in steps {
                 now += Duration::from_millis(millis);
+                let says_not_serving = matches!(input, Input::Observe(NotServing));
                 match input {
                     Input::Observe(observation) => { r.observe(now, observation, 0); }
                     Input::DrainCheck(observation) => { r.observe_during_drain(observation, 0); }
                     Input::Retire => { r.retire(now); }
+                    Input::Suspect => {
+                        let before = (r.target(), r.retired_target(), r.state());
+                        r.suspect();
+                        proptest::prop_assert!(r.wants_fast_checks());
+                        proptest::prop_assert_eq!(before, (r.target(), r.retired_target(), r.state()));
+                    }
                     Input::Tick => {}
                 }
                 if r.next_timer().is_some_and(|at| at <= now) {
                     r.tick(now);
+                }
+                if says_not_serving && r.held_until.is_none() {
+                    // The service's own word: DOWN at once, whatever came before.
+                    proptest::prop_assert_eq!(r.state(), State::Down);
                 }
                 if r.state() == State::Down {
                     proptest::prop_assert_eq!(r.target(), Some(Target::Down));

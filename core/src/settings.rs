@@ -60,6 +60,8 @@ pub(crate) struct Timing {
     pub down_interval: Duration,
     /// Per hook command.
     pub hook_timeout: Duration,
+    /// Run the probe's watcher and react to its events (`--events`).
+    pub events: bool,
 }
 
 /// Commands run on transitions (`sh -c`).
@@ -308,6 +310,7 @@ impl Settings {
                 refresh_interval: options.refresh_interval,
                 splay: options.splay,
                 down_interval: options.down_interval.unwrap_or(options.interval),
+                events: options.events == crate::options::Switch::On,
                 hook_timeout: options.hook_timeout,
             },
             ack,

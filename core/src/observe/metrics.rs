@@ -25,6 +25,8 @@ pub(crate) const STATES: [&str; 6] = ["init", "rising", "up", "falling", "down",
 pub(crate) const RESULTS: [&str; 3] = ["healthy", "degraded", "unhealthy"];
 /// ExaBGP's answers to a command, as the `answer` label spells them.
 pub(crate) const ANSWERS: [&str; 3] = ["done", "error", "timeout"];
+/// Event kinds (`--events`), as the `kind` label spells them.
+pub(crate) const EVENT_KINDS: [&str; 2] = ["authoritative", "suspicion"];
 
 /// Check duration buckets, seconds: a local check takes milliseconds, a timeout seconds.
 const DURATION_BUCKETS: [f64; 14] = [
@@ -54,6 +56,7 @@ pub(crate) struct Metrics {
     med: Family<PrefixLabel, IntGauge>,
     commands: Family<Label, Counter>,
     required: Family<PrefixLabel, IntGauge>,
+    events: Family<Label, Counter>,
     probe_gauges: std::sync::Arc<ProbeGauges>,
 }
 
@@ -72,6 +75,7 @@ impl Metrics {
             med: Family::default(),
             commands: Family::default(),
             required: Family::default(),
+            events: Family::default(),
             probe_gauges: std::sync::Arc::default(),
             registry: Registry::default(),
         };
@@ -120,6 +124,11 @@ impl Metrics {
             "1 while the required probe (--require, by its --name) is UP or DEGRADED and fresh, 0 otherwise",
             metrics.required.clone(),
         );
+        registry.register(
+            "exaprobe_events",
+            "Events the service announced between checks (--events), by kind: authoritative (DOWN at once) or suspicion (check now)",
+            metrics.events.clone(),
+        );
         let build = Family::<[(&'static str, String); 2], IntGauge>::default();
         build
             .get_or_create(&[
@@ -151,6 +160,9 @@ impl Metrics {
                 .get_or_create(&[("answer", answer)])
                 .inc_by(0);
         }
+        for kind in EVENT_KINDS {
+            metrics.events.get_or_create(&[("kind", kind)]).inc_by(0);
+        }
         metrics.last_transition.set(started_unix);
         Metrics {
             registry,
@@ -162,6 +174,11 @@ impl Metrics {
     pub(crate) fn checked(&self, result: &'static str, seconds: f64) {
         self.checks.get_or_create(&[("result", result)]).inc();
         self.duration.observe(seconds);
+    }
+
+    /// `count` events of `kind` (one of [`EVENT_KINDS`]) came.
+    pub(crate) fn events(&self, kind: &'static str, count: u64) {
+        self.events.get_or_create(&[("kind", kind)]).inc_by(count);
     }
 
     /// The probe's own series after a check (replacing the previous ones).

@@ -26,6 +26,7 @@ use std::time::{Duration, SystemTime};
 pub(crate) use options::{Facility, ObserveOptions};
 
 use crate::health::State;
+use crate::kit::events::EventKind;
 use crate::probe::Outcome;
 use crate::render::{RouteAction, RouteCommand};
 use crate::route::Prefix;
@@ -203,12 +204,14 @@ pub(crate) fn start(settings: &Settings) -> Observer {
         required: Vec::new(),
         depends_on: Vec::new(),
         last_check: None,
+        last_event: None,
         consecutive: Consecutive::default(),
         prefixes: BTreeMap::new(),
         counters: Counters {
             checks: metrics::RESULTS.iter().map(|r| (*r, 0)).collect(),
             transitions: 0,
             exabgp_commands: metrics::ANSWERS.iter().map(|a| (*a, 0)).collect(),
+            events: metrics::EVENT_KINDS.iter().map(|k| (*k, 0)).collect(),
         },
     }));
     let state_file = observe.state_file.clone().map(|path| {
@@ -282,6 +285,27 @@ impl Observer {
             }
             document.state = state.name();
             document.flap_held = held;
+        }
+        self.write();
+    }
+
+    /// `count` events of `kind` came, the last saying `reason` (`--events`).
+    pub(crate) fn event(&self, kind: EventKind, count: u64, reason: &str) {
+        let Some(inner) = &self.0 else { return };
+        if count == 0 {
+            return;
+        }
+        if let Some(metrics) = &inner.metrics {
+            metrics.events(kind.name(), count);
+        }
+        {
+            let mut document = inner.document();
+            *document.counters.events.entry(kind.name()).or_default() += count;
+            document.last_event = Some(state_file::LastEvent {
+                kind: kind.name(),
+                reason: reason.to_owned(),
+                at: clock::rfc3339(SystemTime::now()),
+            });
         }
         self.write();
     }

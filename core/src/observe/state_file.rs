@@ -44,6 +44,8 @@ pub(crate) struct StateDocument {
     pub(crate) depends_on: Vec<String>,
     /// The last check, once there was one.
     pub(crate) last_check: Option<LastCheck>,
+    /// The last event the service announced (`--events`), once there was one.
+    pub(crate) last_event: Option<LastEvent>,
     /// Successes and failures in a row (a degraded check is a success).
     pub(crate) consecutive: Consecutive,
     /// Per prefix, what ExaBGP last accepted.
@@ -111,6 +113,19 @@ pub(crate) struct Counters {
     pub(crate) transitions: u64,
     /// Commands by ExaBGP's answer: `done`, `error`, `timeout`.
     pub(crate) exabgp_commands: BTreeMap<&'static str, u64>,
+    /// Events by kind: `authoritative`, `suspicion`.
+    pub(crate) events: BTreeMap<&'static str, u64>,
+}
+
+/// The last event the service announced between checks.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct LastEvent {
+    /// `authoritative` or `suspicion`.
+    pub(crate) kind: &'static str,
+    /// What the watcher heard (one line, no secret).
+    pub(crate) reason: String,
+    /// When it was taken (RFC 3339, UTC).
+    pub(crate) at: String,
 }
 
 impl StateDocument {

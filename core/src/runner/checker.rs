@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 
+use super::listening::{Heard, Listening};
 use super::wake::sleep_until;
 
 use crate::health::{Observation, State};
@@ -139,6 +140,8 @@ pub(crate) struct Checker<P> {
     required: Requirements,
     /// Their verdict as last applied.
     required_verdict: RequiredState,
+    /// The probe's watcher (`--events`) and what it heard.
+    listening: Listening,
 }
 
 impl<P: Probe + Send + 'static> Checker<P> {
@@ -155,6 +158,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
         let hooks = Hooks::start(settings.timing.hook_timeout);
         let router = Router::new(settings.hysteresis, settings.safety);
         let required = Requirements::new(&settings.require, settings.observe.state_file.as_deref());
+        let listening = Listening::start(&probe, settings.timing.events);
         Checker {
             probe,
             settings,
@@ -172,6 +176,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
             disabled_note: None,
             required,
             required_verdict: RequiredState::Up,
+            listening,
         }
     }
 
@@ -206,6 +211,9 @@ impl<P: Probe + Send + 'static> Checker<P> {
                     () = self.required.changed() => if self.required_changed() {
                         next_check = Instant::now();
                     },
+                    heard = self.listening.next() => if self.hear(heard) {
+                        next_check = Instant::now();
+                    },
                     _ = sleep_until(timer.unwrap_or(next_check)), if timer.is_some_and(|t| t < next_check) => {
                         self.on_timer();
                     }
@@ -221,6 +229,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
             let mut check_now = false;
             let mut required_down = false;
             let mut required_pending = false;
+            let mut heard = Heard::default();
             // In maintenance the check runs only while a drain does (a failure ends it).
             let result = if disabled.is_some() && !self.router.checks_in_maintenance() {
                 None
@@ -246,14 +255,25 @@ impl<P: Probe + Send + 'static> Checker<P> {
                                 break None;
                             }
                         }
+                        // The service saying it is not serving drops the check in flight (its
+                        // result would be older than that word); a suspicion waits for it.
+                        batch = self.listening.next() => {
+                            let not_serving = batch.not_serving.is_some();
+                            heard.merge(batch);
+                            if not_serving {
+                                break None;
+                            }
+                        }
                         result = &mut check => break Some(result),
                     }
                 }
             };
+            let dropped_for_not_serving = heard.not_serving.is_some() && result.is_none();
             // A required probe changed during the check: apply it now. When it went DOWN the
             // check in flight was dropped: check again at once (the own hysteresis goes on).
             let required_check_now = required_pending && self.required_changed();
             if required_down {
+                self.hear(heard);
                 // A SIGHUP that came during the dropped check is still served.
                 if reload_pending {
                     self.reload().await;
@@ -261,7 +281,16 @@ impl<P: Probe + Send + 'static> Checker<P> {
                 next_check = Instant::now();
                 continue;
             }
+            if dropped_for_not_serving {
+                self.hear(heard);
+                if reload_pending {
+                    self.reload().await;
+                }
+                next_check = started + self.settings.timing.down_interval;
+                continue;
+            }
             self.observe(result, disabled);
+            let heard_check_now = self.hear(heard);
             crate::logging::report_dropped_lines();
             if self.dialect.has_changed().unwrap_or(false) {
                 self.dialect_found();
@@ -270,7 +299,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
                 self.reload().await;
             }
             let state = self.router.schedule_state();
-            let interval = if state.is_transitional() {
+            let interval = if self.router.wants_fast_checks() {
                 self.settings.timing.fast_interval
             } else if state == State::Down {
                 self.settings.timing.down_interval
@@ -283,7 +312,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
                 tracing::info!("SIGUSR2: checking now");
                 next_check = Instant::now();
             }
-            if required_check_now {
+            if required_check_now || heard_check_now {
                 next_check = Instant::now();
             }
         }
@@ -467,6 +496,46 @@ impl<P: Probe + Send + 'static> Checker<P> {
         self.publish();
     }
 
+    /// Apply what the watcher heard (`--events`): the service saying it is not serving is
+    /// DOWN at once (a failure seen during a maintenance drain ends it); a suspicion asks for
+    /// a check now and `--fall` fast ones, once per suspicion window (a flood of them is one
+    /// check, then the fast schedule). Returns whether to check now.
+    fn hear(&mut self, heard: Heard) -> bool {
+        let observer = self.status.borrow().observer.clone();
+        for (kind, count, reason) in heard.each() {
+            observer.event(kind, count, reason);
+        }
+        if let Some(reason) = &heard.not_serving {
+            let from = self.router.state();
+            let events = if from == State::Disabled {
+                self.router.observe_during_drain(Observation::NotServing, 0)
+            } else {
+                self.router
+                    .observe(Instant::now(), Observation::NotServing, 0)
+                    .1
+            };
+            if self.router.state().differs_from(from) || !events.is_empty() {
+                tracing::warn!(kind = "authoritative", events = heard.counts[0], reason = %reason, "the service says it is not serving");
+            } else {
+                tracing::debug!(kind = "authoritative", events = heard.counts[0], reason = %reason, "event");
+            }
+            self.transitioned(from, reason);
+            self.log_events(&events);
+            self.publish();
+        }
+        let Some(reason) = &heard.suspicion else {
+            return false;
+        };
+        let in_window = self.router.wants_fast_checks();
+        self.router.suspect();
+        if in_window {
+            tracing::debug!(kind = "suspicion", events = heard.counts[1], reason = %reason, "event");
+            return false;
+        }
+        tracing::info!(kind = "suspicion", events = heard.counts[1], reason = %reason, "event: checking now");
+        true
+    }
+
     /// The next drain or hold deadline.
     fn next_timer(&self) -> Option<Instant> {
         self.router.next_timer()
@@ -646,6 +715,8 @@ impl<P: Probe + Send + 'static> Checker<P> {
         }
         let old = std::mem::replace(&mut self.settings, settings);
         self.probe = probe;
+        self.listening
+            .restart(&self.probe, self.settings.timing.events);
         if self.settings.require != old.require {
             self.required = Requirements::new(
                 &self.settings.require,

@@ -19,6 +19,7 @@ mod checker;
 mod deliverer;
 mod detect;
 mod late;
+mod listening;
 mod once;
 mod retry;
 mod shared;

@@ -28,6 +28,8 @@ enum Health {
     Failing,
     /// Alternates healthy and failing at every check.
     Flapping,
+    /// Answers healthy after 3 s.
+    Slow,
 }
 
 /// A service the test controls, and the instants it was checked at.
@@ -36,6 +38,8 @@ struct Service {
     health: Arc<Mutex<Health>>,
     checks: Arc<Mutex<Vec<Instant>>>,
     count: Arc<AtomicUsize>,
+    /// Where the runner listens for the service's events (`--events`), once it asked.
+    events: Arc<Mutex<Option<crate::kit::events::Events>>>,
 }
 
 impl Service {
@@ -44,6 +48,7 @@ impl Service {
             health: Arc::new(Mutex::new(health)),
             checks: Arc::default(),
             count: Arc::default(),
+            events: Arc::default(),
         }
     }
 
@@ -53,6 +58,11 @@ impl Service {
 
     fn checks(&self) -> Vec<Instant> {
         self.checks.lock().unwrap().clone()
+    }
+
+    /// The latch the runner's watcher reports to (`None` until the runner started one).
+    fn events(&self) -> Option<crate::kit::events::Events> {
+        self.events.lock().unwrap().clone()
     }
 }
 
@@ -66,16 +76,27 @@ impl Probe for ServiceProbe {
     async fn check(&mut self, _deadline: Instant) -> Outcome {
         self.0.checks.lock().unwrap().push(Instant::now());
         let count = self.0.count.fetch_add(1, Ordering::Relaxed);
-        let healthy = match *self.0.health.lock().unwrap() {
+        let health = *self.0.health.lock().unwrap();
+        let healthy = match health {
             Health::Healthy => true,
             Health::Failing => false,
             Health::Flapping => count.is_multiple_of(2),
+            Health::Slow => {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                true
+            }
         };
         if healthy {
             Outcome::Healthy
         } else {
             Outcome::unhealthy("the test says so")
         }
+    }
+
+    /// The test reports the service's events itself: the watcher only hands the latch over.
+    fn watch(&self, events: crate::kit::events::Events) -> Option<crate::probe::Watcher> {
+        *self.0.events.lock().unwrap() = Some(events);
+        Some(Box::pin(std::future::pending()))
     }
 }
 
@@ -880,5 +901,7 @@ async fn a_wrong_dialect_is_named_when_the_first_command_is_rejected() {
     .await;
 }
 
+// Events (`--events`), in-process: tests/events.rs.
+mod events;
 // Required probes (`--require`), in-process: tests/require.rs.
 mod require;
