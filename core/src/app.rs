@@ -6,13 +6,14 @@ use std::process::ExitCode;
 
 use clap::{Args, FromArgMatches};
 
-use crate::exit::Exit;
-use crate::loader::{LoadError, load_with, one_line};
-use crate::options::{Binary, Cli, CommonOptions};
+use crate::config::exit::Exit;
+use crate::config::loader::{LoadError, load_with};
+use crate::config::options::{Binary, Cli, CommonOptions};
+use crate::config::settings::{ModeFlags, Settings};
+use crate::engine::render::Target;
+use crate::engine::runner::ReloadError;
+use crate::kit::escape::one_line;
 use crate::probe::Probe;
-use crate::render::Target;
-use crate::runner::ReloadError;
-use crate::settings::{ModeFlags, Settings};
 
 /// Run a probe binary: `build` makes the probe from its check options `T` and the common ones.
 ///
@@ -42,9 +43,11 @@ where
 {
     let argv: Vec<OsString> = std::env::args_os().collect();
     let command = binary.command::<T>();
-    if let Some(code) =
-        crate::docs::generate_if_asked(&binary, &crate::loader::with_env(command.clone()), &argv)
-    {
+    if let Some(code) = crate::config::docs::generate_if_asked(
+        &binary,
+        &crate::config::loader::with_env(command.clone()),
+        &argv,
+    ) {
         return code;
     }
     let name = binary.name.to_string();
@@ -57,9 +60,9 @@ where
     let (verbose, quiet) = crate::compat::log_levels(common.verbose, common.quiet, &common.compat);
     let syslog =
         crate::observe::syslog::target(&common.observe, common.name.as_deref().unwrap_or(&binary));
-    crate::logging::init(common.log_format, verbose, quiet, syslog);
+    crate::observe::logging::init(common.log_format, verbose, quiet, syslog);
     let modes = ModeFlags {
-        dry_run: common.dry_run || crate::output::stdout_is_terminal(),
+        dry_run: common.dry_run || crate::engine::output::stdout_is_terminal(),
         routes_optional: common.once,
     };
     let settings = match Settings::resolve(&common, &binary, modes) {
@@ -68,9 +71,9 @@ where
     };
     // `--user`/`--group` looked up before anything changes the host (and in --check-config).
     let privileges = if common.once {
-        crate::privileges::Target::default()
+        crate::compat::privileges::Target::default()
     } else {
-        match crate::privileges::resolve(
+        match crate::compat::privileges::resolve(
             common.compat.user.as_deref(),
             common.compat.group.as_deref(),
         ) {
@@ -79,7 +82,7 @@ where
         }
     };
     if !common.once
-        && let Err(message) = crate::ip_setup::check(&common, &argv)
+        && let Err(message) = crate::compat::ip_setup::check(&common, &argv)
     {
         return config_error(&binary, &message, false);
     }
@@ -88,10 +91,10 @@ where
         None
     } else {
         match crate::compat::start(&common, &argv, &privileges) {
-            Ok(added) if added.interrupted || crate::stop_signals::stopped() => {
+            Ok(added) if added.interrupted || crate::compat::stop_signals::stopped() => {
                 tracing::info!("stopped by a signal during the set-up");
                 added.remove();
-                crate::logging::flush(std::time::Duration::from_millis(100));
+                crate::observe::logging::flush(std::time::Duration::from_millis(100));
                 return Exit::Ok.into();
             }
             Ok(added) => Some(added),
@@ -122,16 +125,16 @@ where
             return check_config(&probe, &settings);
         }
         if common.once {
-            let code = crate::runner::once(probe, &settings).await;
+            let code = crate::engine::runner::once(probe, &settings).await;
             // A check that timed out may have left descendants: kill and reap them first.
-            crate::subprocess::shutdown(std::time::Duration::from_millis(500)).await;
+            crate::kit::subprocess::shutdown(std::time::Duration::from_millis(500)).await;
             return code;
         }
         let reload_binary = binary.clone();
         // Prefixes given at start are never replaced by lo's addresses on a reload: an emptied
         // list would announce whatever else lives on lo (another service's address).
         let explicit_prefixes = !common.prefixes.is_empty();
-        let reload: crate::runner::Reload<P> =
+        let reload: crate::engine::runner::Reload<P> =
             Box::new(move || -> Result<(Settings, P), ReloadError> {
                 let options: Cli<T> = load_with(command.clone(), &argv)?;
                 if explicit_prefixes && options.common.prefixes.is_empty() {
@@ -142,12 +145,12 @@ where
                 Ok((settings, probe))
             });
         // A SIGTERM since the set-up, before the runner listens: exit as the runner would.
-        if crate::stop_signals::stopped() {
+        if crate::compat::stop_signals::stopped() {
             return Exit::Ok.into();
         }
-        let code = crate::runner::run(probe, settings, reload).await;
+        let code = crate::engine::runner::run(probe, settings, reload).await;
         // What a dropped check or hook left behind; short, within SIGTERM's 1.5 s exit budget.
-        crate::subprocess::shutdown(std::time::Duration::from_millis(250)).await;
+        crate::kit::subprocess::shutdown(std::time::Duration::from_millis(250)).await;
         code
     });
     // The stdin reader sits in a blocking read on tokio's blocking pool: do not wait for it.
@@ -155,7 +158,7 @@ where
     if let Some(added) = added {
         added.remove();
     }
-    crate::logging::flush(std::time::Duration::from_millis(100));
+    crate::observe::logging::flush(std::time::Duration::from_millis(100));
     code
 }
 
@@ -178,10 +181,10 @@ fn config_error(binary: &str, message: &str, once: bool) -> ExitCode {
 }
 
 fn check_config<P: Probe>(probe: &P, settings: &Settings) -> ExitCode {
-    use crate::output::print_line;
+    use crate::engine::output::print_line;
     print_line(&format!("{}: configuration OK", settings.name));
     print_line(&format!("check: {}", probe.describe()));
-    let dialect = crate::dialect::describe(settings.routes.dialect);
+    let dialect = crate::engine::dialect::describe(settings.routes.dialect);
     if settings.detect_dialect {
         print_line(&format!(
             "dialect: --exabgp-api auto: asks ExaBGP at start (`system version`); the lines below are {dialect}, used when it does not answer"
@@ -189,7 +192,7 @@ fn check_config<P: Probe>(probe: &P, settings: &Settings) -> ExitCode {
     } else {
         print_line(&format!("dialect: {dialect}"));
     }
-    for line in crate::require::describe(&settings.require) {
+    for line in crate::engine::require::describe(&settings.require) {
         print_line(&line);
     }
     let t = &settings.timing;

@@ -73,6 +73,20 @@ impl From<Finding> for Outcome {
     }
 }
 
+/// One series a probe kind adds to the core's (replication lag, SOA serial lag, ...).
+///
+/// Exported as a gauge with the `probe` label, after every check; a probe returns none when it
+/// does not know the value (the series then disappears until it does).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gauge {
+    /// The series name: `exaprobe_<kind>_<what>[_<unit>]`, letters, digits and `_`.
+    pub name: &'static str,
+    /// One line saying what it measures.
+    pub help: &'static str,
+    /// The value.
+    pub value: f64,
+}
+
 /// A health check of one service.
 ///
 /// This is the only thing a probe crate implements. The runner owns everything else: the
@@ -104,7 +118,7 @@ pub trait Probe {
 
     /// The kind's own series after the last check (replication lag, SOA serial lag, ...),
     /// exported with the core's by `--metrics-listen` and `--metrics-textfile`. None by default.
-    fn gauges(&self) -> Vec<crate::Gauge> {
+    fn gauges(&self) -> Vec<Gauge> {
         Vec::new()
     }
 }

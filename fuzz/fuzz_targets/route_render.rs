@@ -1,4 +1,4 @@
-//! Route and attribute parsers (`core/src/route.rs`) and the renderer (`core/src/render.rs`).
+//! Route and attribute parsers (`core/src/engine/route.rs`) and the renderer (`core/src/engine/render.rs`).
 //!
 //! Input: byte 0 holds switches (dialect, withdraw-on-down, local preference, path id), the rest
 //! is text split on NUL into the values of a route policy (prefixes, next hops, community lists,

@@ -1,4 +1,4 @@
-//! The TOML loader (`core/src/loader.rs`) through its public entry point, as a probe binary
+//! The TOML loader (`core/src/config/loader.rs`) through its public entry point, as a probe binary
 //! calls it: arbitrary bytes as the `--config` file of exaprobe-exec, then the cross-option
 //! rules (`Settings::resolve`) and the renderer.
 //!

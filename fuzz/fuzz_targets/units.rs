@@ -1,4 +1,4 @@
-//! Durations (`core/src/duration.rs`) and byte sizes (the shared `core/src/size.rs`).
+//! Durations (`core/src/config/duration.rs`) and byte sizes (the shared `core/src/config/size.rs`).
 //!
 //! Properties: never a panic; an accepted duration is at most a year; `parse_positive_duration`
 //! accepts exactly the non-zero durations `parse_duration` accepts; a plain number means seconds

@@ -1,6 +1,6 @@
 //! Delivery under a slow or silent ExaBGP, end to end through the release exaprobe-exec: the
 //! test plays ExaBGP with `testkit::exabgp::SlowExabgp` and stalls its pipes. The same rules are
-//! proved in-process with paused time in core/src/runner/tests.rs; here they meet a real
+//! proved in-process with paused time in core/src/engine/runner/tests.rs; here they meet a real
 //! process, real pipes and real signals.
 
 use std::collections::BTreeMap;

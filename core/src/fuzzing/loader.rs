@@ -1,4 +1,4 @@
-//! The TOML loader (`core/src/loader.rs`) through its public entry point, as a probe binary
+//! The TOML loader (`core/src/config/loader.rs`) through its public entry point, as a probe binary
 //! calls it: arbitrary bytes as the `--config` file of a probe binary, then the cross-option
 //! rules (`Settings::resolve`) and the renderer.
 //!
@@ -10,9 +10,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
-use crate::loader::load_with;
-use crate::options::{Binary, Cli};
-use crate::settings::{ModeFlags, Settings};
+use crate::config::loader::load_with;
+use crate::config::options::{Binary, Cli};
+use crate::config::settings::{ModeFlags, Settings};
 
 /// No check options: the loader is fuzzed on the common ones, which every binary shares.
 #[derive(Debug, Clone, clap::Args)]

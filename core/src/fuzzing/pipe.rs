@@ -10,7 +10,7 @@
 //! - `classify` ignores surrounding whitespace and only reports an ACK or a shutdown for the
 //!   exact words or a JSON object.
 
-use crate::exabgp::{LineSplitter, MAX_LINE, Message, Piece, classify};
+use crate::engine::exabgp::{LineSplitter, MAX_LINE, Message, Piece, classify};
 
 /// The pieces a stream should produce with limit `max`, computed the obvious way.
 fn model(stream: &[u8], max: usize) -> Vec<Piece> {

@@ -1,4 +1,4 @@
-//! Route and attribute parsers (`core/src/route.rs`) and the renderer (`core/src/render.rs`).
+//! Route and attribute parsers (`core/src/engine/route.rs`) and the renderer (`core/src/engine/render.rs`).
 //!
 //! Input: byte 0 holds switches (dialect, withdraw-on-down, local preference, path id), the rest
 //! is text split on NUL into the values of a route policy (prefixes, next hops, community lists,
@@ -19,9 +19,9 @@
 use std::fmt::Display;
 use std::str::FromStr;
 
-use crate::options::ApiDialect;
-use crate::render::{RoutePolicy, Target};
-use crate::route::{
+use crate::engine::dialect::ApiDialect;
+use crate::engine::render::{RoutePolicy, Target};
+use crate::engine::route::{
     AsPath, CommunityList, ExtendedCommunityList, LargeCommunityList, NeighborSelector, NextHop,
     PathId, Prefix, Values,
 };

@@ -9,10 +9,20 @@
 //! - [`udp`]: one datagram out and the answer back over a connected socket, strays ignored and
 //!   counted until the deadline (DNS, NTP).
 //!
-//! Addresses (`HOST:PORT`), password files and redaction live in [`crate::address`],
-//! [`crate::secret`] and [`crate::redact`]; TLS options in the `exaprobe-tls` crate's `TlsArgs`.
+//! - [`address`] (`HOST:PORT` with its IPv6 rule), [`secret`] (password files), [`redact`] (the
+//!   one rule that keeps passwords out of targets, logs and errors), [`files`] (operator-given
+//!   files read safely), [`subprocess`] (programs run as checks or hooks): also at the crate's
+//!   root, where the probes name them.
+//!
+//! TLS options are the `exaprobe-tls` crate's `TlsArgs`.
 
+pub mod address;
+pub(crate) mod escape;
 pub mod events;
+pub mod files;
 pub mod parse;
 pub mod reason;
+pub mod redact;
+pub mod secret;
+pub mod subprocess;
 pub mod udp;

@@ -3,8 +3,8 @@
 
 use std::fmt::Display;
 
-pub use crate::duration::{parse_duration, parse_positive_duration};
-pub use crate::size::{parse_byte_size, parse_byte_size_usize};
+pub use crate::config::duration::{parse_duration, parse_positive_duration};
+pub use crate::config::size::{parse_byte_size, parse_byte_size_usize};
 
 /// A regular expression over text (`--expect-answer`).
 pub fn regex(text: &str) -> Result<regex::Regex, String> {

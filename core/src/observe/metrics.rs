@@ -17,7 +17,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge as IntGauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::observe::Gauge;
+use crate::probe::Gauge;
 
 /// The state names, as the `state` label spells them.
 pub(crate) const STATES: [&str; 6] = ["init", "rising", "up", "falling", "down", "disabled"];

@@ -9,10 +9,11 @@
 //! kind.
 
 pub(crate) mod clock;
+pub(crate) mod logging;
 mod metrics;
 pub(crate) mod options;
 mod server;
-mod state_file;
+pub(crate) mod state_file;
 pub(crate) mod syslog;
 mod writer;
 
@@ -23,32 +24,17 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-pub(crate) use options::{Facility, ObserveOptions};
+use options::ObserveOptions;
 
-use crate::health::State;
+use crate::engine::health::State;
+use crate::engine::render::{RouteAction, RouteCommand};
+use crate::engine::route::Prefix;
 use crate::kit::events::EventKind;
-use crate::probe::Outcome;
-use crate::render::{RouteAction, RouteCommand};
-use crate::route::Prefix;
-use crate::settings::Settings;
+use crate::probe::{Gauge, Outcome};
 use metrics::Metrics;
+pub(crate) use state_file::RequiredEntry;
 use state_file::{Consecutive, Counters, LastCheck, PrefixState, StateDocument};
-pub(crate) use state_file::{RequiredEntry, VERSION as STATE_FILE_VERSION};
 use writer::LatestWriter;
-
-/// One series a probe kind adds to the core's (replication lag, SOA serial lag, ...).
-///
-/// Exported as a gauge with the `probe` label, after every check; a probe returns none when it
-/// does not know the value (the series then disappears until it does).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Gauge {
-    /// The series name: `exaprobe_<kind>_<what>[_<unit>]`, letters, digits and `_`.
-    pub name: &'static str,
-    /// One line saying what it measures.
-    pub help: &'static str,
-    /// The value.
-    pub value: f64,
-}
 
 /// The observability settings the run uses, validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -89,7 +75,7 @@ impl ObserveSettings {
     pub(crate) fn check_files(&self, name: &str) -> Result<(), String> {
         if let Some(dir) = &self.metrics_textfile {
             let path = textfile_path(dir, name);
-            crate::files::check_replaceable(&path).map_err(|error| {
+            crate::kit::files::check_replaceable(&path).map_err(|error| {
                 format!(
                     "--metrics-textfile {}: {}: {error}",
                     dir.display(),
@@ -153,36 +139,26 @@ impl Inner {
 }
 
 /// Start what `settings` asks for (the endpoint task, the file writers). Call on the runtime.
-pub(crate) fn start(settings: &Settings) -> Observer {
-    let observe = &settings.observe;
+pub(crate) fn start(observe: &ObserveSettings, name: &str) -> Observer {
     let wants_metrics = observe.metrics_listen.is_some() || observe.metrics_textfile.is_some();
     if !wants_metrics && observe.state_file.is_none() {
         return Observer(None);
     }
     let now = SystemTime::now();
-    let metrics = wants_metrics.then(|| {
-        Arc::new(Metrics::new(
-            &settings.name,
-            &observe.kind,
-            clock::unix_seconds(now),
-        ))
-    });
+    let metrics = wants_metrics
+        .then(|| Arc::new(Metrics::new(name, &observe.kind, clock::unix_seconds(now))));
     if let (Some(listen), Some(metrics)) = (observe.metrics_listen, &metrics) {
-        tokio::spawn(server::serve(
-            listen,
-            Arc::clone(metrics),
-            settings.name.clone(),
-        ));
+        tokio::spawn(server::serve(listen, Arc::clone(metrics), name.to_string()));
     }
     let textfile = match (&observe.metrics_textfile, &metrics) {
         (Some(dir), Some(metrics)) => {
-            let path = textfile_path(dir, &settings.name);
+            let path = textfile_path(dir, name);
             let metrics = Arc::clone(metrics);
             let render: writer::Render = Box::new(move || metrics.text().into_bytes());
             Some(LatestWriter::spawn(
                 path,
                 "metrics textfile",
-                settings.name.clone(),
+                name.to_string(),
                 render,
             ))
         }
@@ -190,11 +166,11 @@ pub(crate) fn start(settings: &Settings) -> Observer {
     };
     let document = Arc::new(Mutex::new(StateDocument {
         version: state_file::VERSION,
-        probe: settings.name.clone(),
+        probe: name.to_string(),
         kind: observe.kind.clone(),
         exaprobe_version: env!("CARGO_PKG_VERSION"),
         pid: std::process::id(),
-        start_time: crate::require::process::own_start_time(),
+        start_time: crate::engine::require::process::own_start_time(),
         updated: clock::rfc3339(now),
         state: State::Init.name(),
         since: clock::rfc3339(now),
@@ -221,7 +197,7 @@ pub(crate) fn start(settings: &Settings) -> Observer {
             copy.updated = clock::rfc3339(SystemTime::now());
             copy.to_bytes()
         });
-        LatestWriter::spawn(path, "state file", settings.name.clone(), render)
+        LatestWriter::spawn(path, "state file", name.to_string(), render)
     });
     let observer = Observer(Some(Rc::new(Inner {
         metrics,
@@ -328,7 +304,7 @@ impl Observer {
     }
 
     /// What the routes say now, for the probes requiring this one.
-    pub(crate) fn health(&self, health: &crate::require::RequiredState) {
+    pub(crate) fn health(&self, health: &crate::engine::require::RequiredState) {
         let Some(inner) = &self.0 else { return };
         {
             let mut document = inner.document();

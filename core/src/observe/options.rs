@@ -16,7 +16,7 @@ pub(crate) struct ObserveOptions {
     #[arg(long, value_name = "DIR", help_heading = "Observability")]
     pub metrics_textfile: Option<PathBuf>,
     /// Write the probe's state as JSON to this file atomically on every change (schema in the README).
-    #[arg(long, value_name = "FILE", value_parser = crate::files::parse_output_file, help_heading = "Observability")]
+    #[arg(long, value_name = "FILE", value_parser = crate::kit::files::parse_output_file, help_heading = "Observability")]
     pub state_file: Option<PathBuf>,
     /// Send the log events to the local syslog socket (/dev/log) instead of stderr, tagged with --name.
     #[arg(long, help_heading = "Observability")]

@@ -2,7 +2,7 @@
 //! socket (`/dev/log`), in the BSD format every local syslog daemon reads (journald, rsyslog,
 //! syslog-ng): `<PRI>Mmm dd hh:mm:ss TAG[PID]: MESSAGE`, the tag being `--name`.
 //!
-//! The datagrams are sent by the log writer thread ([`crate::logging`]), never by the event
+//! The datagrams are sent by the log writer thread ([`crate::observe::logging`]), never by the event
 //! loop: a syslog daemon that stops reading blocks that thread only, and log lines are then
 //! dropped and counted as when stderr stalls. A daemon restart is survived by reconnecting.
 
@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use crate::observe::clock::syslog_stamp;
-use crate::observe::{Facility, ObserveOptions};
+use crate::observe::options::{Facility, ObserveOptions};
 
 /// The local syslog socket.
 pub(crate) const DEFAULT_SOCKET: &str = "/dev/log";

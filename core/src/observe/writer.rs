@@ -38,7 +38,7 @@ impl LatestWriter {
                         }
                         *due = false;
                     }
-                    match crate::files::replace_regular(&path, &render()) {
+                    match crate::kit::files::replace_regular(&path, &render()) {
                         Ok(()) if last_error.take().is_some() => {
                             tracing::info!(file = %path.display(), "the {what} is written again");
                         }

@@ -1,0 +1,836 @@
+//! The checker: runs the schedule (interval, fast interval, timeout, splay, check-now, the
+//! disable file), feeds the hysteresis and publishes the routes it wants. It never waits for
+//! ExaBGP: publishing is a `watch` send, which cannot block.
+//!
+//! Filesystem work (the disable file, a SIGHUP reload reading the config, secrets and CA
+//! stores) runs on the blocking pool under a timeout, so a hung NFS mount delays nothing here.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, timeout};
+
+use super::listening::{Heard, Listening};
+use super::wake::sleep_until;
+
+use crate::config::settings::{Settings, Timing};
+use crate::engine::dialect::ApiDialect;
+use crate::engine::health::{Observation, State};
+use crate::engine::hooks::Hooks;
+use crate::engine::render::{RouteCommand, Target};
+use crate::engine::require::{RequiredState, Requirements};
+use crate::engine::route::Prefix;
+use crate::engine::routing::{Event, Router};
+use crate::engine::runner::shared::{Desired, Status};
+use crate::probe::{Outcome, Probe};
+
+/// How long the disable file may take to answer before the previous maintenance state is kept.
+const DISABLE_FILE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a SIGHUP reload may take before the running configuration is kept.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much of the disable file is read for the operator's note.
+const NOTE_BYTES: usize = 512;
+
+/// Reload callback: re-read the options and build a new probe (SIGHUP). Runs on the blocking
+/// pool, so it may read files.
+pub(crate) type Reload<P> = Box<dyn FnMut() -> Result<(Settings, P), ReloadError> + Send>;
+
+/// Why SIGHUP's new configuration was refused (the running one is kept). One line each.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReloadError {
+    /// An option, the environment or the config file.
+    #[error(transparent)]
+    Load(#[from] crate::config::load_error::LoadError),
+    /// A combination of options.
+    #[error(transparent)]
+    Settings(#[from] crate::config::settings::SettingsError),
+    /// The probe refused its options.
+    #[error("{}", crate::kit::escape::one_line(&format!("{:#}", .0)))]
+    Probe(anyhow::Error),
+    /// The new configuration has no `--prefix`/`--ip` while the running one has.
+    #[error(
+        "the new configuration gives no --prefix/--ip: refusing to switch to the addresses of lo (give the prefixes, or restart the probe to use discovery)"
+    )]
+    NoPrefixes,
+}
+
+/// A prefix a reload removed, as its old configuration renders it.
+#[derive(Debug, Clone)]
+struct Retired {
+    drain: Option<RouteCommand>,
+    withdraw: RouteCommand,
+}
+
+/// What the supervisor forwards to the checker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// SIGHUP: re-read the configuration.
+    Reload,
+    /// SIGUSR2: check now.
+    CheckNow,
+}
+
+/// Run one check under the timeout, turning a slow healthy answer into a degraded one.
+pub(crate) async fn timed_check<P: Probe>(probe: &mut P, timing: &Timing) -> (Outcome, Duration) {
+    let started = Instant::now();
+    let deadline = crate::probe::check_deadline(started, timing.timeout);
+    let result = timeout(timing.timeout, probe.check(deadline)).await;
+    let elapsed = started.elapsed();
+    let outcome = match result {
+        Err(_) => Outcome::unhealthy(format!("timed out after {}", millis(timing.timeout))),
+        Ok(Outcome::Healthy) => match timing.degraded_latency {
+            Some(limit) if elapsed > limit => Outcome::degraded(format!(
+                "slow: answered in {}, over --degraded-latency {}",
+                millis(elapsed),
+                millis(limit)
+            )),
+            _ => Outcome::Healthy,
+        },
+        Ok(other) => other,
+    };
+    (outcome, elapsed)
+}
+
+/// `1234 ms`, for reasons and logs.
+pub(crate) fn millis(duration: Duration) -> String {
+    format!("{} ms", duration.as_millis())
+}
+
+/// A random delay in `0..=max` (no extra crate: std's randomly keyed hasher is enough here).
+fn splay(max: Duration) -> Duration {
+    use std::hash::{BuildHasher, RandomState};
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    let random = RandomState::new().hash_one(std::time::SystemTime::now());
+    max.mul_f64((random % 10_000) as f64 / 10_000.0)
+}
+
+/// The schedule, the hysteresis and the routes it implies.
+pub(crate) struct Checker<P> {
+    probe: P,
+    settings: Settings,
+    reload: Arc<Mutex<Reload<P>>>,
+    reloading: Option<JoinHandle<Result<(Settings, P), ReloadError>>>,
+    hooks: Hooks,
+    desired: watch::Sender<Desired>,
+    status: Rc<RefCell<Status>>,
+    requests: mpsc::UnboundedReceiver<Request>,
+    /// The hysteresis with drain and flap damping: what the routes should say.
+    router: Router,
+    /// Prefixes a reload removed that ExaBGP may still hold: their drain (with `--drain`) and
+    /// their withdraw, rendered under the configuration they came from.
+    retired: BTreeMap<Prefix, Retired>,
+    /// The dialect ExaBGP was found to speak with `--exabgp-api auto` (the deliverer asks),
+    /// kept across reloads.
+    detected: Option<ApiDialect>,
+    dialect: watch::Receiver<Option<ApiDialect>>,
+    /// A disable-file look-up still running (a hung file system): awaited, never duplicated.
+    disable_lookup: Option<JoinHandle<Option<String>>>,
+    /// The maintenance state last seen, kept when the disable file cannot be read in time.
+    disabled_note: Option<String>,
+    /// The required probes (`--require`), watched; their verdict is applied at once.
+    required: Requirements,
+    /// Their verdict as last applied.
+    required_verdict: RequiredState,
+    /// The probe's watcher (`--events`) and what it heard.
+    listening: Listening,
+}
+
+impl<P: Probe + Send + 'static> Checker<P> {
+    /// A checker of `probe`, publishing to `desired`.
+    pub(crate) fn new(
+        probe: P,
+        settings: Settings,
+        reload: Reload<P>,
+        desired: watch::Sender<Desired>,
+        status: Rc<RefCell<Status>>,
+        requests: mpsc::UnboundedReceiver<Request>,
+        dialect: watch::Receiver<Option<ApiDialect>>,
+    ) -> Self {
+        let hooks = Hooks::start(settings.timing.hook_timeout);
+        let router = Router::new(settings.hysteresis, settings.safety);
+        let required = Requirements::new(&settings.require, settings.observe.state_file.as_deref());
+        let listening = Listening::start(&probe, settings.timing.events);
+        Checker {
+            probe,
+            settings,
+            reload: Arc::new(Mutex::new(reload)),
+            reloading: None,
+            hooks,
+            desired,
+            status,
+            requests,
+            router,
+            retired: BTreeMap::new(),
+            detected: None,
+            dialect,
+            disable_lookup: None,
+            disabled_note: None,
+            required,
+            required_verdict: RequiredState::Up,
+            listening,
+        }
+    }
+
+    /// Check forever (the supervisor stops polling this future to stop).
+    pub(crate) async fn run(mut self) -> Infallible {
+        tracing::info!(
+            target = %self.probe.describe(),
+            prefixes = self.settings.routes.prefixes.len(),
+            rise = self.settings.hysteresis.rise,
+            fall = self.settings.hysteresis.fall,
+            interval = ?self.settings.timing.interval,
+            ack = ?self.settings.ack,
+            "starting"
+        );
+        let mut next_check = Instant::now();
+        if !self.required.is_empty() {
+            self.required_changed();
+        }
+        loop {
+            loop {
+                let timer = self.next_timer();
+                tokio::select! {
+                    biased;
+                    Some(request) = self.requests.recv() => match request {
+                        Request::Reload => self.reload().await,
+                        Request::CheckNow => {
+                            tracing::info!("SIGUSR2: checking now");
+                            next_check = Instant::now();
+                        }
+                    },
+                    Ok(()) = self.dialect.changed() => self.dialect_found(),
+                    () = self.required.changed() => if self.required_changed() {
+                        next_check = Instant::now();
+                    },
+                    heard = self.listening.next() => if self.hear(heard) {
+                        next_check = Instant::now();
+                    },
+                    _ = sleep_until(timer.unwrap_or(next_check)), if timer.is_some_and(|t| t < next_check) => {
+                        self.on_timer();
+                    }
+                    _ = sleep_until(next_check) => break,
+                }
+            }
+            let started = Instant::now();
+            let disabled = self
+                .disabled()
+                .await
+                .or_else(|| self.required_maintenance());
+            let mut reload_pending = false;
+            let mut check_now = false;
+            let mut required_down = false;
+            let mut required_pending = false;
+            let mut heard = Heard::default();
+            // In maintenance the check runs only while a drain does (a failure ends it).
+            let result = if disabled.is_some() && !self.router.checks_in_maintenance() {
+                None
+            } else {
+                let timing = self.settings.timing;
+                let check = timed_check(&mut self.probe, &timing);
+                tokio::pin!(check);
+                loop {
+                    tokio::select! {
+                        biased;
+                        Some(request) = self.requests.recv() => {
+                            reload_pending |= request == Request::Reload;
+                            check_now |= request == Request::CheckNow;
+                        }
+                        // A required probe going DOWN fails the route now, not when the check
+                        // ends (only going: a DOWN one's new reason must not starve the check).
+                        () = self.required.changed() => {
+                            required_pending = true;
+                            if matches!(self.required.verdict(), RequiredState::Down(_))
+                                && !matches!(self.required_verdict, RequiredState::Down(_))
+                            {
+                                required_down = true;
+                                break None;
+                            }
+                        }
+                        // The service saying it is not serving drops the check in flight (its
+                        // result would be older than that word); a suspicion waits for it.
+                        batch = self.listening.next() => {
+                            let not_serving = batch.not_serving.is_some();
+                            heard.merge(batch);
+                            if not_serving {
+                                break None;
+                            }
+                        }
+                        result = &mut check => break Some(result),
+                    }
+                }
+            };
+            let dropped_for_not_serving = heard.not_serving.is_some() && result.is_none();
+            // A required probe changed during the check: apply it now. When it went DOWN the
+            // check in flight was dropped: check again at once (the own hysteresis goes on).
+            let required_check_now = required_pending && self.required_changed();
+            if required_down {
+                self.hear(heard);
+                // A SIGHUP that came during the dropped check is still served.
+                if reload_pending {
+                    self.reload().await;
+                }
+                next_check = Instant::now();
+                continue;
+            }
+            if dropped_for_not_serving {
+                self.hear(heard);
+                if reload_pending {
+                    self.reload().await;
+                }
+                next_check = started + self.settings.timing.down_interval;
+                continue;
+            }
+            self.observe(result, disabled);
+            let heard_check_now = self.hear(heard);
+            crate::observe::logging::report_dropped_lines();
+            if self.dialect.has_changed().unwrap_or(false) {
+                self.dialect_found();
+            }
+            if reload_pending {
+                self.reload().await;
+            }
+            let state = self.router.schedule_state();
+            let interval = if self.router.wants_fast_checks() {
+                self.settings.timing.fast_interval
+            } else if state == State::Down {
+                self.settings.timing.down_interval
+            } else {
+                self.settings.timing.interval
+            };
+            next_check =
+                (started + interval + splay(self.settings.timing.splay)).max(Instant::now());
+            if check_now {
+                tracing::info!("SIGUSR2: checking now");
+                next_check = Instant::now();
+            }
+            if required_check_now || heard_check_now {
+                next_check = Instant::now();
+            }
+        }
+    }
+
+    /// `Some(reason)` when the disable file exists, looked up off the runtime thread.
+    async fn disabled(&mut self) -> Option<String> {
+        let file = self.settings.disable_file.clone()?;
+        let mut lookup = self
+            .disable_lookup
+            .take()
+            .unwrap_or_else(|| off_the_runtime(move || look_up_disable_file(&file)));
+        match timeout(DISABLE_FILE_TIMEOUT, &mut lookup).await {
+            Ok(Ok(note)) => self.disabled_note = note,
+            Ok(Err(error)) => tracing::error!(%error, "the disable file look-up failed"),
+            Err(_) => {
+                tracing::warn!(
+                    timeout = ?DISABLE_FILE_TIMEOUT,
+                    "the disable file did not answer in time; keeping the previous maintenance state"
+                );
+                self.disable_lookup = Some(lookup);
+            }
+        }
+        self.disabled_note.clone()
+    }
+
+    /// `Some(reason)` while the required probes put this probe in maintenance.
+    fn required_maintenance(&self) -> Option<String> {
+        match self.required.verdict() {
+            RequiredState::Maintenance(why) => Some(why.clone()),
+            _ => None,
+        }
+    }
+
+    /// The required probes changed: DOWN and DEGRADED go through the router at once;
+    /// entering or leaving maintenance takes the disable file's path, so the caller checks
+    /// now when this returns true.
+    fn required_changed(&mut self) -> bool {
+        let verdict = self.required.verdict().clone();
+        let previous = std::mem::replace(&mut self.required_verdict, verdict.clone());
+        let shown: Vec<String> = self
+            .required
+            .each()
+            .map(|(name, _, state)| format!("{name}: {state}"))
+            .collect();
+        let shown = shown.join("; ");
+        // Logged when a state changes by name; a required probe's new reason alone (its next
+        // failed check) is debug, so a DOWN dependency does not log at its check rate.
+        let names = |v: &RequiredState| v.name();
+        let renamed = names(&verdict) != names(&previous)
+            || self.status.borrow().required_names != self.required_names();
+        match &verdict {
+            _ if !renamed => tracing::debug!(required = %shown, "required probes"),
+            RequiredState::Up => tracing::info!(required = %shown, "required probes: UP"),
+            other => tracing::warn!(required = %shown, verdict = %other, "required probes"),
+        }
+        let entries = self
+            .required
+            .each()
+            .map(|(name, file, state)| crate::observe::RequiredEntry {
+                file: file.display().to_string(),
+                probe: name,
+                health: state.name(),
+                reason: state.reason().map(str::to_owned),
+            })
+            .collect();
+        {
+            let mut status = self.status.borrow_mut();
+            status.required = shown;
+            status.required_names = self.required_names();
+            status
+                .observer
+                .required(entries, self.required.depends_on());
+        }
+        let penalty = match verdict {
+            RequiredState::Degraded(_) => self.settings.timing.degraded_penalty,
+            _ => 0,
+        };
+        let from = self.router.state();
+        let down = matches!(verdict, RequiredState::Down(_));
+        let events = self.router.require(Instant::now(), down, penalty);
+        let reason = verdict.reason().unwrap_or("required probes UP").to_string();
+        self.transitioned(from, &reason);
+        self.log_events(&events);
+        self.publish();
+        let maintenance = |v: &RequiredState| matches!(v, RequiredState::Maintenance(_));
+        maintenance(&verdict) != maintenance(&previous)
+    }
+
+    /// Each required probe's state by name only (`dns UP, uplink DOWN`).
+    fn required_names(&self) -> String {
+        let names: Vec<String> = self
+            .required
+            .each()
+            .map(|(name, _, state)| format!("{name} {}", state.name()))
+            .collect();
+        names.join(", ")
+    }
+
+    /// Log, report and hook a change of state by name since `from`.
+    fn transitioned(&mut self, from: State, reason: &str) {
+        let to = self.router.state();
+        if to.differs_from(from) {
+            tracing::info!(from = %from, to = %to, reason, "state change");
+            self.status.borrow().observer.transition(to);
+            self.hooks.transition(&self.settings.hooks, to);
+        }
+    }
+
+    /// The deliverer found (or changed) the dialect ExaBGP speaks: render the routes in it.
+    fn dialect_found(&mut self) {
+        let Some(dialect) = *self.dialect.borrow_and_update() else {
+            return;
+        };
+        self.detected = Some(dialect);
+        if self.settings.routes.dialect == dialect {
+            return;
+        }
+        self.settings.routes.dialect = dialect;
+        let settings = &self.settings;
+        self.retired.clear();
+        self.desired.send_modify(|desired| {
+            desired.dialect = dialect;
+            desired.farewell = settings.routes.plan(Target::Gone);
+        });
+        self.publish();
+    }
+
+    /// Feed one result (None = disabled) to the router; publish what to announce.
+    fn observe(&mut self, result: Option<(Outcome, Duration)>, disabled: Option<String>) {
+        let checked = match &result {
+            None => Observation::Disabled,
+            Some((outcome, _)) if outcome.is_serving() => Observation::Success,
+            Some(_) => Observation::Failure,
+        };
+        let observation = if disabled.is_some() {
+            Observation::Disabled
+        } else {
+            checked
+        };
+        let mut penalty = 0;
+        if let Some((outcome, elapsed)) = &result {
+            self.log_outcome(outcome, *elapsed);
+            if let Outcome::Degraded { penalty: own, .. } = outcome {
+                penalty = own.unwrap_or(self.settings.timing.degraded_penalty);
+            }
+        }
+        let from = self.router.state();
+        let (to, mut events) = self.router.observe(Instant::now(), observation, penalty);
+        if disabled.is_some() {
+            events.extend(self.router.observe_during_drain(checked, penalty));
+        }
+        let (held, gauges) = (self.router.is_held(), self.probe.gauges());
+        (self.status.borrow().observer).checked(
+            result.as_ref(),
+            disabled.as_deref(),
+            to,
+            held,
+            gauges,
+        );
+        if to.differs_from(from) {
+            let reason = match &result {
+                _ if to == State::Down
+                    && matches!(self.required_verdict, RequiredState::Down(_)) =>
+                {
+                    self.required_verdict.reason().map(str::to_owned)
+                }
+                Some((outcome, _)) if disabled.is_none() => outcome.reason().map(str::to_owned),
+                _ => disabled,
+            };
+            tracing::info!(
+                from = %from,
+                to = %to,
+                reason = reason.as_deref().unwrap_or("check passed"),
+                "state change"
+            );
+            self.status.borrow().observer.transition(to);
+            self.hooks.transition(&self.settings.hooks, to);
+        }
+        self.log_events(&events);
+        self.publish();
+    }
+
+    /// Apply what the watcher heard (`--events`): the service saying it is not serving is
+    /// DOWN at once (a failure seen during a maintenance drain ends it); a suspicion asks for
+    /// a check now and `--fall` fast ones, once per suspicion window (a flood of them is one
+    /// check, then the fast schedule). Returns whether to check now.
+    fn hear(&mut self, heard: Heard) -> bool {
+        let observer = self.status.borrow().observer.clone();
+        for (kind, count, reason) in heard.each() {
+            observer.event(kind, count, reason);
+        }
+        if let Some(reason) = &heard.not_serving {
+            let from = self.router.state();
+            let events = if from == State::Disabled {
+                self.router.observe_during_drain(Observation::NotServing, 0)
+            } else {
+                self.router
+                    .observe(Instant::now(), Observation::NotServing, 0)
+                    .1
+            };
+            if self.router.state().differs_from(from) || !events.is_empty() {
+                tracing::warn!(kind = "authoritative", events = heard.counts[0], reason = %reason, "the service says it is not serving");
+            } else {
+                tracing::debug!(kind = "authoritative", events = heard.counts[0], reason = %reason, "event");
+            }
+            self.transitioned(from, reason);
+            self.log_events(&events);
+            self.publish();
+        }
+        let Some(reason) = &heard.suspicion else {
+            return false;
+        };
+        let in_window = self.router.wants_fast_checks();
+        self.router.suspect();
+        if in_window {
+            tracing::debug!(kind = "suspicion", events = heard.counts[1], reason = %reason, "event");
+            return false;
+        }
+        tracing::info!(kind = "suspicion", events = heard.counts[1], reason = %reason, "event: checking now");
+        true
+    }
+
+    /// The next drain or hold deadline.
+    fn next_timer(&self) -> Option<Instant> {
+        self.router.next_timer()
+    }
+
+    /// A drain or a hold ended: apply the final action now, without waiting for a check.
+    fn on_timer(&mut self) {
+        let now = Instant::now();
+        let from = self.router.state();
+        let events = self.router.tick(now);
+        self.transitioned(from, "flap hold over");
+        self.log_events(&events);
+        self.publish();
+    }
+
+    fn log_events(&self, events: &[Event]) {
+        for event in events {
+            match event {
+                Event::DrainStarted { until } => tracing::info!(
+                    drain = ?until.saturating_duration_since(Instant::now()),
+                    community = %self.settings.routes.drain_community,
+                    "maintenance: draining (graceful shutdown community) before the final action"
+                ),
+                Event::DrainCancelled => {
+                    tracing::info!("maintenance ended during the drain: announcing normally")
+                }
+                Event::DrainDone => tracing::info!("drain over: applying the maintenance action"),
+                Event::Held {
+                    changes,
+                    window,
+                    until,
+                } => {
+                    let hold = until.saturating_duration_since(Instant::now());
+                    let held_until = wall_clock_after(hold);
+                    tracing::warn!(
+                        "flapping: {changes} changes in {window:?}, held down until {held_until}"
+                    );
+                }
+                Event::Released => tracing::info!("flap hold over: starting afresh from INIT"),
+                Event::DrainAborted => {
+                    tracing::warn!("the service failed during the drain: ending the drain now")
+                }
+                Event::RetiredDrainDone => tracing::info!(
+                    "drain of the prefixes removed by the reload is over: withdrawing them"
+                ),
+            }
+        }
+        let mut status = self.status.borrow_mut();
+        status.state = self.router.state();
+        status.held = self.router.is_held();
+    }
+
+    /// Publish the routes of the decided target under the current settings.
+    fn publish(&mut self) {
+        let target = self.router.target();
+        if let Some(Target::Up { penalty } | Target::Draining { penalty }) = target {
+            self.status.borrow_mut().penalty = penalty;
+        }
+        self.publish_health(target);
+        let plan = target.map(|target| self.settings.routes.plan(target));
+        let drain_on_exit = self
+            .router
+            .drain_on_exit()
+            .map(|(target, length)| (self.settings.routes.plan(target), length));
+        let draining = matches!(self.router.retired_target(), Target::Draining { .. });
+        let retired: BTreeMap<Prefix, RouteCommand> = self
+            .retired
+            .iter()
+            .map(|(prefix, plans)| {
+                let action = match (&plans.drain, draining) {
+                    (Some(drain), true) => drain.clone(),
+                    _ => plans.withdraw.clone(),
+                };
+                (*prefix, action)
+            })
+            .collect();
+        self.desired.send_if_modified(|desired| {
+            let changed = desired.routes != plan
+                || desired.drain_on_exit != drain_on_exit
+                || desired.retired != retired;
+            desired.routes = plan;
+            desired.drain_on_exit = drain_on_exit;
+            desired.retired = retired;
+            changed
+        });
+    }
+
+    /// What the routes say, in the state file, for the probes requiring this one.
+    fn publish_health(&self, target: Option<Target>) {
+        let status = self.status.borrow();
+        let required = self.required_verdict.reason().map(str::to_owned);
+        let reason = match target {
+            Some(Target::Disabled | Target::Draining { .. }) => {
+                self.disabled_note.clone().or(required)
+            }
+            Some(Target::Down) if matches!(self.required_verdict, RequiredState::Down(_)) => {
+                required
+            }
+            Some(Target::Up { .. }) => status.last_reason.clone().or(required),
+            _ => status.last_reason.clone(),
+        };
+        status
+            .observer
+            .health(&RequiredState::of_target(target, reason.as_deref()));
+    }
+
+    fn log_outcome(&mut self, outcome: &Outcome, elapsed: Duration) {
+        let reason = outcome.reason().map(str::to_owned);
+        let mut status = self.status.borrow_mut();
+        let changed = reason != status.last_reason;
+        match outcome {
+            Outcome::Healthy => tracing::debug!(elapsed = %millis(elapsed), "check healthy"),
+            Outcome::Degraded { reason, .. } if changed => {
+                tracing::warn!(elapsed = %millis(elapsed), reason, "check degraded")
+            }
+            Outcome::Unhealthy { reason } if changed || self.router.state() != State::Down => {
+                tracing::warn!(elapsed = %millis(elapsed), reason, "check failed")
+            }
+            _ => tracing::debug!(elapsed = %millis(elapsed), reason = reason.as_deref(), "check"),
+        }
+        if changed && outcome == &Outcome::Healthy && status.last_reason.is_some() {
+            tracing::info!(elapsed = %millis(elapsed), "check healthy again");
+        }
+        status.last_reason = reason;
+    }
+
+    /// SIGHUP: re-read the options off the runtime thread; withdraw removed prefixes and
+    /// re-plan the rest. A failed or hung reload keeps the running configuration.
+    async fn reload(&mut self) {
+        if self
+            .reloading
+            .as_ref()
+            .is_some_and(|job| !job.is_finished())
+        {
+            tracing::warn!("SIGHUP: the previous reload is still running; ignored");
+            return;
+        }
+        let mut job = match self.reloading.take() {
+            Some(finished) => finished,
+            None => {
+                let reload = Arc::clone(&self.reload);
+                off_the_runtime(move || {
+                    let mut reload = reload
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    reload()
+                })
+            }
+        };
+        let loaded = match timeout(RELOAD_TIMEOUT, &mut job).await {
+            Ok(Ok(Ok(loaded))) => loaded,
+            Ok(Ok(Err(error))) => {
+                tracing::error!(%error, "reload failed; keeping the running configuration");
+                return;
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, "reload failed; keeping the running configuration");
+                return;
+            }
+            Err(_) => {
+                tracing::error!(
+                    timeout = ?RELOAD_TIMEOUT,
+                    "reload did not finish in time (a hung file system?); keeping the running configuration"
+                );
+                self.reloading = Some(job);
+                return;
+            }
+        };
+        self.apply(loaded);
+    }
+
+    fn apply(&mut self, (mut settings, probe): (Settings, P)) {
+        if settings.detect_dialect
+            && let Some(dialect) = self.detected
+        {
+            settings.routes.dialect = dialect;
+        }
+        let old = std::mem::replace(&mut self.settings, settings);
+        self.probe = probe;
+        self.listening
+            .restart(&self.probe, self.settings.timing.events);
+        if self.settings.require != old.require {
+            self.required = Requirements::new(
+                &self.settings.require,
+                self.settings.observe.state_file.as_deref(),
+            );
+            self.required_changed();
+        }
+        self.router
+            .reconfigure(self.settings.hysteresis, self.settings.safety);
+        let withdraws = old.routes.plan(Target::Gone);
+        let kept = |prefix: &Prefix| self.settings.routes.prefixes.contains(prefix);
+        // Forget prefixes configured again, and withdraws ExaBGP has taken (the deliverer
+        // reports what it holds), so reloads cannot grow this without bound; a prefix whose
+        // state is unknown (a command rejected late) keeps its withdraw.
+        let holds = self.status.borrow().accepted.clone();
+        self.retired.retain(|prefix, _| {
+            !kept(prefix)
+                && holds
+                    .get(prefix)
+                    .is_none_or(|d| d.action.announces() || !d.confirmed)
+        });
+        let removed: Vec<Prefix> = old
+            .routes
+            .prefixes
+            .iter()
+            .filter(|prefix| !kept(prefix))
+            .copied()
+            .collect();
+        // With --drain, prefixes removed while UP are drained first, then withdrawn: the
+        // router decides how long, and ends the drain at once if the service fails.
+        let draining = !removed.is_empty() && self.router.retire(Instant::now()).is_some();
+        let drains = match self.router.retired_target() {
+            target @ Target::Draining { .. } if draining => Some(old.routes.plan(target)),
+            _ => None,
+        };
+        for prefix in &removed {
+            let Some(withdraw) = withdraws.get(prefix) else {
+                continue;
+            };
+            let drain = drains.as_ref().and_then(|plan| plan.get(prefix)).cloned();
+            self.retired.insert(
+                *prefix,
+                Retired {
+                    drain,
+                    withdraw: withdraw.clone(),
+                },
+            );
+        }
+        tracing::info!(
+            target = %self.probe.describe(),
+            prefixes = self.settings.routes.prefixes.len(),
+            removed = removed.len(),
+            "configuration reloaded"
+        );
+        let settings = &self.settings;
+        let mut farewell = settings.routes.plan(Target::Gone);
+        for (prefix, retired) in &self.retired {
+            farewell
+                .entry(*prefix)
+                .or_insert_with(|| retired.withdraw.clone());
+        }
+        self.desired.send_modify(|desired| {
+            desired.farewell = farewell;
+            desired.ack = settings.ack;
+            desired.dialect = settings.routes.dialect;
+            desired.refresh = settings.timing.refresh_interval;
+        });
+        self.publish();
+    }
+}
+
+/// Run file-system work on the blocking pool, so a hung mount delays no check or signal. Under
+/// the in-process tests (tokio's paused clock) it runs as a task instead: a blocking thread's
+/// completion races the paused clock's auto-advance, which would make a simulated run depend
+/// on the machine's load instead of its seed.
+fn off_the_runtime<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> JoinHandle<R> {
+    if cfg!(test) {
+        tokio::task::spawn(async move { work() })
+    } else {
+        tokio::task::spawn_blocking(work)
+    }
+}
+
+/// `Some(reason)` when `file` exists: "disable file X exists", with the first line of the file
+/// when it has one (the operator's note). Reads only a regular file (`files::open_regular`:
+/// no FIFO or device can hang it), and only its first bytes. Runs on the blocking pool.
+fn look_up_disable_file(file: &Path) -> Option<String> {
+    use std::io::Read as _;
+    if !file.exists() {
+        return None;
+    }
+    let mut note = String::new();
+    if let Ok((opened, _)) = crate::kit::files::open_regular(file) {
+        let mut bytes = Vec::with_capacity(NOTE_BYTES);
+        let _ = opened.take(NOTE_BYTES as u64).read_to_end(&mut bytes);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        note = text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
+    }
+    Some(if note.is_empty() {
+        format!("disable file {} exists", file.display())
+    } else {
+        format!("disable file {} exists: {note}", file.display())
+    })
+}
+
+/// The UTC wall-clock time `after` from now, `2026-11-25T19:30:00Z`, for the flap-hold log line.
+fn wall_clock_after(after: Duration) -> String {
+    crate::observe::clock::rfc3339(std::time::SystemTime::now() + after)
+}
