@@ -33,8 +33,6 @@
 //!   address discovery and set-up on `lo` through netlink, the pid file, the privilege drop.
 //! - `fuzzing` (feature `fuzzing`): entry points for the fuzz targets and end-to-end tests.
 
-#![warn(unreachable_pub)]
-
 pub mod address;
 mod app;
 // `exabgp healthcheck` compatibility (issue 20): its options, its config file, address

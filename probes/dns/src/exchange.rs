@@ -27,7 +27,7 @@ pub enum Transport {
 }
 
 /// Send `query` to `server`; returns the answer and the transport that produced it.
-pub async fn exchange(
+pub(crate) async fn exchange(
     query: &Message,
     server: SocketAddr,
     transport: Transport,
