@@ -212,6 +212,7 @@ pub mod netns;
 pub mod ntp;
 pub mod postgres;
 pub mod redis;
+pub mod spawned;
 pub mod unbound;
 
 /// A real HTTP server (Python's http.server) serving `dir` on 127.0.0.1:`port`, listening

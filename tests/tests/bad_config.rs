@@ -197,10 +197,21 @@ fn every_bad_configuration_gets_its_one_line_and_exit_code() {
 /// file's escape sequence escaped and no TOML caret display, and the probe keeps running.
 #[test]
 fn reload_errors_are_one_line() {
-    use std::io::{BufRead, BufReader};
-
-    use exaprobe_testkit::ChildGuard;
+    use exaprobe_testkit::spawned::Spawned;
     use nix::sys::signal::Signal;
+
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+    /// The `n`th (from 0) reload failure the probe logged.
+    fn reload_failure(probe: &Spawned, n: usize) -> String {
+        exaprobe_testkit::wait_for(&format!("reload failure {n}"), WAIT, || {
+            probe
+                .log()
+                .lines()
+                .filter(|line| line.contains("reload failed"))
+                .nth(n)
+                .map(str::to_string)
+        })
+    }
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("probe.toml");
@@ -209,62 +220,37 @@ fn reload_errors_are_one_line() {
     command
         .args(["--dry-run", "--interval", "30", "--config"])
         .arg(&config)
-        .args(["--", "true"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = ChildGuard::spawn(&mut command);
-    let mut stdout = BufReader::new(child.child().stdout.take().unwrap());
-    let mut stderr = BufReader::new(child.child().stderr.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
+        .args(["--", "true"]);
+    let mut probe = Spawned::start(&mut command);
+    let line = probe.line(WAIT);
     assert!(line.starts_with("announce route 192.0.2.1/32"), "{line}");
     std::fs::write(
         &config,
         "prefix = '192.0.2.1'\nname = \"x\\e[31mRED\"\nrise = \n",
     )
     .unwrap();
-    child.signal(Signal::SIGHUP);
-    let mut lines = Vec::new();
-    let failure = loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "stderr ended: {lines:?}"
-        );
-        if line.contains("reload failed") {
-            break line;
-        }
-        lines.push(line);
-    };
+    probe.signal(Signal::SIGHUP);
+    let failure = reload_failure(&probe, 0);
     let expected = format!(
         "config file {} line 3: not valid TOML: string values must be quoted, expected literal string",
         config.display()
     );
     assert!(failure.contains(&expected), "{failure}");
     std::fs::write(&config, "prefix = '192.0.2.1'\nname = \"x\\e[31mRED\"\n").unwrap();
-    child.signal(Signal::SIGHUP);
-    let failure = loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "stderr ended: {lines:?}"
-        );
-        if line.contains("reload failed") {
-            break line;
-        }
-        lines.push(line);
-    };
+    probe.signal(Signal::SIGHUP);
+    let failure = reload_failure(&probe, 1);
     assert!(
         failure.contains("name in ")
             && failure.contains(r"line 2: 'x\u{1b}[31mRED' has control characters"),
         "{failure}"
     );
     assert!(!failure.contains('\u{1b}'), "{failure:?}");
-    assert!(
-        child.child().try_wait().unwrap().is_none(),
-        "the probe keeps running"
-    );
+    assert!(probe.is_running(), "the probe keeps running");
+    let log = probe.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|line| !line.contains("reload failed"))
+        .collect();
     // Every line logged in between is an event line, not the rest of a multi-line message.
     for line in &lines {
         assert!(line.starts_with(|c: char| c.is_ascii_digit()), "{lines:?}");

@@ -2,15 +2,15 @@
 //! `/metrics` endpoint scraped with a real HTTP client, the textfile and the state file read
 //! while the probe rewrites them, syslog received on a datagram socket.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
-use exaprobe_testkit::{ChildGuard, free_port, temp_dir, wait_for};
+use exaprobe_testkit::spawned::Spawned;
+use exaprobe_testkit::{free_port, temp_dir, wait_for};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_exaprobe-exec");
 
@@ -30,83 +30,32 @@ const FAST: &[&str] = &[
     "web",
 ];
 
-/// A running probe with this test as its ExaBGP (ACKs every command it reads).
-struct Probe {
-    child: ChildGuard,
-    lines: Receiver<String>,
-    stderr: Arc<Mutex<String>>,
+/// How long the next command may take.
+const NEXT: Duration = Duration::from_secs(10);
+
+/// Start the probe checking `test -f FLAG` with fast timers and `extra` options, this test as
+/// its ExaBGP: every command it writes is acknowledged with `done`.
+fn start(flag: &Path, extra: &[&str]) -> Spawned {
+    start_answering(flag, extra, true)
 }
 
-impl Probe {
-    /// Start the probe checking `test -f FLAG` with fast timers and `extra` options; every
-    /// command it writes is acknowledged with `done` and handed to [`Probe::next`].
-    fn start(flag: &Path, extra: &[&str]) -> Probe {
-        Probe::start_answering(flag, extra, true)
-    }
-
-    /// [`Probe::start`], answering `done` only with `ack`.
-    fn start_answering(flag: &Path, extra: &[&str], ack: bool) -> Probe {
-        let mut command = Command::new(BINARY);
-        command
-            .args(
-                FAST.chunks(2)
-                    .filter(|pair| !extra.contains(&pair[0]))
-                    .flatten(),
-            )
-            .args(extra)
-            .args(["--", "test", "-f"])
-            .arg(flag)
-            .env_remove("EXAPROBE_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = ChildGuard::spawn(&mut command);
-        let stdout = child.child().stdout.take().unwrap();
-        let mut stdin = child.child().stdin.take().unwrap();
-        let stderr = child.child().stderr.take().unwrap();
-        let (sender, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let answer: &[u8] = if ack { b"done\n" } else { b"" };
-                if stdin
-                    .write_all(answer)
-                    .and_then(|()| stdin.flush())
-                    .is_err()
-                    || sender.send(line).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        Probe {
-            child,
-            lines,
-            stderr: log,
-        }
-    }
-
-    /// The next command (10 s at most).
-    fn next(&self) -> String {
-        self.lines
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|error| panic!("no command ({error:?}); stderr:\n{}", self.log()))
-    }
-
-    fn log(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn child_pid(&self) -> u32 {
-        self.child.pid()
+/// [`start`], answering `done` only with `ack`.
+fn start_answering(flag: &Path, extra: &[&str], ack: bool) -> Spawned {
+    let mut command = Command::new(BINARY);
+    command
+        .args(
+            FAST.chunks(2)
+                .filter(|pair| !extra.contains(&pair[0]))
+                .flatten(),
+        )
+        .args(extra)
+        .args(["--", "test", "-f"])
+        .arg(flag)
+        .env_remove("EXAPROBE_LOG");
+    if ack {
+        Spawned::answering(&mut command, "done\n")
+    } else {
+        Spawned::start(&mut command)
     }
 }
 
@@ -170,7 +119,7 @@ fn metrics_follow_a_state_change_and_the_route_exabgp_accepted() {
     let flag = dir.path().join("healthy");
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let probe = Probe::start(
+    let probe = start(
         &flag,
         &[
             "--prefix",
@@ -182,7 +131,10 @@ fn metrics_follow_a_state_change_and_the_route_exabgp_accepted() {
     );
     let http = client();
     let url = format!("http://{listen}/metrics");
-    assert_eq!(probe.next(), "withdraw route 192.0.2.5/32 next-hop self");
+    assert_eq!(
+        probe.line(NEXT),
+        "withdraw route 192.0.2.5/32 next-hop self"
+    );
     let down = scrape_until(
         &http,
         &url,
@@ -201,7 +153,7 @@ fn metrics_follow_a_state_change_and_the_route_exabgp_accepted() {
     );
     std::fs::write(&flag, "").unwrap();
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.5/32 next-hop self med 100"
     );
     let up = scrape_until(
@@ -287,12 +239,12 @@ fn the_endpoint_refuses_other_methods_huge_requests_and_slow_clients_delay_nothi
     let flag = dir.path().join("healthy");
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let probe = Probe::start(
+    let probe = start(
         &flag,
         &["--prefix", "192.0.2.7/32", "--metrics-listen", &listen],
     );
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.7/32 next-hop self med 1000"
     );
     let http = client();
@@ -333,7 +285,7 @@ fn the_endpoint_refuses_other_methods_huge_requests_and_slow_clients_delay_nothi
         .collect();
     std::fs::write(&flag, "").unwrap();
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.7/32 next-hop self med 100"
     );
     drop(slow);
@@ -366,12 +318,12 @@ fn idle_clients_never_keep_a_scrape_out() {
     let dir = temp_dir();
     let flag = dir.path().join("healthy");
     let listen = format!("127.0.0.1:{}", free_port());
-    let probe = Probe::start(
+    let probe = start(
         &flag,
         &["--prefix", "192.0.2.8/32", "--metrics-listen", &listen],
     );
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.8/32 next-hop self med 1000"
     );
     let url = format!("http://{listen}/metrics");
@@ -442,7 +394,7 @@ fn a_privileged_port_after_the_switch_to_another_user_is_said_once() {
     let dir = temp_dir();
     let flag = dir.path().join("healthy");
     // Nothing is bound: the kernel refuses port 1 to a process without root before looking.
-    let mut probe = Probe::start(
+    let mut probe = start(
         &flag,
         &[
             "--prefix",
@@ -454,15 +406,15 @@ fn a_privileged_port_after_the_switch_to_another_user_is_said_once() {
         ],
     );
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.9/32 next-hop self med 1000"
     );
     let said = "--metrics-listen 127.0.0.1:1: port 1 is privileged (below ";
     wait_for("the reason in the log", Duration::from_secs(10), || {
         probe.log().contains(said).then_some(())
     });
-    probe.child.signal(nix::sys::signal::Signal::SIGTERM);
-    assert!(probe.child.wait_timeout(Duration::from_secs(5)).is_some());
+    probe.signal(nix::sys::signal::Signal::SIGTERM);
+    probe.exits_within(Duration::from_secs(5));
     let log = probe.log();
     let lines: Vec<&str> = log
         .lines()
@@ -482,7 +434,7 @@ fn textfile_and_state_file_follow_a_state_change() {
     let textfiles = dir.path().join("textfile");
     std::fs::create_dir(&textfiles).unwrap();
     let state_path = dir.path().join("state.json");
-    let probe = Probe::start(
+    let probe = start(
         &flag,
         &[
             "--prefix",
@@ -497,20 +449,20 @@ fn textfile_and_state_file_follow_a_state_change() {
     );
     let textfile = textfiles.join("exaprobe-web.prom");
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.8/32 next-hop self med 1000"
     );
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 2001:db8::8/128 next-hop self med 1001"
     );
     std::fs::write(&flag, "").unwrap();
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.8/32 next-hop self med 100"
     );
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 2001:db8::8/128 next-hop self med 101"
     );
     let text = wait_for(
@@ -585,7 +537,7 @@ fn textfile_and_state_file_follow_a_state_change() {
 
     std::fs::remove_file(&flag).unwrap();
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.8/32 next-hop self med 1000"
     );
     let down = wait_for(
@@ -615,7 +567,7 @@ fn a_concurrent_reader_never_sees_a_half_written_file() {
     let flag = dir.path().join("healthy");
     std::fs::write(&flag, "").unwrap();
     let state_path = dir.path().join("state.json");
-    let probe = Probe::start(
+    let probe = start(
         &flag,
         &[
             "--interval",
@@ -629,7 +581,7 @@ fn a_concurrent_reader_never_sees_a_half_written_file() {
         ],
     );
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.9/32 next-hop self med 100"
     );
     let textfile = dir.path().join("exaprobe-web.prom");
@@ -665,7 +617,7 @@ fn syslog_gets_one_datagram_per_event_tagged_with_the_name_instead_of_stderr() {
     receiver
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let probe = Probe::start(
+    let probe = start(
         &flag,
         &[
             "--prefix",
@@ -678,10 +630,10 @@ fn syslog_gets_one_datagram_per_event_tagged_with_the_name_instead_of_stderr() {
         ],
     );
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.10/32 next-hop self med 1000"
     );
-    let pid = probe.child_pid();
+    let pid = probe.pid();
     let mut messages = Vec::new();
     let mut buffer = vec![0u8; 65536];
     while !messages.iter().any(|m: &String| m.contains("to=DOWN")) {
@@ -719,7 +671,7 @@ fn without_a_syslog_daemon_the_events_stay_on_stderr() {
     let dir = temp_dir();
     let flag = dir.path().join("healthy");
     let missing = dir.path().join("no-daemon-here");
-    let probe = Probe::start(
+    let probe = start(
         &flag,
         &[
             "--prefix",
@@ -730,7 +682,7 @@ fn without_a_syslog_daemon_the_events_stay_on_stderr() {
         ],
     );
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.11/32 next-hop self med 1000"
     );
     wait_for("the start in the log", Duration::from_secs(10), || {
@@ -752,7 +704,7 @@ fn missing_acks_are_counted_as_timeouts() {
     let state_path = dir.path().join("state.json");
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let probe = Probe::start_answering(
+    let probe = start_answering(
         &flag,
         &[
             "--prefix",
@@ -767,7 +719,7 @@ fn missing_acks_are_counted_as_timeouts() {
         false,
     );
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.12/32 next-hop self med 1000"
     );
     let http = client();

@@ -1,12 +1,11 @@
 //! The real exaprobe-exec binary driven through its pipes, this test playing ExaBGP: it reads
 //! the commands on the probe's stdout and answers (or not) on its stdin.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use exaprobe_testkit::spawned::Spawned;
 use exaprobe_testkit::{ChildGuard, temp_dir, wait_for};
 use nix::sys::signal::Signal;
 
@@ -26,112 +25,20 @@ const FAST: &[&str] = &[
     "4",
 ];
 
-/// A running probe with this test as its ExaBGP.
-struct Probe {
-    child: ChildGuard,
-    lines: Receiver<String>,
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+/// How long the next command may take.
+const NEXT: Duration = Duration::from_secs(5);
+/// How long an awaited log line may take.
+const WAIT: Duration = Duration::from_secs(5);
+/// ExaBGP's acknowledgement of a command.
+const ACK: &str = "done\n";
+
+/// The probe running with this test as its ExaBGP.
+fn start(args: &[&str]) -> Spawned {
+    start_with(args, &[])
 }
 
-impl Probe {
-    fn start(args: &[&str]) -> Probe {
-        Probe::start_with(args, &[])
-    }
-
-    fn start_with(args: &[&str], env: &[(&str, &str)]) -> Probe {
-        let mut command = Command::new(BINARY);
-        command
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = ChildGuard::spawn(&mut command);
-        let stdout = child.child().stdout.take().unwrap();
-        let stderr = child.child().stderr.take().unwrap();
-        let (sender, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        Probe {
-            child,
-            lines,
-            stderr: log,
-        }
-    }
-
-    /// The next command, within `timeout`.
-    fn line(&self, timeout: Duration) -> String {
-        match self.lines.recv_timeout(timeout) {
-            Ok(line) => line,
-            Err(error) => panic!(
-                "no command within {timeout:?} ({error:?}); stderr:\n{}",
-                self.log()
-            ),
-        }
-    }
-
-    /// The next command (5 s at most).
-    fn next(&self) -> String {
-        self.line(Duration::from_secs(5))
-    }
-
-    /// Assert that no command comes within `window`.
-    fn quiet_for(&self, window: Duration) {
-        match self.lines.recv_timeout(window) {
-            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
-            Ok(line) => panic!("unexpected command {line:?}; stderr:\n{}", self.log()),
-        }
-    }
-
-    fn reply(&mut self, text: &str) {
-        let stdin = self.child.child().stdin.as_mut().unwrap();
-        stdin.write_all(text.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn ack(&mut self) {
-        self.reply("done\n");
-    }
-
-    fn close_stdin(&mut self) {
-        drop(self.child.child().stdin.take());
-    }
-
-    fn log(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn wait_log(&self, needle: &str) {
-        wait_for(
-            &format!("{needle:?} in the log"),
-            Duration::from_secs(5),
-            || self.log().contains(needle).then_some(()),
-        );
-    }
-
-    fn exits_within(&mut self, timeout: Duration) -> ExitStatus {
-        match self.child.wait_timeout(timeout) {
-            Some(status) => status,
-            None => panic!(
-                "probe still running after {timeout:?}; stderr:\n{}",
-                self.log()
-            ),
-        }
-    }
+fn start_with(args: &[&str], env: &[(&str, &str)]) -> Spawned {
+    Spawned::start(Command::new(BINARY).args(args).envs(env.iter().copied()))
 }
 
 fn args<'a>(extra: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
@@ -156,7 +63,7 @@ fn flag_file(dir: &Path) -> (PathBuf, String) {
 
 #[test]
 fn announces_after_rise_stays_quiet_and_withdraws_on_sigterm() {
-    let mut probe = Probe::start(&args(
+    let mut probe = start(&args(
         &[
             "--prefix",
             "192.0.2.1/32",
@@ -170,21 +77,27 @@ fn announces_after_rise_stays_quiet_and_withdraws_on_sigterm() {
         &["true"],
     ));
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.1/32 next-hop self med 100 community [ 65000:1 ]"
     );
-    probe.ack();
+    probe.write(ACK);
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 2001:db8::1/128 next-hop self med 101 community [ 65000:1 ]"
     );
-    probe.ack();
+    probe.write(ACK);
     probe.quiet_for(Duration::from_millis(800));
     let started = Instant::now();
-    probe.child.signal(Signal::SIGTERM);
-    assert_eq!(probe.next(), "withdraw route 192.0.2.1/32 next-hop self");
-    assert_eq!(probe.next(), "withdraw route 2001:db8::1/128 next-hop self");
-    probe.reply("done\ndone\n");
+    probe.signal(Signal::SIGTERM);
+    assert_eq!(
+        probe.line(NEXT),
+        "withdraw route 192.0.2.1/32 next-hop self"
+    );
+    assert_eq!(
+        probe.line(NEXT),
+        "withdraw route 2001:db8::1/128 next-hop self"
+    );
+    probe.write("done\ndone\n");
     let status = probe.exits_within(Duration::from_millis(1500));
     assert!(status.success(), "{status:?}");
     assert!(started.elapsed() < Duration::from_millis(1500));
@@ -192,11 +105,11 @@ fn announces_after_rise_stays_quiet_and_withdraws_on_sigterm() {
 
 #[test]
 fn sigterm_exits_in_time_even_when_exabgp_never_acks() {
-    let mut probe = Probe::start(&args(&["--prefix", "192.0.2.1/32"], &["true"]));
-    probe.next();
-    probe.ack();
-    probe.child.signal(Signal::SIGTERM);
-    assert!(probe.next().starts_with("withdraw route 192.0.2.1/32"));
+    let mut probe = start(&args(&["--prefix", "192.0.2.1/32"], &["true"]));
+    probe.line(NEXT);
+    probe.write(ACK);
+    probe.signal(Signal::SIGTERM);
+    assert!(probe.line(NEXT).starts_with("withdraw route 192.0.2.1/32"));
     let status = probe.exits_within(Duration::from_millis(1500));
     assert!(status.success());
 }
@@ -205,26 +118,26 @@ fn sigterm_exits_in_time_even_when_exabgp_never_acks() {
 fn route_follows_the_service_and_first_decisive_state_is_always_sent() {
     let dir = temp_dir();
     let (file, path) = flag_file(dir.path());
-    let mut probe = Probe::start(&args(&["--prefix", "192.0.2.2/32"], &["test", "-f", &path]));
+    let probe = start(&args(&["--prefix", "192.0.2.2/32"], &["test", "-f", &path]));
     // Failing from the start: DOWN is announced (corrects a route left by an earlier instance).
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.2/32 next-hop self med 1000"
     );
-    probe.ack();
+    probe.write(ACK);
     std::fs::write(&file, "").unwrap();
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.2/32 next-hop self med 100"
     );
-    probe.ack();
+    probe.write(ACK);
     std::fs::remove_file(&file).unwrap();
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.2/32 next-hop self med 1000"
     );
-    probe.ack();
-    probe.wait_log("state change");
+    probe.write(ACK);
+    probe.wait_log("state change", WAIT);
 }
 
 #[test]
@@ -233,7 +146,7 @@ fn withdraw_on_down_and_disable_file() {
     let (file, path) = flag_file(dir.path());
     let disable = dir.path().join("maintenance");
     std::fs::write(&file, "").unwrap();
-    let mut probe = Probe::start(&args(
+    let probe = start(&args(
         &[
             "--prefix",
             "192.0.2.3/32",
@@ -246,29 +159,29 @@ fn withdraw_on_down_and_disable_file() {
         &["test", "-f", &path],
     ));
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.3/32 next-hop 10.0.0.1 med 100"
     );
-    probe.ack();
+    probe.write(ACK);
     std::fs::remove_file(&file).unwrap();
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "withdraw route 192.0.2.3/32 next-hop 10.0.0.1"
     );
-    probe.ack();
+    probe.write(ACK);
     std::fs::write(&file, "").unwrap();
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.3/32 next-hop 10.0.0.1 med 100"
     );
-    probe.ack();
+    probe.write(ACK);
     std::fs::write(&disable, "").unwrap();
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "withdraw route 192.0.2.3/32 next-hop 10.0.0.1"
     );
-    probe.ack();
-    probe.wait_log("to=DISABLED");
+    probe.write(ACK);
+    probe.wait_log("to=DISABLED", WAIT);
 }
 
 #[test]
@@ -276,7 +189,7 @@ fn disabled_metric_then_back_up() {
     let dir = temp_dir();
     let disable = dir.path().join("maintenance");
     std::fs::write(&disable, "").unwrap();
-    let mut probe = Probe::start(&args(
+    let probe = start(&args(
         &[
             "--prefix",
             "192.0.2.4/32",
@@ -290,16 +203,16 @@ fn disabled_metric_then_back_up() {
         &["true"],
     ));
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.4/32 next-hop self med 500 community [ 65000:666 ]"
     );
-    probe.ack();
+    probe.write(ACK);
     std::fs::remove_file(&disable).unwrap();
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.4/32 next-hop self med 100 community [ 65000:1 ]"
     );
-    probe.ack();
+    probe.write(ACK);
 }
 
 #[test]
@@ -307,17 +220,17 @@ fn error_ack_is_logged_with_the_command_and_the_probe_goes_on() {
     let dir = temp_dir();
     let (file, path) = flag_file(dir.path());
     std::fs::write(&file, "").unwrap();
-    let mut probe = Probe::start(&args(&["--prefix", "192.0.2.5/32"], &["test", "-f", &path]));
-    let first = probe.next();
-    probe.reply("error\n");
-    probe.wait_log("ExaBGP rejected a command");
+    let probe = start(&args(&["--prefix", "192.0.2.5/32"], &["test", "-f", &path]));
+    let first = probe.line(NEXT);
+    probe.write("error\n");
+    probe.wait_log("ExaBGP rejected a command", WAIT);
     assert!(
         probe.log().contains(&first),
         "the log names the command:\n{}",
         probe.log()
     );
     std::fs::remove_file(&file).unwrap();
-    assert!(probe.next().contains("med 1000"));
+    assert!(probe.line(NEXT).contains("med 1000"));
 }
 
 #[test]
@@ -325,19 +238,19 @@ fn missing_ack_times_out_and_never_blocks_the_schedule() {
     let dir = temp_dir();
     let (file, path) = flag_file(dir.path());
     std::fs::write(&file, "").unwrap();
-    let mut probe = Probe::start(&args(
+    let probe = start(&args(
         &["--prefix", "192.0.2.6/32", "--ack-timeout", "0.3"],
         &["test", "-f", &path],
     ));
-    assert!(probe.next().contains("med 100"));
-    probe.wait_log("no ACK from ExaBGP in time");
+    assert!(probe.line(NEXT).contains("med 100"));
+    probe.wait_log("no ACK from ExaBGP in time", WAIT);
     std::fs::remove_file(&file).unwrap();
-    assert!(probe.next().contains("med 1000"));
+    assert!(probe.line(NEXT).contains("med 1000"));
     // The late ACK for the first command must not be taken for the second's.
-    probe.reply("done\n");
-    probe.ack();
+    probe.write("done\n");
+    probe.write(ACK);
     std::fs::write(&file, "").unwrap();
-    assert!(probe.next().contains("med 100"));
+    assert!(probe.line(NEXT).contains("med 100"));
 }
 
 #[test]
@@ -345,13 +258,13 @@ fn no_ack_mode_sends_without_waiting() {
     let dir = temp_dir();
     let (file, path) = flag_file(dir.path());
     std::fs::write(&file, "").unwrap();
-    let probe = Probe::start(&args(
+    let probe = start(&args(
         &["--prefix", "192.0.2.7/32", "--no-ack"],
         &["test", "-f", &path],
     ));
-    assert!(probe.next().contains("med 100"));
+    assert!(probe.line(NEXT).contains("med 100"));
     std::fs::remove_file(&file).unwrap();
-    assert!(probe.next().contains("med 1000"));
+    assert!(probe.line(NEXT).contains("med 1000"));
     assert!(!probe.log().contains("no ACK"), "{}", probe.log());
 }
 
@@ -361,10 +274,10 @@ fn shutdown_line_ends_the_probe_without_writing() {
         "shutdown 5230 1\n\n".to_string(),
         "{ \"exabgp\": \"5.0.0\", \"time\": 1.5, \"host\" : \"vm\", \"pid\" : 1, \"ppid\" : 1, \"type\": \"notification\", \"notification\": \"shutdown\" }\n".to_string(),
     ] {
-        let mut probe = Probe::start(&args(&["--prefix", "192.0.2.8/32"], &["true"]));
-        probe.next();
-        probe.ack();
-        probe.reply(&notice);
+        let mut probe = start(&args(&["--prefix", "192.0.2.8/32"], &["true"]));
+        probe.line(NEXT);
+        probe.write(ACK);
+        probe.write(&notice);
         let status = probe.exits_within(Duration::from_secs(1));
         assert!(status.success());
         probe.quiet_for(Duration::from_millis(100));
@@ -374,12 +287,12 @@ fn shutdown_line_ends_the_probe_without_writing() {
 
 #[test]
 fn stdin_eof_ends_the_probe_without_writing() {
-    let mut probe = Probe::start(&args(
+    let mut probe = start(&args(
         &["--prefix", "192.0.2.9/32", "--interval", "60"],
         &["true"],
     ));
-    probe.next();
-    probe.ack();
+    probe.line(NEXT);
+    probe.write(ACK);
     probe.close_stdin();
     let status = probe.exits_within(Duration::from_secs(1));
     assert!(status.success());
@@ -388,22 +301,19 @@ fn stdin_eof_ends_the_probe_without_writing() {
 
 #[test]
 fn garbage_overlong_lines_and_invalid_utf8_are_survived() {
-    let mut probe = Probe::start(&args(
+    let mut probe = start(&args(
         &["--prefix", "192.0.2.10/32", "--ack-timeout", "3"],
         &["true"],
     ));
-    probe.next();
+    probe.line(NEXT);
     let mut junk = vec![b'x'; 10 * 1024 * 1024];
     junk.extend_from_slice(b"\n\xff\xfe\xfd garbage\n{ \"type\": \"state\" }\n{ broken json\n\nneighbor 127.0.0.1 up\n");
-    {
-        let stdin = probe.child.child().stdin.as_mut().unwrap();
-        stdin.write_all(&junk).unwrap();
-    }
-    probe.ack();
-    probe.wait_log("overlong line");
+    probe.write(&junk);
+    probe.write(ACK);
+    probe.wait_log("overlong line", WAIT);
     // Still alive, and the ACK after the garbage was recognised (no ACK timeout).
     probe.quiet_for(Duration::from_millis(300));
-    assert!(probe.child.child().try_wait().unwrap().is_none());
+    assert!(probe.is_running());
     assert!(!probe.log().contains("no ACK"), "{}", probe.log());
     assert!(!probe.log().contains("panicked"), "{}", probe.log());
 }
@@ -413,7 +323,7 @@ fn hanging_program_times_out_and_its_process_group_is_killed() {
     let dir = temp_dir();
     let marker = dir.path().join("pids");
     let script = format!("sleep 300 & echo $! >> {}; wait", marker.display());
-    let mut probe = Probe::start(&args(
+    let probe = start(&args(
         &[
             "--prefix",
             "192.0.2.11/32",
@@ -427,11 +337,11 @@ fn hanging_program_times_out_and_its_process_group_is_killed() {
         &[],
     ));
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.11/32 next-hop self med 1000"
     );
-    probe.ack();
-    probe.wait_log("timed out after 300 ms");
+    probe.write(ACK);
+    probe.wait_log("timed out after 300 ms", WAIT);
     let pids = std::fs::read_to_string(&marker).unwrap();
     let first: i32 = pids.lines().next().unwrap().trim().parse().unwrap();
     wait_for(
@@ -453,58 +363,61 @@ fn sighup_reloads_the_config_file_and_applies_the_difference() {
         "prefix = ['192.0.2.20/32', '192.0.2.21/32']\nup-metric = 10\n",
     )
     .unwrap();
-    let mut probe = Probe::start(&args(&["--config", config.to_str().unwrap()], &["true"]));
+    let mut probe = start(&args(&["--config", config.to_str().unwrap()], &["true"]));
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.20/32 next-hop self med 10"
     );
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.21/32 next-hop self med 11"
     );
-    probe.reply("done\ndone\n");
+    probe.write("done\ndone\n");
     std::fs::write(
         &config,
         "prefix = ['192.0.2.21/32', '192.0.2.22/32']\nup-metric = 10\n",
     )
     .unwrap();
-    probe.child.signal(Signal::SIGHUP);
-    assert_eq!(probe.next(), "withdraw route 192.0.2.20/32 next-hop self");
-    probe.ack();
+    probe.signal(Signal::SIGHUP);
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
+        "withdraw route 192.0.2.20/32 next-hop self"
+    );
+    probe.write(ACK);
+    assert_eq!(
+        probe.line(NEXT),
         "announce route 192.0.2.21/32 next-hop self med 10"
     );
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.22/32 next-hop self med 11"
     );
-    probe.reply("done\ndone\n");
+    probe.write("done\ndone\n");
     // A broken file on reload keeps the running configuration.
     std::fs::write(&config, "prefix = 'not a prefix'\n").unwrap();
-    probe.child.signal(Signal::SIGHUP);
-    probe.wait_log("reload failed");
+    probe.signal(Signal::SIGHUP);
+    probe.wait_log("reload failed", WAIT);
     probe.quiet_for(Duration::from_millis(300));
-    assert!(probe.child.child().try_wait().unwrap().is_none());
+    assert!(probe.is_running());
     // An emptied prefix list never falls back to lo's addresses (issue 24): refused, and the
     // running prefixes stay announced.
     std::fs::write(&config, "up-metric = 10\n").unwrap();
-    probe.child.signal(Signal::SIGHUP);
-    probe.wait_log("refusing to switch to the addresses of lo");
+    probe.signal(Signal::SIGHUP);
+    probe.wait_log("refusing to switch to the addresses of lo", WAIT);
     probe.quiet_for(Duration::from_millis(300));
-    assert!(probe.child.child().try_wait().unwrap().is_none());
+    assert!(probe.is_running());
 }
 
 #[test]
 fn refresh_interval_reasserts_the_state() {
-    let mut probe = Probe::start(&args(
+    let probe = start(&args(
         &["--prefix", "192.0.2.23/32", "--refresh-interval", "0.3"],
         &["true"],
     ));
-    let first = probe.next();
-    probe.ack();
-    assert_eq!(probe.next(), first);
-    probe.ack();
+    let first = probe.line(NEXT);
+    probe.write(ACK);
+    assert_eq!(probe.line(NEXT), first);
+    probe.write(ACK);
 }
 
 #[test]
@@ -513,7 +426,7 @@ fn hooks_run_with_state_in_the_environment() {
     let log = dir.path().join("hooks");
     let up = format!("echo up-$STATE >> {}", log.display());
     let any = format!("echo any-$STATE >> {}", log.display());
-    let mut probe = Probe::start(&args(
+    let probe = start(&args(
         &[
             "--prefix",
             "192.0.2.24/32",
@@ -524,8 +437,8 @@ fn hooks_run_with_state_in_the_environment() {
         ],
         &["true"],
     ));
-    probe.next();
-    probe.ack();
+    probe.line(NEXT);
+    probe.write(ACK);
     let text = wait_for("hooks to run", Duration::from_secs(5), || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         text.contains("up-UP").then_some(text)
@@ -546,7 +459,7 @@ fn environment_and_file_layering() {
     )
     .unwrap();
     let config_arg = config.to_str().unwrap();
-    let mut probe = Probe::start_with(
+    let probe = start_with(
         &args(&["--config", config_arg, "--up-metric", "9"], &["true"]),
         &[
             ("EXAPROBE_UP_METRIC", "50"),
@@ -555,15 +468,15 @@ fn environment_and_file_layering() {
     );
     // command line (9) > env (50) > file (7); env (300) > default.
     assert_eq!(
-        probe.next(),
+        probe.line(NEXT),
         "announce route 192.0.2.30/32 next-hop self med 9 local-preference 300"
     );
-    probe.ack();
+    probe.write(ACK);
 }
 
 #[test]
 fn dry_run_prints_without_waiting_for_acks() {
-    let probe = Probe::start(&args(
+    let probe = start(&args(
         &[
             "--prefix",
             "192.0.2.31/32",
@@ -573,8 +486,8 @@ fn dry_run_prints_without_waiting_for_acks() {
         ],
         &["true"],
     ));
-    assert!(probe.next().starts_with("announce route 192.0.2.31/32"));
-    assert!(probe.next().starts_with("announce route 192.0.2.32/32"));
+    assert!(probe.line(NEXT).starts_with("announce route 192.0.2.31/32"));
+    assert!(probe.line(NEXT).starts_with("announce route 192.0.2.32/32"));
 }
 
 #[test]
@@ -796,15 +709,18 @@ fn an_option_given_twice_takes_the_last_value_as_the_healthcheck_does() {
 
 #[test]
 fn sigterm_while_waiting_for_an_ack_still_withdraws_in_time() {
-    let mut probe = Probe::start(&args(
+    let mut probe = start(&args(
         &["--prefix", "192.0.2.40/32", "--ack-timeout", "30"],
         &["true"],
     ));
-    assert!(probe.next().starts_with("announce route 192.0.2.40/32"));
+    assert!(probe.line(NEXT).starts_with("announce route 192.0.2.40/32"));
     // No ACK: the probe is waiting (up to 30 s) when SIGTERM arrives.
     let started = Instant::now();
-    probe.child.signal(Signal::SIGTERM);
-    assert_eq!(probe.next(), "withdraw route 192.0.2.40/32 next-hop self");
+    probe.signal(Signal::SIGTERM);
+    assert_eq!(
+        probe.line(NEXT),
+        "withdraw route 192.0.2.40/32 next-hop self"
+    );
     let status = probe.exits_within(Duration::from_millis(1500));
     assert!(status.success());
     assert!(started.elapsed() < Duration::from_millis(1500));
@@ -812,7 +728,7 @@ fn sigterm_while_waiting_for_an_ack_still_withdraws_in_time() {
 
 #[test]
 fn json_logs_carry_the_name_on_every_line() {
-    let mut probe = Probe::start(&args(
+    let probe = start(&args(
         &[
             "--prefix",
             "192.0.2.41/32",
@@ -823,9 +739,9 @@ fn json_logs_carry_the_name_on_every_line() {
         ],
         &["true"],
     ));
-    probe.next();
-    probe.ack();
-    probe.wait_log("sending routes");
+    probe.line(NEXT);
+    probe.write(ACK);
+    probe.wait_log("sending routes", WAIT);
     let log = probe.log();
     for line in log.lines() {
         let value: serde_json::Value =
@@ -840,7 +756,7 @@ fn sigusr1_dumps_state_and_sigusr2_checks_now_and_disable_note_is_logged() {
     let (file, path) = flag_file(dir.path());
     let disable = dir.path().join("maintenance");
     std::fs::write(&file, "").unwrap();
-    let mut probe = Probe::start(&args(
+    let probe = start(&args(
         &[
             "--prefix",
             "192.0.2.42/32",
@@ -855,15 +771,15 @@ fn sigusr1_dumps_state_and_sigusr2_checks_now_and_disable_note_is_logged() {
         ],
         &["test", "-f", &path],
     ));
-    assert!(probe.next().contains("med 100"));
-    probe.ack();
+    assert!(probe.line(NEXT).contains("med 100"));
+    probe.write(ACK);
     // The dump reports what ExaBGP accepted: ask until the ACK has been read.
     wait_for(
         "a state dump with the route announced",
         Duration::from_secs(5),
         || {
             let dumps = probe.log().matches("SIGUSR1: state dump").count();
-            probe.child.signal(Signal::SIGUSR1);
+            probe.signal(Signal::SIGUSR1);
             wait_for("the dump", Duration::from_secs(5), || {
                 (probe.log().matches("SIGUSR1: state dump").count() > dumps).then_some(())
             });
@@ -878,13 +794,13 @@ fn sigusr1_dumps_state_and_sigusr2_checks_now_and_disable_note_is_logged() {
     );
     // The next check is a minute away; SIGUSR2 runs it now.
     std::fs::remove_file(&file).unwrap();
-    probe.child.signal(Signal::SIGUSR2);
+    probe.signal(Signal::SIGUSR2);
     assert!(probe.line(Duration::from_secs(3)).contains("med 1000"));
-    probe.ack();
+    probe.write(ACK);
     std::fs::write(&disable, "kernel upgrade, ticket OPS-42\nmore text\n").unwrap();
-    probe.child.signal(Signal::SIGUSR2);
+    probe.signal(Signal::SIGUSR2);
     assert!(probe.line(Duration::from_secs(3)).contains("med 500"));
-    probe.wait_log("kernel upgrade, ticket OPS-42");
+    probe.wait_log("kernel upgrade, ticket OPS-42", WAIT);
 }
 
 /// A `--no-routes` probe (it only publishes its state for others to `--require`) may run outside

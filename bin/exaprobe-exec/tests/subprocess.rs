@@ -3,12 +3,11 @@
 //! checks that ignore SIGTERM. Afterwards nothing they started may be left: no process (found by
 //! a marker in its command line, wherever it was reparented) and no zombie under the probe.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
-use exaprobe_testkit::{ChildGuard, temp_dir, wait_for};
+use exaprobe_testkit::spawned::Spawned;
+use exaprobe_testkit::{temp_dir, wait_for};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_exaprobe-exec");
 
@@ -91,16 +90,13 @@ fn children_of(pid: u32) -> Vec<(i32, char)> {
         .collect()
 }
 
-/// A probe run under this test as its ExaBGP (answering `done` is not needed: `--no-ack`).
-struct Probe {
-    child: ChildGuard,
-    lines: Receiver<String>,
-}
+/// How long the probe's first command may take.
+const NEXT: Duration = Duration::from_secs(20);
 
-impl Probe {
-    fn start(args: &[&str]) -> Probe {
-        let mut command = Command::new(BINARY);
-        command
+/// A probe run under this test as its ExaBGP (answering `done` is not needed: `--no-ack`).
+fn start(args: &[&str]) -> Spawned {
+    Spawned::start(
+        Command::new(BINARY)
             .args([
                 "--name",
                 "subprocess",
@@ -113,39 +109,18 @@ impl Probe {
                 "4",
             ])
             .args(args)
-            .env_remove("EXAPROBE_SHELL")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = ChildGuard::spawn(&mut command);
-        let stdout = child.child().stdout.take().unwrap();
-        let (sender, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Probe { child, lines }
-    }
+            .env_remove("EXAPROBE_SHELL"),
+    )
+}
 
-    fn next_line(&self) -> String {
-        self.lines
-            .recv_timeout(Duration::from_secs(20))
-            .expect("a command from the probe")
-    }
-
-    /// Wait until the probe has no child that is not a running check (`sh`), and no zombie.
-    fn assert_no_leftover_children(&mut self) {
-        let pid = self.child.pid();
-        wait_for(
-            "the probe to have no zombie and no leftover child",
-            Duration::from_secs(5),
-            || children_of(pid).is_empty().then_some(()),
-        );
-    }
+/// Wait until the probe has no child that is not a running check (`sh`), and no zombie.
+fn assert_no_leftover_children(probe: &Spawned) {
+    let pid = probe.pid();
+    wait_for(
+        "the probe to have no zombie and no leftover child",
+        Duration::from_secs(5),
+        || children_of(pid).is_empty().then_some(()),
+    );
 }
 
 #[test]
@@ -236,7 +211,7 @@ fn a_timed_out_check_that_ignores_sigterm_leaves_nothing_behind() {
         "trap '' TERM; {0} & setsid {0} & ( setsid {0} & ); exec {0}",
         marker.sleep()
     );
-    let mut probe = Probe::start(&[
+    let probe = start(&[
         "--interval",
         "60",
         "--rise",
@@ -249,9 +224,9 @@ fn a_timed_out_check_that_ignores_sigterm_leaves_nothing_behind() {
         &script,
     ]);
     // The first check times out: DOWN, announced with the down metric.
-    assert!(probe.next_line().contains("med 1000"));
+    assert!(probe.line(NEXT).contains("med 1000"));
     marker.assert_none_left();
-    probe.assert_no_leftover_children();
+    assert_no_leftover_children(&probe);
 }
 
 #[test]
@@ -266,7 +241,7 @@ fn many_checks_leaving_children_behind_leave_nothing() {
         count = count.display(),
         stop = stop.display(),
     );
-    let mut probe = Probe::start(&[
+    let mut probe = start(&[
         "--interval",
         "0.05",
         "--fast-interval",
@@ -276,7 +251,7 @@ fn many_checks_leaving_children_behind_leave_nothing() {
         "--shell",
         &script,
     ]);
-    assert!(probe.next_line().contains("med 100"));
+    assert!(probe.line(NEXT).contains("med 100"));
     wait_for("30 checks", Duration::from_secs(30), || {
         (std::fs::metadata(&count).map(|m| m.len()).unwrap_or(0) >= 30).then_some(())
     });
@@ -285,8 +260,8 @@ fn many_checks_leaving_children_behind_leave_nothing() {
     std::fs::write(&stop, "").unwrap();
     marker.assert_none_left();
     // Checks keep running (a plain `sh` that exits at once): wait for a moment between two.
-    probe.assert_no_leftover_children();
-    assert!(probe.child.child().try_wait().unwrap().is_none());
+    assert_no_leftover_children(&probe);
+    assert!(probe.is_running());
 }
 
 #[test]
@@ -299,7 +274,7 @@ fn hooks_get_the_same_guarantees() {
         marker.sleep(),
         ran.display()
     );
-    let mut probe = Probe::start(&[
+    let probe = start(&[
         "--interval",
         "60",
         "--rise",
@@ -309,12 +284,12 @@ fn hooks_get_the_same_guarantees() {
         "--",
         "true",
     ]);
-    assert!(probe.next_line().contains("med 100"));
+    assert!(probe.line(NEXT).contains("med 100"));
     wait_for("the hook to finish", Duration::from_secs(20), || {
         std::fs::read_to_string(&ran)
             .ok()
             .filter(|text| text.contains("UP"))
     });
     marker.assert_none_left();
-    probe.assert_no_leftover_children();
+    assert_no_leftover_children(&probe);
 }

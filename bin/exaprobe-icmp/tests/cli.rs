@@ -2,13 +2,11 @@
 //! and as an unprivileged user, the one error when it can have neither, and a name resolved
 //! again on SIGHUP.
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::Duration;
 
-use exaprobe_testkit::ChildGuard;
 use exaprobe_testkit::netns::{Link, Netns};
+use exaprobe_testkit::spawned::Spawned;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_exaprobe-icmp");
 const FAR: &str = "198.51.100.2";
@@ -162,25 +160,13 @@ fn a_name_is_resolved_again_on_sighup() {
             "--withdraw-on-down",
             "--dry-run",
         ])
-        .env_remove("EXAPROBE_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut probe = ChildGuard::spawn(&mut command);
-    let stdout = probe.child().stdout.take().unwrap();
-    let (lines_tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+        .env_remove("EXAPROBE_LOG");
+    let probe = Spawned::start(&mut command);
     let wait_line = |word: &str| {
-        let line = lines
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("no '{word}' line"));
+        let line = probe.line(Duration::from_secs(10));
         assert!(
             line.contains(word) && line.contains("192.0.2.10/32"),
-            "{line}"
+            "{word}: {line}"
         );
     };
     // The name's address drops pings: withdrawn.

@@ -10,6 +10,7 @@
 
 use std::net::SocketAddr;
 
+use exaprobe_core::kit::reason::io_error;
 use exaprobe_core::kit::udp::{self, UdpFailure};
 use hickory_proto::op::{Message, MessageType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,7 +27,7 @@ pub enum Transport {
 }
 
 /// Send `query` to `server`; returns the answer and the transport that produced it.
-pub async fn exchange(
+pub(crate) async fn exchange(
     query: &Message,
     server: SocketAddr,
     transport: Transport,
@@ -82,7 +83,7 @@ async fn over_tcp(
         Ok(Err(error)) if error.kind() == std::io::ErrorKind::ConnectionRefused => {
             return Err(format!("refused: nothing listening on {server} (TCP)"));
         }
-        Ok(Err(error)) => return Err(format!("TCP to {server}: {error}")),
+        Ok(Err(error)) => return Err(format!("TCP to {server}: {}", io_error(&error))),
         Ok(Ok(stream)) => stream,
     };
     let length = u16::try_from(bytes.len()).map_err(|_| "query too long")?;
@@ -97,7 +98,7 @@ async fn over_tcp(
     };
     let answer = match timeout_at(deadline, exchange).await {
         Err(_) => return Err(format!("timeout: no answer from {server} over TCP")),
-        Ok(Err(error)) => return Err(format!("TCP to {server}: {error}")),
+        Ok(Err(error)) => return Err(format!("TCP to {server}: {}", io_error(&error))),
         Ok(Ok(answer)) => answer,
     };
     let answer =

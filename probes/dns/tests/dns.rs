@@ -259,6 +259,28 @@ async fn stopped_and_silent_servers() {
     drop(silent);
 }
 
+/// A TCP server that reads the query and closes without an answer: the reason words the I/O
+/// error as every probe does (`kit::reason::io_error`), not as the OS does ("early eof").
+#[tokio::test]
+async fn a_tcp_server_closing_without_an_answer_is_said_in_plain_words() {
+    use tokio::io::AsyncReadExt;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let length = stream.read_u16().await.unwrap();
+        let mut query = vec![0u8; usize::from(length)];
+        stream.read_exact(&mut query).await.unwrap();
+    });
+    let why = reason(check(port, &["--query", "www.local.test", "--transport", "tcp"]).await);
+    assert_eq!(
+        why,
+        format!("TCP to 127.0.0.1:{port}: connection closed early")
+    );
+    server.await.unwrap();
+}
+
 #[tokio::test]
 async fn soa_serial_behind_the_reference() {
     let Some(secondary) = unbound(Some(2026112401), None) else {

@@ -7,18 +7,20 @@
 //! more on a fresh connection, within the same deadline (the server may have closed an idle
 //! connection); a failure on a fresh connection is the verdict. Redirects are not followed and
 //! proxy variables are ignored unless asked for: a health check tests the service, not a
-//! proxy. Failure reasons name the phase that failed.
+//! proxy. Failure reasons name the phase that failed; the verdict is a chain of pure steps
+//! (`verdict`: certificate, status, headers, body), the first unhealthy one ending the check.
 
 mod connections;
 mod options;
 mod reason;
+mod verdict;
 
 use std::net::IpAddr;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
-use exaprobe_core::{Outcome, Probe};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use exaprobe_core::{Finding, Outcome, Probe};
+use reqwest::header::HeaderMap;
 use reqwest::{Method, Url};
 use tokio::time::Instant;
 
@@ -167,50 +169,38 @@ impl HttpProbe {
         Ok(body)
     }
 
-    /// The server certificate's validity period (UNIX seconds), when the connection was TLS.
-    fn certificate_validity(response: &reqwest::Response) -> Option<(i64, i64)> {
-        let info = response.extensions().get::<reqwest::tls::TlsInfo>()?;
-        let der = info.peer_certificate()?;
-        let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
-        let validity = certificate.validity();
-        Some((
-            validity.not_before.timestamp(),
-            validity.not_after.timestamp(),
-        ))
+    /// The certificate step: nothing to judge on a plain connection (or when the clock is
+    /// before 1970).
+    fn certificate(&self, response: &reqwest::Response) -> Finding {
+        let (Some(validity), Some(now)) = (certificate_validity(response), unix_now()) else {
+            return Ok(None);
+        };
+        verdict::certificate(validity, now, self.cert_expiry_warn)
     }
 
-    /// An expired or not yet valid certificate is unhealthy (also with `--insecure`, and on a
-    /// kept connection that outlived its certificate); `--cert-expiry-warn` grades only a
-    /// certificate that is valid now.
-    fn judge_certificate(&self, response: &reqwest::Response) -> Option<Outcome> {
-        let (not_before, not_after) = Self::certificate_validity(response)?;
-        let now = i64::try_from(
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .ok()?
-                .as_secs(),
-        )
-        .ok()?;
-        if now > not_after {
-            return Some(Outcome::unhealthy(format!(
-                "certificate has expired on {}",
-                exaprobe_tls::utc_date(not_after)
-            )));
+    /// The body step: the body is read only when an expectation needs it.
+    async fn body(&self, response: &mut reqwest::Response) -> Finding {
+        if self.expect_body.is_none() && self.reject_body.is_none() {
+            return Ok(None);
         }
-        if now < not_before {
-            return Some(Outcome::unhealthy(format!(
-                "certificate is not valid before {}",
-                exaprobe_tls::utc_date(not_before)
-            )));
-        }
-        let warn_days = self.cert_expiry_warn?;
-        let left = (not_after - now).div_euclid(86_400);
-        (left < i64::from(warn_days)).then(|| {
-            Outcome::degraded(format!(
-                "certificate expires in {left} days ({}), under --cert-expiry-warn {warn_days}",
-                exaprobe_tls::utc_date(not_after)
-            ))
-        })
+        let body = self.read_body(response).await?;
+        verdict::body(&body, self.expect_body.as_ref(), self.reject_body.as_ref())
+    }
+
+    /// The steps in order, the first unhealthy one ending the check: the response, its
+    /// certificate (an expired one before anything else), status, headers, body; a degraded
+    /// certificate is the verdict only when everything else passed.
+    async fn judge(&self, deadline: Instant) -> Finding {
+        let mut response = self.response(deadline).await?;
+        let degraded = self
+            .certificate(&response)?
+            .or(verdict::status(
+                response.status().as_u16(),
+                &self.expect_status,
+            )?)
+            .or(verdict::headers(response.headers(), &self.expect_headers)?)
+            .or(self.body(&mut response).await?);
+        Ok(degraded)
     }
 
     /// Send the request with `client`, within what is left before `deadline`.
@@ -261,58 +251,26 @@ impl Probe for HttpProbe {
     }
 
     async fn check(&mut self, deadline: Instant) -> Outcome {
-        let mut response = match self.response(deadline).await {
-            Ok(response) => response,
-            Err(reason) => return Outcome::unhealthy(reason),
-        };
-        let certificate = self.judge_certificate(&response);
-        if let Some(outcome @ Outcome::Unhealthy { .. }) = certificate {
-            return outcome;
-        }
-        let status = response.status().as_u16();
-        if !self.expect_status.contains(status) {
-            return Outcome::unhealthy(format!("status {status}, expected {}", self.expect_status));
-        }
-        for expectation in &self.expect_headers {
-            if let Err(why) = expectation.check(response.headers()) {
-                return Outcome::unhealthy(why);
-            }
-        }
-        if self.expect_body.is_some() || self.reject_body.is_some() {
-            let body = match self.read_body(&mut response).await {
-                Ok(body) => body,
-                Err(why) => return Outcome::unhealthy(why),
-            };
-            if let Some(pattern) = &self.expect_body
-                && !pattern.is_match(&body)
-            {
-                return Outcome::unhealthy(format!(
-                    "body does not match --expect-body '{pattern}' (first bytes: '{}')",
-                    exaprobe_core::kit::reason::preview(&body)
-                ));
-            }
-            if let Some(pattern) = &self.reject_body
-                && pattern.is_match(&body)
-            {
-                return Outcome::unhealthy(format!("body matches --reject-body '{pattern}'"));
-            }
-        }
-        if let Some(outcome) = certificate {
-            return outcome;
-        }
-        Outcome::Healthy
+        Outcome::from(self.judge(deadline).await)
     }
 }
 
-/// A header from `--header 'Name: value'`.
-pub fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
-    let (name, value) = text
-        .split_once(':')
-        .ok_or_else(|| format!("'{text}' is not a header (expected 'Name: value')"))?;
-    let name = HeaderName::from_bytes(name.trim().as_bytes())
-        .map_err(|_| format!("'{}' is not a valid header name", name.trim()))?;
-    let value = HeaderValue::from_str(value.trim()).map_err(|_| {
-        format!("the value of header '{name}' has characters not allowed in a header")
-    })?;
-    Ok((name, value))
+/// The server certificate's validity period, when the connection was TLS.
+fn certificate_validity(response: &reqwest::Response) -> Option<verdict::Validity> {
+    let info = response.extensions().get::<reqwest::tls::TlsInfo>()?;
+    let der = info.peer_certificate()?;
+    let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
+    let validity = certificate.validity();
+    Some(verdict::Validity {
+        not_before: validity.not_before.timestamp(),
+        not_after: validity.not_after.timestamp(),
+    })
+}
+
+/// Now, in UNIX seconds.
+fn unix_now() -> Option<i64> {
+    let elapsed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()?;
+    i64::try_from(elapsed.as_secs()).ok()
 }

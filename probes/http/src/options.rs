@@ -8,8 +8,6 @@ use std::str::FromStr;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 
-use crate::parse_header;
-
 /// Options of the HTTP check.
 #[derive(Debug, Clone, clap::Args)]
 pub struct HttpOptions {
@@ -117,6 +115,19 @@ fn parse_method(text: &str) -> Result<Method, String> {
         .map_err(|_| format!("'{text}' is not an HTTP method"))
 }
 
+/// A header from `--header 'Name: value'`.
+fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("'{text}' is not a header (expected 'Name: value')"))?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| format!("'{}' is not a valid header name", name.trim()))?;
+    let value = HeaderValue::from_str(value.trim()).map_err(|_| {
+        format!("the value of header '{name}' has characters not allowed in a header")
+    })?;
+    Ok((name, value))
+}
+
 /// Acceptable status codes: codes and inclusive ranges.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusRanges(Vec<(u16, u16)>);
@@ -219,8 +230,7 @@ impl FromStr for HeaderExpectation {
             .ok_or_else(|| format!("'{text}' is not 'Name: REGEX'"))?;
         let name = HeaderName::from_bytes(name.trim().as_bytes())
             .map_err(|_| format!("'{}' is not a valid header name", name.trim()))?;
-        let pattern = regex::Regex::new(pattern.trim())
-            .map_err(|error| format!("'{}' is not a valid regex: {error}", pattern.trim()))?;
+        let pattern = exaprobe_core::kit::parse::regex(pattern.trim())?;
         Ok(HeaderExpectation { name, pattern })
     }
 }

@@ -8,7 +8,7 @@ use std::error::Error as _;
 use exaprobe_core::kit::reason::{error_chain, io_kind};
 
 /// One line describing a request error. `phase` names what was being waited for.
-pub fn describe(error: &reqwest::Error, phase: &str) -> String {
+pub(crate) fn describe(error: &reqwest::Error, phase: &str) -> String {
     let chain = error_chain(error);
     if error.is_timeout() {
         let phase = if error.is_connect() {
@@ -56,6 +56,6 @@ pub fn describe(error: &reqwest::Error, phase: &str) -> String {
 /// Did the request fail on its connection before any response arrived (a reset, a close, a
 /// broken pipe), rather than by a timeout, a refused connection or a bad request? Only such a
 /// failure is worth one retry on a fresh connection.
-pub fn before_response(error: &reqwest::Error) -> bool {
+pub(crate) fn before_response(error: &reqwest::Error) -> bool {
     error.is_request() && !error.is_timeout() && !error.is_connect() && !error.is_builder()
 }

@@ -19,13 +19,13 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The length of the header, the whole of a client's request.
-pub const HEADER_LEN: usize = 48;
+pub(crate) const HEADER_LEN: usize = 48;
 
 /// NTP's mode of a client's request.
 const MODE_CLIENT: u8 = 3;
 
 /// NTP's mode of a server's reply.
-pub const MODE_SERVER: u8 = 4;
+pub(crate) const MODE_SERVER: u8 = 4;
 
 /// Seconds from NTP's epoch (1900) to Unix's (1970).
 const UNIX_OFFSET: u64 = 2_208_988_800;
@@ -33,11 +33,11 @@ const UNIX_OFFSET: u64 = 2_208_988_800;
 /// An NTP timestamp: seconds since 1900 in 32.32 fixed point (era 0 until 2036, then wrapping:
 /// differences are taken modulo 2^64, right within 68 years either way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timestamp(pub u64);
+pub(crate) struct Timestamp(pub u64);
 
 impl Timestamp {
     /// The NTP timestamp of a moment of the local clock.
-    pub fn from_system_time(time: SystemTime) -> Timestamp {
+    pub(crate) fn from_system_time(time: SystemTime) -> Timestamp {
         // Before 1970 the local clock is broken anyway: such a moment reads as the epoch.
         let since_unix = time.duration_since(UNIX_EPOCH).unwrap_or_default();
         let seconds = since_unix.as_secs().wrapping_add(UNIX_OFFSET);
@@ -46,14 +46,14 @@ impl Timestamp {
     }
 
     /// `self - earlier` in seconds, signed (within 68 years, through an era change too).
-    pub fn seconds_since(self, earlier: Timestamp) -> f64 {
+    pub(crate) fn seconds_since(self, earlier: Timestamp) -> f64 {
         self.0.wrapping_sub(earlier.0) as i64 as f64 / 4_294_967_296.0
     }
 }
 
 /// What a server's reply says (the header; any extension field is ignored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reply {
+pub(crate) struct Reply {
     /// Leap indicator: 0-2 a leap second warning, 3 the server's clock is unsynchronised.
     pub leap: u8,
     /// The NTP version (a server answers in the client's).
@@ -81,7 +81,7 @@ pub struct Reply {
 impl Reply {
     /// Root delay / 2 + root dispersion: how far the server's time may be from its reference's
     /// (RFC 5905's root distance, without the client's own path).
-    pub fn root_distance(&self) -> Duration {
+    pub(crate) fn root_distance(&self) -> Duration {
         short_format(self.root_delay) / 2 + short_format(self.root_dispersion)
     }
 }
@@ -94,7 +94,7 @@ fn short_format(value: u32) -> Duration {
 
 /// A client's request (NTPv4, mode 3) carrying `transmit` and nothing else: no field tells
 /// the server anything about the client (RFC 9109's data minimisation).
-pub fn request(transmit: Timestamp) -> [u8; HEADER_LEN] {
+pub(crate) fn request(transmit: Timestamp) -> [u8; HEADER_LEN] {
     let mut packet = [0u8; HEADER_LEN];
     packet[0] = (4 << 3) | MODE_CLIENT;
     packet[40..48].copy_from_slice(&transmit.0.to_be_bytes());
@@ -102,7 +102,7 @@ pub fn request(transmit: Timestamp) -> [u8; HEADER_LEN] {
 }
 
 /// The header of a packet, or why it is not an NTP packet.
-pub fn parse(bytes: &[u8]) -> Result<Reply, &'static str> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Reply, &'static str> {
     let header: &[u8; HEADER_LEN] = bytes
         .get(..HEADER_LEN)
         .and_then(|header| header.try_into().ok())
@@ -129,7 +129,7 @@ pub fn parse(bytes: &[u8]) -> Result<Reply, &'static str> {
 /// Why `packet` is not the reply to the request that carried `sent`, or the reply: a server's
 /// (mode 4) whose origin timestamp is our transmit timestamp. (It came from the server's address
 /// and port: the socket is connected, so the kernel drops datagrams from anywhere else.)
-pub fn reply_to(sent: Timestamp, packet: &[u8]) -> Result<Reply, &'static str> {
+pub(crate) fn reply_to(sent: Timestamp, packet: &[u8]) -> Result<Reply, &'static str> {
     let reply = parse(packet)?;
     if reply.mode != MODE_SERVER {
         return Err("not a server's reply (mode is not 4)");

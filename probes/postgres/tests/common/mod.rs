@@ -10,9 +10,9 @@ use std::time::Duration;
 use clap::Parser;
 use exaprobe_core::{Outcome, Probe};
 use exaprobe_postgres::{PostgresOptions, PostgresProbe};
-pub use exaprobe_testkit::postgres::*;
+pub(crate) use exaprobe_testkit::postgres::*;
 
-pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Parse probe options as the binary would.
 #[derive(Debug, Parser)]
@@ -21,18 +21,18 @@ struct Cli {
     probe: PostgresOptions,
 }
 
-pub fn options(args: &[&str]) -> PostgresOptions {
+pub(crate) fn options(args: &[&str]) -> PostgresOptions {
     Cli::try_parse_from(std::iter::once("exaprobe-postgres").chain(args.iter().copied()))
         .unwrap_or_else(|e| panic!("{args:?}: {e}"))
         .probe
 }
 
-pub fn probe(args: &[&str]) -> PostgresProbe {
+pub(crate) fn probe(args: &[&str]) -> PostgresProbe {
     PostgresProbe::new(&options(args), CHECK_TIMEOUT).unwrap_or_else(|e| panic!("{args:?}: {e:#}"))
 }
 
 /// A password file readable by its owner only.
-pub fn password_file(dir: &Path, name: &str, password: &str) -> PathBuf {
+pub(crate) fn password_file(dir: &Path, name: &str, password: &str) -> PathBuf {
     let path = dir.join(name);
     fs::write(&path, format!("{password}\n")).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
@@ -40,7 +40,7 @@ pub fn password_file(dir: &Path, name: &str, password: &str) -> PathBuf {
 }
 
 /// One check under the runner's deadline.
-pub async fn check(probe: &mut PostgresProbe) -> Outcome {
+pub(crate) async fn check(probe: &mut PostgresProbe) -> Outcome {
     tokio::time::timeout(
         CHECK_TIMEOUT,
         probe.check(tokio::time::Instant::now() + CHECK_TIMEOUT),
@@ -56,7 +56,7 @@ pub async fn check(probe: &mut PostgresProbe) -> Outcome {
 
 /// Check until `accept` holds (state that settles asynchronously, e.g. replication), or panic
 /// with the last outcome after `limit`.
-pub async fn check_until(
+pub(crate) async fn check_until(
     probe: &mut PostgresProbe,
     limit: Duration,
     accept: impl Fn(&Outcome) -> bool,
@@ -76,7 +76,7 @@ pub async fn check_until(
     }
 }
 
-pub fn unhealthy_reason(outcome: &Outcome) -> &str {
+pub(crate) fn unhealthy_reason(outcome: &Outcome) -> &str {
     match outcome {
         Outcome::Unhealthy { reason } => reason,
         other => panic!("expected unhealthy, got {other:?}"),
