@@ -17,8 +17,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 
+mod reload;
+mod required;
+
 use super::listening::{Heard, Listening};
 use super::wake::sleep_until;
+use reload::Retired;
+pub(crate) use reload::{Reload, ReloadError};
 
 use crate::config::settings::{Settings, Timing};
 use crate::engine::dialect::ApiDialect;
@@ -37,36 +42,6 @@ const DISABLE_FILE_TIMEOUT: Duration = Duration::from_secs(1);
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of the disable file is read for the operator's note.
 const NOTE_BYTES: usize = 512;
-
-/// Reload callback: re-read the options and build a new probe (SIGHUP). Runs on the blocking
-/// pool, so it may read files.
-pub(crate) type Reload<P> = Box<dyn FnMut() -> Result<(Settings, P), ReloadError> + Send>;
-
-/// Why SIGHUP's new configuration was refused (the running one is kept). One line each.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ReloadError {
-    /// An option, the environment or the config file.
-    #[error(transparent)]
-    Load(#[from] crate::config::load_error::LoadError),
-    /// A combination of options.
-    #[error(transparent)]
-    Settings(#[from] crate::config::settings::SettingsError),
-    /// The probe refused its options.
-    #[error("{}", crate::kit::escape::one_line(&format!("{:#}", .0)))]
-    Probe(anyhow::Error),
-    /// The new configuration has no `--prefix`/`--ip` while the running one has.
-    #[error(
-        "the new configuration gives no --prefix/--ip: refusing to switch to the addresses of lo (give the prefixes, or restart the probe to use discovery)"
-    )]
-    NoPrefixes,
-}
-
-/// A prefix a reload removed, as its old configuration renders it.
-#[derive(Debug, Clone)]
-struct Retired {
-    drain: Option<RouteCommand>,
-    withdraw: RouteCommand,
-}
 
 /// What the supervisor forwards to the checker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -339,79 +314,6 @@ impl<P: Probe + Send + 'static> Checker<P> {
         self.disabled_note.clone()
     }
 
-    /// `Some(reason)` while the required probes put this probe in maintenance.
-    fn required_maintenance(&self) -> Option<String> {
-        match self.required.verdict() {
-            RequiredState::Maintenance(why) => Some(why.clone()),
-            _ => None,
-        }
-    }
-
-    /// The required probes changed: DOWN and DEGRADED go through the router at once;
-    /// entering or leaving maintenance takes the disable file's path, so the caller checks
-    /// now when this returns true.
-    fn required_changed(&mut self) -> bool {
-        let verdict = self.required.verdict().clone();
-        let previous = std::mem::replace(&mut self.required_verdict, verdict.clone());
-        let shown: Vec<String> = self
-            .required
-            .each()
-            .map(|(name, _, state)| format!("{name}: {state}"))
-            .collect();
-        let shown = shown.join("; ");
-        // Logged when a state changes by name; a required probe's new reason alone (its next
-        // failed check) is debug, so a DOWN dependency does not log at its check rate.
-        let names = |v: &RequiredState| v.name();
-        let renamed = names(&verdict) != names(&previous)
-            || self.status.borrow().required_names != self.required_names();
-        match &verdict {
-            _ if !renamed => tracing::debug!(required = %shown, "required probes"),
-            RequiredState::Up => tracing::info!(required = %shown, "required probes: UP"),
-            other => tracing::warn!(required = %shown, verdict = %other, "required probes"),
-        }
-        let entries = self
-            .required
-            .each()
-            .map(|(name, file, state)| crate::observe::RequiredEntry {
-                file: file.display().to_string(),
-                probe: name,
-                health: state.name(),
-                reason: state.reason().map(str::to_owned),
-            })
-            .collect();
-        {
-            let mut status = self.status.borrow_mut();
-            status.required = shown;
-            status.required_names = self.required_names();
-            status
-                .observer
-                .required(entries, self.required.depends_on());
-        }
-        let penalty = match verdict {
-            RequiredState::Degraded(_) => self.settings.timing.degraded_penalty,
-            _ => 0,
-        };
-        let from = self.router.state();
-        let down = matches!(verdict, RequiredState::Down(_));
-        let events = self.router.require(Instant::now(), down, penalty);
-        let reason = verdict.reason().unwrap_or("required probes UP").to_string();
-        self.transitioned(from, &reason);
-        self.log_events(&events);
-        self.publish();
-        let maintenance = |v: &RequiredState| matches!(v, RequiredState::Maintenance(_));
-        maintenance(&verdict) != maintenance(&previous)
-    }
-
-    /// Each required probe's state by name only (`dns UP, uplink DOWN`).
-    fn required_names(&self) -> String {
-        let names: Vec<String> = self
-            .required
-            .each()
-            .map(|(name, _, state)| format!("{name} {}", state.name()))
-            .collect();
-        names.join(", ")
-    }
-
     /// Log, report and hook a change of state by name since `from`.
     fn transitioned(&mut self, from: State, reason: &str) {
         let to = self.router.state();
@@ -660,131 +562,6 @@ impl<P: Probe + Send + 'static> Checker<P> {
             tracing::info!(elapsed = %millis(elapsed), "check healthy again");
         }
         status.last_reason = reason;
-    }
-
-    /// SIGHUP: re-read the options off the runtime thread; withdraw removed prefixes and
-    /// re-plan the rest. A failed or hung reload keeps the running configuration.
-    async fn reload(&mut self) {
-        if self
-            .reloading
-            .as_ref()
-            .is_some_and(|job| !job.is_finished())
-        {
-            tracing::warn!("SIGHUP: the previous reload is still running; ignored");
-            return;
-        }
-        let mut job = match self.reloading.take() {
-            Some(finished) => finished,
-            None => {
-                let reload = Arc::clone(&self.reload);
-                off_the_runtime(move || {
-                    let mut reload = reload
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    reload()
-                })
-            }
-        };
-        let loaded = match timeout(RELOAD_TIMEOUT, &mut job).await {
-            Ok(Ok(Ok(loaded))) => loaded,
-            Ok(Ok(Err(error))) => {
-                tracing::error!(%error, "reload failed; keeping the running configuration");
-                return;
-            }
-            Ok(Err(error)) => {
-                tracing::error!(%error, "reload failed; keeping the running configuration");
-                return;
-            }
-            Err(_) => {
-                tracing::error!(
-                    timeout = ?RELOAD_TIMEOUT,
-                    "reload did not finish in time (a hung file system?); keeping the running configuration"
-                );
-                self.reloading = Some(job);
-                return;
-            }
-        };
-        self.apply(loaded);
-    }
-
-    fn apply(&mut self, (mut settings, probe): (Settings, P)) {
-        if settings.detect_dialect
-            && let Some(dialect) = self.detected
-        {
-            settings.routes.dialect = dialect;
-        }
-        let old = std::mem::replace(&mut self.settings, settings);
-        self.probe = probe;
-        self.listening
-            .restart(&self.probe, self.settings.timing.events);
-        if self.settings.require != old.require {
-            self.required = Requirements::new(
-                &self.settings.require,
-                self.settings.observe.state_file.as_deref(),
-            );
-            self.required_changed();
-        }
-        self.router
-            .reconfigure(self.settings.hysteresis, self.settings.safety);
-        let withdraws = old.routes.plan(Target::Gone);
-        let kept = |prefix: &Prefix| self.settings.routes.prefixes.contains(prefix);
-        // Forget prefixes configured again, and withdraws ExaBGP has taken (the deliverer
-        // reports what it holds), so reloads cannot grow this without bound; a prefix whose
-        // state is unknown (a command rejected late) keeps its withdraw.
-        let holds = self.status.borrow().accepted.clone();
-        self.retired.retain(|prefix, _| {
-            !kept(prefix)
-                && holds
-                    .get(prefix)
-                    .is_none_or(|d| d.action.announces() || !d.confirmed)
-        });
-        let removed: Vec<Prefix> = old
-            .routes
-            .prefixes
-            .iter()
-            .filter(|prefix| !kept(prefix))
-            .copied()
-            .collect();
-        // With --drain, prefixes removed while UP are drained first, then withdrawn: the
-        // router decides how long, and ends the drain at once if the service fails.
-        let draining = !removed.is_empty() && self.router.retire(Instant::now()).is_some();
-        let drains = match self.router.retired_target() {
-            target @ Target::Draining { .. } if draining => Some(old.routes.plan(target)),
-            _ => None,
-        };
-        for prefix in &removed {
-            let Some(withdraw) = withdraws.get(prefix) else {
-                continue;
-            };
-            let drain = drains.as_ref().and_then(|plan| plan.get(prefix)).cloned();
-            self.retired.insert(
-                *prefix,
-                Retired {
-                    drain,
-                    withdraw: withdraw.clone(),
-                },
-            );
-        }
-        tracing::info!(
-            target = %self.probe.describe(),
-            prefixes = self.settings.routes.prefixes.len(),
-            removed = removed.len(),
-            "configuration reloaded"
-        );
-        let settings = &self.settings;
-        let mut farewell = settings.routes.plan(Target::Gone);
-        for (prefix, retired) in &self.retired {
-            farewell
-                .entry(*prefix)
-                .or_insert_with(|| retired.withdraw.clone());
-        }
-        self.desired.send_modify(|desired| {
-            desired.farewell = farewell;
-            desired.ack = settings.ack;
-            desired.dialect = settings.routes.dialect;
-            desired.refresh = settings.timing.refresh_interval;
-        });
-        self.publish();
     }
 }
 
