@@ -6,6 +6,7 @@ use exaprobe_tcp::{TcpOptions, TcpProbe};
 
 fn main() -> ExitCode {
     let binary = Binary {
+        drop_in: false,
         name: "exaprobe-tcp",
         about: "Announce anycast prefixes to ExaBGP while a TCP service accepts connections (and answers as expected)",
         example: "--address 127.0.0.1:25 --expect '^220 '",

@@ -86,6 +86,7 @@ mod tests {
         argv: &[OsString],
     ) -> Result<Vec<OsString>, crate::config::load_error::LoadError> {
         let binary = crate::config::options::Binary {
+            drop_in: false,
             name: "p",
             about: "",
             example: "",
