@@ -47,8 +47,6 @@ thread_local! {
     /// How many prefixes the deliverer examined (the cost test counts work, not time).
     pub(super) static EXAMINED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
-/// Of the exit budget, what a SIGTERM drain leaves for the withdraws.
-const WITHDRAW_RESERVE: Duration = Duration::from_millis(400);
 
 /// What the supervisor can ask of the deliverer.
 #[derive(Debug)]
@@ -743,8 +741,11 @@ impl Deliverer {
                 .collect();
             (drain, farewell)
         };
-        if let Some((lines, length)) = drain.filter(|(lines, _)| !lines.is_empty()) {
-            let until = (Instant::now() + length).min(deadline - WITHDRAW_RESERVE);
+        let drain = drain.and_then(|(lines, length)| {
+            let until = crate::engine::routing::exit_drain_until(Instant::now(), length, deadline)?;
+            (!lines.is_empty()).then_some((lines, until))
+        });
+        if let Some((lines, until)) = drain {
             tracing::info!(
                 drain = ?until.saturating_duration_since(Instant::now()),
                 "terminating: draining (graceful shutdown community) before withdrawing"
