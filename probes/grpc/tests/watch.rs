@@ -6,20 +6,15 @@
 //!
 //! The tokio timeouts here are guards against a hang, not assertions on speed.
 
-use std::future::Future;
-use std::time::Duration;
-
 use exaprobe_core::kit::events::{EventKind, Events, TakenEvents};
 use exaprobe_core::{Outcome, Probe};
 use exaprobe_grpc::GrpcProbe;
 use exaprobe_testkit::grpc::{Config, GrpcServer, ServingStatus};
+use exaprobe_testkit::wait::{guarded, until};
 use tokio::task::JoinHandle;
 
 mod common;
 use common::{deadline, probe, tls_server};
-
-/// How long a test waits for what must come before calling it a hang.
-const GUARD: Duration = Duration::from_secs(20);
 
 /// The probe's watcher, running as the runner runs it: a task of its own.
 fn spawn_watcher(probe: &GrpcProbe, events: &Events) -> JoinHandle<()> {
@@ -29,26 +24,9 @@ fn spawn_watcher(probe: &GrpcProbe, events: &Events) -> JoinHandle<()> {
     tokio::spawn(watcher)
 }
 
-/// `future`, or a panic naming `what` if it hangs.
-async fn guarded<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(GUARD, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within {GUARD:?}"))
-}
-
 /// The next events reported.
 async fn next(events: &Events, what: &str) -> TakenEvents {
     guarded(what, events.next()).await
-}
-
-/// Poll `condition` until it holds (a count the server keeps).
-async fn until(what: &str, mut condition: impl FnMut() -> bool) {
-    guarded(what, async {
-        while !condition() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
 }
 
 #[tokio::test]
