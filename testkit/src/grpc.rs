@@ -38,6 +38,8 @@ pub struct Config {
 
 /// The path of the streaming health method.
 const WATCH_PATH: &str = "/grpc.health.v1.Health/Watch";
+/// The path of the one-shot health method.
+const CHECK_PATH: &str = "/grpc.health.v1.Health/Check";
 
 /// Answers that are not gRPC a client can read, each carrying a SERVING message and an OK
 /// `grpc-status` trailer, so only the HTTP layer tells them from a healthy answer: a web server
@@ -63,6 +65,7 @@ pub struct GrpcServer {
     open: Arc<AtomicUsize>,
     authority: Arc<Mutex<Option<String>>>,
     watches: Arc<AtomicUsize>,
+    checks: Arc<AtomicUsize>,
     runtime: tokio::runtime::Handle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -91,15 +94,20 @@ impl GrpcServer {
         let seen = authority.clone();
         let watches = Arc::new(AtomicUsize::new(0));
         let watched = watches.clone();
+        let checks = Arc::new(AtomicUsize::new(0));
+        let checked = checks.clone();
         let without_watch = config.without_watch;
-        // Records each request's :authority and counts the Watch requests, then lets the
-        // health service answer (or refuses Watch when the server has none).
+        // Records each request's :authority and counts the Check and Watch requests, then lets
+        // the health service answer (or refuses Watch when the server has none).
         let service = tower::service_fn(move |request: Request<tonic::body::Body>| {
             *seen.lock().expect("the authority lock") =
                 request.uri().authority().map(|a| a.to_string());
             let watch = request.uri().path() == WATCH_PATH;
             if watch {
                 watched.fetch_add(1, Ordering::SeqCst);
+            }
+            if request.uri().path() == CHECK_PATH {
+                checked.fetch_add(1, Ordering::SeqCst);
             }
             let mut health = service.clone();
             async move {
@@ -135,6 +143,7 @@ impl GrpcServer {
             open,
             authority,
             watches,
+            checks,
             runtime: handle,
             stop: Some(stop),
             thread: Some(thread),
@@ -154,6 +163,12 @@ impl GrpcServer {
     /// How many `Health/Watch` requests came (answered or refused).
     pub fn watch_requests(&self) -> usize {
         self.watches.load(Ordering::SeqCst)
+    }
+
+    /// How many `Health/Check` requests came: a test orders what it sees (a route withdrawn)
+    /// against the checks made.
+    pub fn check_requests(&self) -> usize {
+        self.checks.load(Ordering::SeqCst)
     }
 
     /// Set what the health service answers for `service` (`""`: the overall health).
