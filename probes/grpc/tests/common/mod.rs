@@ -9,15 +9,15 @@ use exaprobe_testkit::certs::Pki;
 use exaprobe_testkit::grpc::{Config, GrpcServer, ServingStatus};
 
 /// The probes' `--timeout`.
-pub const TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The deadline a check started now gets under TIMEOUT (the runner gives the same).
-pub fn deadline() -> tokio::time::Instant {
+pub(crate) fn deadline() -> tokio::time::Instant {
     tokio::time::Instant::now() + TIMEOUT.mul_f64(0.95)
 }
 
 /// A probe from its command-line options.
-pub fn probe(args: &[&str]) -> GrpcProbe {
+pub(crate) fn probe(args: &[&str]) -> GrpcProbe {
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
@@ -31,7 +31,7 @@ pub fn probe(args: &[&str]) -> GrpcProbe {
 
 /// A TLS server with a certificate for svc.example from a test CA, `shop.Cart` SERVING; the
 /// CA's file is `--ca-file`.
-pub fn tls_server() -> (Pki, GrpcServer) {
+pub(crate) fn tls_server() -> (Pki, GrpcServer) {
     let pki = Pki::new("exaprobe grpc test CA");
     let identity = pki.server(&["svc.example"], (-1, 30));
     let server = GrpcServer::start(&Config {

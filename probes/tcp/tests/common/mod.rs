@@ -6,15 +6,15 @@ use clap::Parser;
 use exaprobe_tcp::{TcpOptions, TcpProbe};
 
 /// The probes' `--timeout`.
-pub const TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The deadline a check started now gets under TIMEOUT (the runner gives the same).
-pub fn deadline() -> tokio::time::Instant {
+pub(crate) fn deadline() -> tokio::time::Instant {
     tokio::time::Instant::now() + TIMEOUT.mul_f64(0.95)
 }
 
 /// A probe from its command-line options.
-pub fn probe(args: &[&str]) -> TcpProbe {
+pub(crate) fn probe(args: &[&str]) -> TcpProbe {
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
