@@ -12,7 +12,7 @@ fn main() -> ExitCode {
         example: "--address 127.0.0.1:25 --expect '^220 '",
         environment: &[],
     };
-    exaprobe_core::main(binary, |tcp: &TcpOptions, _common: &CommonOptions| {
-        TcpProbe::new(tcp)
+    exaprobe_core::main(binary, |tcp: &TcpOptions, common: &CommonOptions| {
+        TcpProbe::new(tcp, common.timeout())
     })
 }
