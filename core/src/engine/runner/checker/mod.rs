@@ -56,10 +56,16 @@ pub(crate) enum Request {
 pub(crate) async fn timed_check<P: Probe>(probe: &mut P, timing: &Timing) -> (Outcome, Duration) {
     let started = Instant::now();
     let deadline = crate::probe::check_deadline(started, timing.timeout);
-    let result = timeout(timing.timeout, probe.check(deadline)).await;
+    // The hard timeout on the pooled timerfd (`wake`): tokio's `timeout` would register a timer
+    // and wake its driver for it at every check.
+    let result = tokio::select! {
+        biased;
+        outcome = probe.check(deadline) => Ok(outcome),
+        () = sleep_until(started + timing.timeout) => Err(()),
+    };
     let elapsed = started.elapsed();
     let outcome = match result {
-        Err(_) => Outcome::unhealthy(format!("timed out after {}", millis(timing.timeout))),
+        Err(()) => Outcome::unhealthy(format!("timed out after {}", millis(timing.timeout))),
         Ok(Outcome::Healthy) => match timing.degraded_latency {
             Some(limit) if elapsed > limit => Outcome::degraded(format!(
                 "slow: answered in {}, over --degraded-latency {}",
