@@ -212,6 +212,7 @@ pub mod netns;
 pub mod ntp;
 pub mod postgres;
 pub mod redis;
+pub mod sentinel;
 pub mod spawned;
 pub mod tcp;
 pub mod unbound;
