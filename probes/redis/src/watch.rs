@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use exaprobe_core::address::HostPort;
 use exaprobe_core::kit::events::{EventKind, Events};
-use redis::aio::{PubSub, PubSubSink, PubSubStream};
+use redis::aio::PubSub;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_stream::StreamExt;
 
@@ -122,7 +122,7 @@ async fn subscribe(
 
 /// Hand every message to `on_message` until the connection ends; say why it ended.
 async fn listen(pubsub: PubSub, mut on_message: impl FnMut(&str, &str)) -> String {
-    let (sink, mut stream): (PubSubSink, PubSubStream) = pubsub.split();
+    let (mut sink, mut stream) = pubsub.split();
     let mut quiet = Box::pin(sleep(PING_EVERY));
     loop {
         tokio::select! {
@@ -134,7 +134,6 @@ async fn listen(pubsub: PubSub, mut on_message: impl FnMut(&str, &str)) -> Strin
                 }
             },
             () = &mut quiet => {
-                let mut sink = sink.clone();
                 match timeout(PING_EVERY, sink.ping::<redis::Value>()).await {
                     Err(_) => return format!("no answer to PING within {} s", PING_EVERY.as_secs()),
                     Ok(Err(error)) => return format!("PING failed: {}", describe(&error)),
