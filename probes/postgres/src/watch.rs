@@ -9,6 +9,7 @@
 use std::future::poll_fn;
 use std::time::Duration;
 
+use exaprobe_core::kit::backoff::Backoff;
 use exaprobe_core::kit::events::Events;
 use tokio::time::{sleep, timeout};
 use tokio_postgres::{AsyncMessage, Client, Connection, Socket};
@@ -18,10 +19,6 @@ use crate::tls::{MakeRustls, RustlsStream};
 
 /// How long a login may take (besides the DSN's own connect_timeout).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The first wait before reconnecting, doubled on each failure up to [`MAX_RETRY`].
-const FIRST_RETRY: Duration = Duration::from_millis(100);
-/// The longest wait between reconnection attempts.
-const MAX_RETRY: Duration = Duration::from_secs(5);
 /// The longest NOTIFY payload shown in a reason.
 const MAX_PAYLOAD: usize = 120;
 
@@ -48,11 +45,11 @@ enum Ended {
 impl Watch {
     /// Run until dropped.
     pub(crate) async fn run(self, events: Events) {
-        let mut delay = FIRST_RETRY;
+        let mut backoff = Backoff::default();
         loop {
             match timeout(CONNECT_TIMEOUT, self.config.connect(self.tls.clone())).await {
                 Ok(Ok((client, connection))) => {
-                    delay = FIRST_RETRY;
+                    backoff.reset();
                     tracing::debug!(endpoint = %self.endpoint, "watching a postgres session");
                     match self.session(client, connection, &events).await {
                         Ended::Closed(why) => {
@@ -70,8 +67,7 @@ impl Watch {
                     tracing::debug!(endpoint = %self.endpoint, "timeout opening a watch session")
                 }
             }
-            sleep(delay).await;
-            delay = (delay * 2).min(MAX_RETRY);
+            sleep(backoff.next_wait()).await;
         }
     }
 

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use exaprobe_core::address::HostPort;
+use exaprobe_core::kit::backoff::Backoff;
 use exaprobe_core::kit::events::{EventKind, Events};
 use redis::aio::PubSub;
 use tokio::time::{Instant, sleep, timeout};
@@ -23,10 +24,6 @@ use crate::{describe, same_address, sentinel_endpoint};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a quiet connection is PINGed, and how long the answer may take.
 const PING_EVERY: Duration = Duration::from_secs(10);
-/// The first wait before reconnecting, doubled on each failure up to [`MAX_RETRY`].
-const FIRST_RETRY: Duration = Duration::from_millis(100);
-/// The longest wait between reconnection attempts.
-const MAX_RETRY: Duration = Duration::from_secs(5);
 /// A subscription that lived this long resets the backoff.
 const STABLE: Duration = Duration::from_secs(10);
 /// The Sentinel channels the watcher subscribes to.
@@ -206,21 +203,12 @@ pub(crate) fn classify(
     Some((kind, one_line()))
 }
 
-/// Reconnection pacing: after every round of failed attempts (one per Sentinel), wait, twice
-/// as long each time up to [`MAX_RETRY`]; a connection that lived [`STABLE`] starts over.
-#[derive(Debug)]
+/// Reconnection pacing: after every round of failed attempts (one per Sentinel), wait (the
+/// kit's [`Backoff`]); a connection that lived [`STABLE`] starts over.
+#[derive(Debug, Default)]
 struct Retry {
-    delay: Duration,
+    backoff: Backoff,
     attempts: usize,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        Retry {
-            delay: FIRST_RETRY,
-            attempts: 0,
-        }
-    }
 }
 
 impl Retry {
@@ -235,8 +223,7 @@ impl Retry {
     async fn attempted(&mut self, round: usize) {
         self.attempts += 1;
         if self.attempts.is_multiple_of(round.max(1)) {
-            sleep(self.delay).await;
-            self.delay = (self.delay * 2).min(MAX_RETRY);
+            sleep(self.backoff.next_wait()).await;
         }
     }
 }
@@ -360,14 +347,26 @@ mod tests {
             "the next sentinel at once"
         );
         retry.attempted(3).await;
-        assert_eq!(started.elapsed(), FIRST_RETRY);
+        let first = started.elapsed();
+        assert!(first > Duration::ZERO, "a round failed: a wait");
         for _ in 0..30 {
             retry.attempted(1).await;
         }
-        assert_eq!(retry.delay, MAX_RETRY);
+        let max = retry.backoff.max();
+        let before = Instant::now();
+        retry.attempted(1).await;
+        assert_eq!(before.elapsed(), max);
         retry.ended(STABLE / 2);
-        assert_eq!(retry.delay, MAX_RETRY);
+        let before = Instant::now();
+        retry.attempted(1).await;
+        assert_eq!(
+            before.elapsed(),
+            max,
+            "a short-lived connection keeps the pace"
+        );
         retry.ended(STABLE);
-        assert_eq!(retry.delay, FIRST_RETRY);
+        let before = Instant::now();
+        retry.attempted(1).await;
+        assert_eq!(before.elapsed(), first, "a stable one starts over");
     }
 }
