@@ -80,11 +80,14 @@ impl Watch {
         }
     }
 
-    /// Keep one subscribed connection to the server; its loss is one suspicion per outage.
+    /// Keep one subscribed connection to the server; its loss is one suspicion per outage. A
+    /// user without the right to SUBSCRIBE (Redis 7 gives new ACL users no channel) gets a
+    /// connection kept open by the PINGs instead.
     async fn server(&self, events: &Events) {
         let mut retry = Retry::default();
+        let mut channels: &[&str] = &[PRIVATE_CHANNEL];
         loop {
-            match subscribe(&self.connector, &self.endpoint, &[PRIVATE_CHANNEL]).await {
+            match subscribe(&self.connector, &self.endpoint, channels).await {
                 Ok(pubsub) => {
                     tracing::debug!(endpoint = %self.endpoint, "watching the connection to the server");
                     let started = Instant::now();
@@ -92,7 +95,17 @@ impl Watch {
                     events.suspicion(format!("redis {}: {why}", self.endpoint));
                     retry.ended(started.elapsed());
                 }
-                Err(why) => {
+                Err(Failed::Refused(why)) if !channels.is_empty() => {
+                    tracing::warn!(
+                        endpoint = %self.endpoint,
+                        reason = %why,
+                        "the server refuses the watcher's SUBSCRIBE: keeping a connection open by PINGs instead (allow the probe's user the channel {PRIVATE_CHANNEL}, or a server `timeout` under {} s closes it)",
+                        PING_EVERY.as_secs()
+                    );
+                    channels = &[];
+                    continue;
+                }
+                Err(Failed::Refused(why) | Failed::Unreachable(why)) => {
                     tracing::debug!(endpoint = %self.endpoint, reason = %why, "watch connection failed")
                 }
             }
@@ -101,18 +114,48 @@ impl Watch {
     }
 }
 
-/// Connect to `endpoint` and subscribe to `channels`, within [`CONNECT_TIMEOUT`].
+/// Why no subscription was made.
+enum Failed {
+    /// The server answered SUBSCRIBE with an error (NOPERM, NOAUTH, ...).
+    Refused(String),
+    /// No connection, or no answer.
+    Unreachable(String),
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failed::Refused(why) | Failed::Unreachable(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Connect to `endpoint` and subscribe to `channels` (none: a plain connection), within
+/// [`CONNECT_TIMEOUT`].
 async fn subscribe(
     connector: &Connector,
     endpoint: &Endpoint,
     channels: &[&str],
-) -> Result<PubSub, String> {
+) -> Result<PubSub, Failed> {
     let mut pubsub = connector
         .pubsub(endpoint, Instant::now() + CONNECT_TIMEOUT)
-        .await?;
+        .await
+        .map_err(Failed::Unreachable)?;
+    if channels.is_empty() {
+        return Ok(pubsub);
+    }
     match timeout(CONNECT_TIMEOUT, pubsub.subscribe(channels)).await {
-        Err(_) => Err(format!("timeout subscribing on {endpoint}")),
-        Ok(Err(error)) => Err(format!("SUBSCRIBE on {endpoint}: {}", describe(&error))),
+        Err(_) => Err(Failed::Unreachable(format!(
+            "timeout subscribing on {endpoint}"
+        ))),
+        Ok(Err(error)) if error.code().is_some() => Err(Failed::Refused(format!(
+            "SUBSCRIBE on {endpoint}: {}",
+            describe(&error)
+        ))),
+        Ok(Err(error)) => Err(Failed::Unreachable(format!(
+            "SUBSCRIBE on {endpoint}: {}",
+            describe(&error)
+        ))),
         Ok(Ok(())) => Ok(pubsub),
     }
 }

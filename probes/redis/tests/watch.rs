@@ -228,3 +228,49 @@ async fn without_sentinel_a_restart_is_one_suspicion() {
     assert!(next(&events).await.suspicion().is_some(), "a new outage");
     assert_eq!(events.total(EventKind::Suspicion), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_refused_subscribe_is_watched_through_a_plain_connection() {
+    let Some(mut server) = start(&[]) else { return };
+    let port = server.port;
+    // As Redis 7 makes new users: every command, no channel.
+    assert_eq!(
+        exaprobe_testkit::redis::cli(
+            port,
+            &[
+                "ACL",
+                "SETUSER",
+                "probe",
+                "on",
+                ">pw",
+                "~*",
+                "+@all",
+                "resetchannels"
+            ]
+        ),
+        "OK"
+    );
+    let events = watch(&probe(&[
+        "--url",
+        &format!("redis://probe:pw@127.0.0.1:{port}"),
+    ]));
+    let connected = move || {
+        wait_for("the watcher's plain connection", GUARD, || {
+            exaprobe_testkit::redis::cli(port, &["CLIENT", "LIST"])
+                .lines()
+                .any(|line| line.contains(" user=probe ") && line.contains(" sub=0 "))
+                .then_some(())
+        })
+    };
+    tokio::task::spawn_blocking(connected).await.unwrap();
+    assert_eq!(events.take().count(), 0, "a refused SUBSCRIBE is no event");
+
+    server.stop();
+    assert_eq!(
+        next(&events).await.suspicion(),
+        Some(
+            format!("redis 127.0.0.1:{port}: connection closed by the server (EOF or reset)")
+                .as_str()
+        )
+    );
+}
