@@ -197,3 +197,56 @@ async fn events_off_is_plain_polling() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_not_serving_and_serving_flaps_no_faster_than_rise_and_damping_allow() {
+    local(async {
+        let service = Service::new(Health::Healthy);
+        let mut exabgp = announced(&service, &["--flap-limit", "2", "--flap-window", "60"]).await;
+        let events = service.events().unwrap();
+        let flood = Instant::now();
+        let mut changes = Vec::new();
+        // Ten bursts of 100 NOT_SERVING/SERVING pairs in a second, 3 s apart, while the service
+        // itself answers healthy: 1,000 pairs in all.
+        for burst in 0..10u32 {
+            for n in 0..100u32 {
+                events.not_serving(format!("NOT_SERVING {burst}.{n}"));
+                events.suspicion(format!("SERVING {burst}.{n}"));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                while let Some((line, at)) = exabgp.next_line(Duration::ZERO).await {
+                    changes.push((line, at - flood));
+                }
+            }
+            let quiet = Instant::now() + Duration::from_secs(3);
+            while let Some((line, at)) = exabgp.next_line(quiet - Instant::now()).await {
+                changes.push((line, at - flood));
+            }
+        }
+        // DOWN at once, then UP only after --rise checks at the fast interval (2 s), DOWN again at
+        // the next NOT_SERVING: a change per rise period at most, and after more than
+        // --flap-limit changes the hold keeps it DOWN.
+        let ups = changes.iter().filter(|(line, _)| line == UP).count();
+        assert!(
+            changes.first().is_some_and(|(line, _)| line == DOWN),
+            "{changes:?}"
+        );
+        assert!(
+            ups <= 2,
+            "{ups} returns to UP in 10 s of flood: {changes:?}"
+        );
+        for pair in changes.windows(2) {
+            if pair[1].0 == UP {
+                assert!(
+                    pair[1].1 - pair[0].1 >= Duration::from_secs(2),
+                    "{changes:?}"
+                );
+            }
+        }
+        assert!(changes.len() <= 4, "{changes:?}");
+        assert!(
+            changes.last().is_some_and(|(line, _)| line == DOWN),
+            "held DOWN: {changes:?}"
+        );
+    })
+    .await;
+}
