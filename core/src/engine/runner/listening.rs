@@ -62,11 +62,11 @@ impl Listening {
         listening
     }
 
-    /// A reload built a new probe: drop the old watcher (and what it reported, which was
-    /// about the old configuration), start the new probe's.
+    /// A reload built a new probe: drop the old watcher, start the new probe's on the same
+    /// latch. What the old one reported and was not yet taken stays: the service's word just
+    /// before a SIGHUP still counts (dropping it lost a NOT_SERVING, found by the simulation).
     pub(super) fn restart<P: Probe>(&mut self, probe: &P, on: bool) {
         self.stop();
-        let _ = self.take();
         self.watch(probe, on);
     }
 
@@ -89,12 +89,6 @@ impl Listening {
     /// Wait for the next batch (forever when nothing watches). Cancel-safe.
     pub(super) async fn next(&mut self) -> Heard {
         let taken = self.events.next().await;
-        self.counted(taken.authoritative(), taken.suspicion())
-    }
-
-    /// What came since the last batch, without waiting (empty when nothing did).
-    pub(super) fn take(&mut self) -> Heard {
-        let taken = self.events.take();
         self.counted(taken.authoritative(), taken.suspicion())
     }
 

@@ -276,6 +276,9 @@ impl<P: Probe + Send + 'static> Checker<P> {
                                 break None;
                             }
                         }
+                        // A check that answered is taken first: it has started, so the next
+                        // one is scheduled from it.
+                        result = &mut check => break Some(result),
                         // The service saying it is not serving drops the check in flight (its
                         // result would be older than that word); a suspicion waits for it.
                         batch = self.listening.next() => {
@@ -285,7 +288,6 @@ impl<P: Probe + Send + 'static> Checker<P> {
                                 break None;
                             }
                         }
-                        result = &mut check => break Some(result),
                     }
                 }
             };

@@ -68,6 +68,17 @@ pub(super) enum Step {
     Signal(Signal),
     /// SIGTERM and SIGINT together.
     TerminateAndInterrupt,
+    /// The service says something between checks (`--events`).
+    Says(Said),
+}
+
+/// What the simulated service says between checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Said {
+    /// It is not serving (authoritative).
+    NotServing,
+    /// Something that may mean trouble (a suspicion).
+    Suspicion,
 }
 
 /// Options and a sequence.
@@ -88,6 +99,8 @@ pub(super) struct Case {
     /// Flap damping: limit (window 20 s, hold 3 s).
     pub(crate) flap: Option<u32>,
     pub(crate) withdraw_on_down: bool,
+    /// `--events on` (else off), and whether the sequence has the service say things.
+    pub(crate) events: bool,
     /// `--exabgp-api auto` (else the version's own dialect).
     pub(crate) auto: bool,
     pub(crate) version: Version,
@@ -141,6 +154,7 @@ impl Case {
                 VersionAnswer::Late(ack_timeout + ms(rng.range(1, 30) * 100))
             },
             steps: Vec::new(),
+            events: false,
         };
         let count = rng.range(20, 120);
         while case.steps.len() < count as usize {
@@ -152,7 +166,48 @@ impl Case {
                 case.steps.push(step);
             }
         }
+        case.add_events(seed);
         case
+    }
+
+    /// Half the seeds have `--events on` and the service saying things between checks (one
+    /// step in eight, and some before the failure they announce), drawn from a second
+    /// generator so the rest of the sequence is what the seed gave before events existed.
+    fn add_events(&mut self, seed: u64) {
+        let mut rng = Rng::new(seed ^ 0x6576_656e_7473);
+        self.events = rng.chance(50);
+        if !self.events {
+            return;
+        }
+        let mut steps = Vec::with_capacity(self.steps.len() * 9 / 8 + 1);
+        for step in std::mem::take(&mut self.steps) {
+            if rng.chance(12) {
+                steps.push(Step::Says(if rng.chance(50) {
+                    Said::NotServing
+                } else {
+                    Said::Suspicion
+                }));
+            }
+            let fails = matches!(step, Step::Service(Health::Failing | Health::Hang));
+            steps.push(step);
+            // A failing service usually says so (a closed session, NOT_SERVING).
+            if fails && rng.chance(60) {
+                steps.push(Step::Says(if rng.chance(50) {
+                    Said::NotServing
+                } else {
+                    Said::Suspicion
+                }));
+            }
+        }
+        self.steps = steps;
+    }
+
+    /// The same case without events (`--events off`, nothing said): the regression seeds
+    /// replay what found their defect.
+    pub(crate) fn without_events(mut self) -> Case {
+        self.events = false;
+        self.steps.retain(|step| !matches!(step, Step::Says(_)));
+        self
     }
 
     /// A short episode that single random steps rarely line up: a long rejection period
@@ -304,6 +359,9 @@ impl Case {
         if self.withdraw_on_down {
             args.push("--withdraw-on-down".into());
         }
+        if !self.events {
+            args.extend(["--events".into(), "off".into()]);
+        }
         args.push(format!(
             "prefixes: {}; ExaBGP {:?}, version answer {:?}",
             self.prefixes, self.version, self.version_answer
@@ -332,6 +390,13 @@ impl Case {
     fn confirm_fall(&self) -> Duration {
         let fast = self.fast_interval.max(self.timeout);
         self.timeout + self.interval + self.timeout + fast * (self.fall - 1) + SLACK
+    }
+
+    /// The longest the hysteresis takes to confirm a failure after a suspicion: the check in
+    /// flight, the check it starts at once, then `fall - 1` more at the fast interval.
+    fn confirm_suspicion(&self) -> Duration {
+        let fast = self.fast_interval.max(self.timeout);
+        self.timeout * 2 + fast * (self.fall - 1) + SLACK
     }
 
     /// The longest a good ExaBGP (reading, answering `done` at once) takes to accept what is
@@ -387,6 +452,8 @@ struct Service {
     checks: Vec<Instant>,
     reloads: usize,
     prefixes: Vec<String>,
+    /// Where the runner's watcher listens (the latest probe's, once asked).
+    events: Option<crate::kit::events::Events>,
 }
 
 struct SimProbe {
@@ -418,6 +485,12 @@ impl Probe for SimProbe {
                 Outcome::Healthy
             }
         }
+    }
+
+    /// The driver reports what the service says: the watcher only hands the latch over.
+    fn watch(&self, events: crate::kit::events::Events) -> Option<crate::probe::Watcher> {
+        self.service.lock().unwrap().events = Some(events);
+        Some(Box::pin(std::future::pending()))
     }
 }
 
@@ -467,6 +540,9 @@ struct Model {
     check_now_asked: Option<Instant>,
     reload_asked: Option<(Instant, usize)>,
     dump_asked: Option<(Instant, usize)>,
+    /// When the failing service last said it is not serving, and a suspicion came (`--events`).
+    said_not_serving: Option<Instant>,
+    suspected: Option<Instant>,
 }
 
 impl Model {
@@ -601,6 +677,41 @@ impl Model {
                 ),
                 exabgp,
             ));
+        }
+        // 5. Events: the service's own word is DOWN within the pipe's delay, a suspicion
+        //    within `fall` checks from at once.
+        if self.terminated_at.is_none()
+            && let Some(failing) = self.failing_since
+        {
+            let bound = |said: Option<Instant>, confirm: Duration, prefix: &String| {
+                let good = self.good_for(exabgp, prefix)?;
+                let said = said.filter(|said| *said >= failing)?;
+                Some(said.max(good) + confirm + self.case.delivery())
+            };
+            for (prefix, held) in &exabgp.rib {
+                if !(held.drain || held.med.is_some_and(|m| m < DISABLED_MED)) {
+                    continue;
+                }
+                let late = [
+                    ("authoritative", bound(self.said_not_serving, SLACK, prefix)),
+                    (
+                        "suspicion",
+                        bound(self.suspected, self.case.confirm_suspicion(), prefix),
+                    ),
+                ]
+                .into_iter()
+                .find(|(_, due)| due.is_some_and(|due| now > due));
+                if let Some((kind, due)) = late {
+                    return Err(self.fail(
+                        "5 events",
+                        format!(
+                            "ExaBGP holds {prefix} at {held:?} {:?} past the bound of a {kind} event                              while the service fails",
+                            now - due.expect("found")
+                        ),
+                        exabgp,
+                    ));
+                }
+            }
         }
         if let Some((written, line)) = exabgp.wrong_dialect_after_answer.first() {
             return Err(self.fail(
@@ -815,6 +926,8 @@ async fn drive(case: Case, dumps: DumpCounter) -> Result<(), Failure> {
         check_now_asked: None,
         reload_asked: None,
         dump_asked: None,
+        said_not_serving: None,
+        suspected: None,
     };
     let mut exited: Option<(Instant, ExitCode)> = None;
     let mut terminate_seen = false;
@@ -934,6 +1047,23 @@ async fn drive(case: Case, dumps: DumpCounter) -> Result<(), Failure> {
                 model.terminated_at.get_or_insert(now);
                 let _ = signals.send(Signal::Terminate);
                 let _ = signals.send(Signal::Interrupt);
+            }
+            Step::Says(said) => {
+                let events = service.lock().unwrap().events.clone();
+                if let Some(events) = events.filter(|_| case.events) {
+                    match said {
+                        Said::NotServing => {
+                            // The route goes DOWN even if the service is fine: the world changed.
+                            model.health_changed = now;
+                            model.said_not_serving = Some(now);
+                            events.not_serving("NOT_SERVING (simulated)");
+                        }
+                        Said::Suspicion => {
+                            model.suspected = Some(now);
+                            events.suspicion("connection closed (simulated)");
+                        }
+                    }
+                }
             }
         }
         let terminating_now = matches!(
