@@ -90,7 +90,7 @@ fn takes_env(arg: &Arg) -> bool {
 }
 
 /// The command with its `EXAPROBE_*` variable shown on every long option that can take one, for
-/// `--help` and man pages. (Parsing reads the environment itself, see [`load_with`].)
+/// `--help` and man pages. (Parsing reads the environment itself, see [`load_from`].)
 pub(crate) fn with_env(command: Command) -> Command {
     command.mut_args(|arg| {
         if takes_env(&arg)
@@ -102,26 +102,6 @@ pub(crate) fn with_env(command: Command) -> Command {
             arg
         }
     })
-}
-
-/// Parse `argv` with `command` into `O`, layering the process environment and config file.
-///
-/// Errors never show a password or a control character of what the operator gave: every value
-/// quoted in them (from the command line or the environment) is shown redacted and escaped
-/// ([`crate::kit::redact`]), and any URL or DSN password left in the text is redacted.
-pub(crate) fn load_with<O: FromArgMatches>(
-    command: Command,
-    argv: &[OsString],
-) -> Result<O, LoadError> {
-    // `-sF` and a healthcheck-format `-F`/`--config` file (core/src/compat/mod.rs).
-    let argv = &crate::compat::argv::expand_argv(&command, argv)?;
-    let mut inputs: Vec<OsString> = argv.to_vec();
-    inputs.extend(
-        std::env::vars_os()
-            .filter(|(name, _)| name.to_string_lossy().starts_with(ENV_PREFIX))
-            .map(|(_, value)| value),
-    );
-    load_from(command, argv, &|name| std::env::var_os(name)).map_err(|error| scrub(error, &inputs))
 }
 
 /// The error with every password and control character of the operator's values hidden.
@@ -155,9 +135,32 @@ fn scrub_text(text: &str, inputs: &[OsString]) -> String {
     crate::kit::redact::redact_text(&text)
 }
 
-/// Parse `argv` with `command` into `O`, layering the environment `env` gives and the config
-/// file. (A function rather than the process environment, so tests need not mutate it.)
+/// Parse `argv` with `command` into `O`, layering the environment `env` gives (a function
+/// rather than the process environment, so tests need not mutate it) and the config file.
+///
+/// `argv` is the command line as the drop-in made it readable (`compat::argv::expand_argv`:
+/// `-sF`, a healthcheck `-F` file), expanded once by the caller.
+///
+/// Errors never show a password or a control character of what the operator gave: every value
+/// quoted in them (from the command line or the environment) is shown redacted and escaped
+/// ([`crate::kit::redact`]), and any URL or DSN password left in the text is redacted.
 pub(crate) fn load_from<O: FromArgMatches>(
+    command: Command,
+    argv: &[OsString],
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<O, LoadError> {
+    let mut inputs: Vec<OsString> = argv.to_vec();
+    inputs.extend(
+        command
+            .get_arguments()
+            .filter_map(|arg| arg.get_long())
+            .filter_map(|long| env(&env_name(long))),
+    );
+    layer(command, argv, env).map_err(|error| scrub(error, &inputs))
+}
+
+/// [`load_from`] before its errors are scrubbed.
+fn layer<O: FromArgMatches>(
     command: Command,
     argv: &[OsString],
     env: &dyn Fn(&str) -> Option<OsString>,
@@ -302,7 +305,7 @@ mod tests {
     use crate::config::exit::Exit;
 
     fn load<O: clap::CommandFactory + FromArgMatches>(argv: &[OsString]) -> Result<O, LoadError> {
-        super::load_with(O::command(), argv)
+        super::load_from(O::command(), argv, &|_| None)
     }
     use clap::{CommandFactory, Parser};
 
