@@ -126,6 +126,89 @@ fn check_config_prints_the_check_and_every_state() {
             .any(|line| line.starts_with("EXIT ") && line.contains("withdraw route 192.0.2.1/32")),
         "{lines:?}"
     );
+
+    // ExaBGP 6's form, to a neighbor.
+    let ran = run_args(&[
+        "--check-config",
+        "--prefix",
+        "192.0.2.1/32",
+        "--exabgp-api",
+        "6",
+        "--neighbor",
+        "127.0.0.1",
+    ]);
+    assert_eq!(ran.code, code(0), "{ran:?}");
+    for line in [
+        "UP       peer 127.0.0.1 announce route 192.0.2.1/32 next-hop self med 100",
+        "EXIT     peer 127.0.0.1 withdraw route 192.0.2.1/32 next-hop self",
+    ] {
+        assert!(ran.out.lines().any(|l| l == line), "{line}:\n{}", ran.out);
+    }
+}
+
+/// An option of one value given twice is taken, the last one winning, as `exabgp healthcheck`
+/// (argparse) does; list options still add up; in a `-F` file, the command line still wins.
+#[test]
+fn an_option_given_twice_takes_the_last_value_as_the_healthcheck_does() {
+    let ran = run_args(&[
+        "--check-config",
+        "--debounce",
+        "--debounce",
+        "--interval",
+        "5",
+        "--interval",
+        "6",
+        "--ip",
+        "192.0.2.1",
+        "--up-metric",
+        "10",
+        "--up-metric",
+        "50",
+        "--community",
+        "65000:1",
+        "--community",
+        "65000:2",
+        "--ip",
+        "192.0.2.2",
+    ]);
+    assert_eq!(ran.code, code(0), "{ran:?}");
+    for line in [
+        "UP       announce route 192.0.2.1/32 next-hop self med 50 community [ 65000:1 65000:2 ]",
+        "UP       announce route 192.0.2.2/32 next-hop self med 51 community [ 65000:1 65000:2 ]",
+    ] {
+        assert!(ran.out.lines().any(|l| l == line), "{line}:\n{}", ran.out);
+    }
+    assert!(ran.out.contains("interval 6s"), "{}", ran.out);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("healthcheck.conf");
+    std::fs::write(
+        &file,
+        "debounce\ndebounce\nup-metric = 20\nup-metric = 30\ndown-metric = 700\n\
+         down-metric = 800\nip = 192.0.2.3\n",
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let ran = run_args(&[
+        "--check-config",
+        "-F",
+        &file,
+        "--up-metric",
+        "60",
+        "--ip",
+        "192.0.2.1",
+    ]);
+    assert_eq!(ran.code, code(0), "{ran:?}");
+    // The command line's value over the file's; the file's last over its first; lists add up,
+    // the file's first (as the healthcheck reads it: its ips [192.0.2.3, 192.0.2.1], up-metric
+    // 60, down-metric 800).
+    for line in [
+        "UP       announce route 192.0.2.3/32 next-hop self med 60",
+        "UP       announce route 192.0.2.1/32 next-hop self med 61",
+        "DOWN     announce route 192.0.2.3/32 next-hop self med 800",
+    ] {
+        assert!(ran.out.lines().any(|l| l == line), "{line}:\n{}", ran.out);
+    }
 }
 
 /// A bad value is one line on stderr naming the option by where it came from, and the exit
@@ -163,6 +246,24 @@ fn a_bad_option_is_one_line_naming_its_source_and_exit_code() {
             vec![],
             "exaprobe-fixed: unknown option '--bogus' (see --help)\n".into(),
             64,
+        ),
+        (
+            vec!["--prefix", "192.0.2.1/32\nannounce route 0.0.0.0/0"],
+            vec![],
+            "exaprobe-fixed: --prefix: invalid value '192.0.2.1/32\\nannounce route 0.0.0.0/0': '192.0.2.1/32 announce route 0.0.0.0/0' is not a prefix (expected e.g. 192.0.2.1/32 or 2001:db8::/48)\n".into(),
+            64,
+        ),
+        (
+            vec!["--prefix", "192.0.2.1", "--community", "65000:1\nannounce route 0.0.0.0/0"],
+            vec![],
+            "exaprobe-fixed: --community: invalid value '65000:1\\nannounce route 0.0.0.0/0': 'announce' is not a community (expected ASN:VALUE with 16-bit numbers, or one of no-export, no-advertise, no-export-subconfed, nopeer, blackhole)\n".into(),
+            64,
+        ),
+        (
+            vec![],
+            vec![],
+            "exaprobe-fixed: configuration error: no prefix to announce: give at least one --prefix (alias --ip)\n".into(),
+            78,
         ),
         (
             vec!["--prefix", "2001:db8::/48", "--next-hop", "10.0.0.1"],
@@ -254,8 +355,8 @@ fn once_prints_a_status_line_and_exits_with_its_nagios_code() {
     );
 }
 
-/// The environment and a TOML file fill what the command line leaves, in that order, and a
-/// healthcheck `-F` file is read as its options.
+/// The environment and a TOML file fill what the command line leaves, in that order (command
+/// line > environment > file > default), and a healthcheck `-F` file is read as its options.
 #[test]
 fn environment_toml_and_healthcheck_files_are_layered() {
     let dir = tempfile::tempdir().unwrap();
@@ -268,7 +369,11 @@ fn environment_toml_and_healthcheck_files_are_layered() {
     let toml = toml.display().to_string();
     let ran = run_with(
         &["--config", &toml, "--rise", "4", "--check-config"],
-        &[("EXAPROBE_NAME", "from-env"), ("EXAPROBE_FALL", "7")],
+        &[
+            ("EXAPROBE_NAME", "from-env"),
+            ("EXAPROBE_FALL", "7"),
+            ("EXAPROBE_RISE", "5"),
+        ],
     );
     assert_eq!(ran.code, code(0), "{ran:?}");
     assert!(
