@@ -85,6 +85,13 @@ fn run_args(args: &[&str]) -> Ran {
     run_with(args, &[])
 }
 
+/// Every one of `lines` is a whole line of `out`.
+fn has_lines(out: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(out.lines().any(|l| l == *line), "{line}:\n{out}");
+    }
+}
+
 fn code(exit: u8) -> ExitCode {
     ExitCode::from(exit)
 }
@@ -138,12 +145,13 @@ fn check_config_prints_the_check_and_every_state() {
         "127.0.0.1",
     ]);
     assert_eq!(ran.code, code(0), "{ran:?}");
-    for line in [
-        "UP       peer 127.0.0.1 announce route 192.0.2.1/32 next-hop self med 100",
-        "EXIT     peer 127.0.0.1 withdraw route 192.0.2.1/32 next-hop self",
-    ] {
-        assert!(ran.out.lines().any(|l| l == line), "{line}:\n{}", ran.out);
-    }
+    has_lines(
+        &ran.out,
+        &[
+            "UP       peer 127.0.0.1 announce route 192.0.2.1/32 next-hop self med 100",
+            "EXIT     peer 127.0.0.1 withdraw route 192.0.2.1/32 next-hop self",
+        ],
+    );
 }
 
 /// An option of one value given twice is taken, the last one winning, as `exabgp healthcheck`
@@ -172,12 +180,13 @@ fn an_option_given_twice_takes_the_last_value_as_the_healthcheck_does() {
         "192.0.2.2",
     ]);
     assert_eq!(ran.code, code(0), "{ran:?}");
-    for line in [
-        "UP       announce route 192.0.2.1/32 next-hop self med 50 community [ 65000:1 65000:2 ]",
-        "UP       announce route 192.0.2.2/32 next-hop self med 51 community [ 65000:1 65000:2 ]",
-    ] {
-        assert!(ran.out.lines().any(|l| l == line), "{line}:\n{}", ran.out);
-    }
+    has_lines(
+        &ran.out,
+        &[
+            "UP       announce route 192.0.2.1/32 next-hop self med 50 community [ 65000:1 65000:2 ]",
+            "UP       announce route 192.0.2.2/32 next-hop self med 51 community [ 65000:1 65000:2 ]",
+        ],
+    );
     assert!(ran.out.contains("interval 6s"), "{}", ran.out);
 
     let dir = tempfile::tempdir().unwrap();
@@ -202,13 +211,14 @@ fn an_option_given_twice_takes_the_last_value_as_the_healthcheck_does() {
     // The command line's value over the file's; the file's last over its first; lists add up,
     // the file's first (as the healthcheck reads it: its ips [192.0.2.3, 192.0.2.1], up-metric
     // 60, down-metric 800).
-    for line in [
-        "UP       announce route 192.0.2.3/32 next-hop self med 60",
-        "UP       announce route 192.0.2.1/32 next-hop self med 61",
-        "DOWN     announce route 192.0.2.3/32 next-hop self med 800",
-    ] {
-        assert!(ran.out.lines().any(|l| l == line), "{line}:\n{}", ran.out);
-    }
+    has_lines(
+        &ran.out,
+        &[
+            "UP       announce route 192.0.2.3/32 next-hop self med 60",
+            "UP       announce route 192.0.2.1/32 next-hop self med 61",
+            "DOWN     announce route 192.0.2.3/32 next-hop self med 800",
+        ],
+    );
 }
 
 /// A bad value is one line on stderr naming the option by where it came from, and the exit

@@ -170,7 +170,9 @@ pub(crate) enum SettingsError {
     /// Metrics or state file options.
     #[error(transparent)]
     Observe(#[from] crate::observe::ObserveError),
-    /// `--require`, `--require-min`, `--no-routes`.
+    #[error("--no-routes announces nothing, but {count} prefix(es) are given (--prefix {first})")]
+    NoRoutesWithPrefixes { count: usize, first: Prefix },
+    /// `--require`, `--require-min` (worded by the engine's `require` module).
     #[error("{0}")]
     Require(String),
 }
@@ -189,12 +191,11 @@ impl Settings {
             ip_up,
             ip_down,
         } = addresses;
-        if options.require.no_routes && !prefixes.is_empty() {
-            return Err(SettingsError::Require(format!(
-                "--no-routes announces nothing, but {} prefix(es) are given (--prefix {})",
-                prefixes.len(),
-                prefixes[0]
-            )));
+        if let (true, Some(first)) = (options.require.no_routes, prefixes.first()) {
+            return Err(SettingsError::NoRoutesWithPrefixes {
+                count: prefixes.len(),
+                first: *first,
+            });
         }
         if prefixes.is_empty() && !modes.routes_optional && !options.require.no_routes {
             return Err(SettingsError::NoPrefix);

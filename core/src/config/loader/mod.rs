@@ -17,7 +17,9 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, Command, FromArgMatches};
 
-pub(crate) use crate::config::load_error::LoadError;
+pub(crate) use crate::config::load_error::{
+    ConfigError, FileProblem, LineProblem, LoadError, Origin, ValueProblem,
+};
 
 mod file;
 mod wording;
@@ -48,22 +50,6 @@ pub(crate) const MAX_VALUE_CHARS: usize = 4096;
 
 /// Prefix of every option's environment variable.
 pub(crate) const ENV_PREFIX: &str = "EXAPROBE_";
-
-/// Where an option's value came from, to name it in an error.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Origin {
-    /// An `EXAPROBE_*` variable.
-    Environment(String),
-    /// A key of the config file.
-    File {
-        /// The key as written (`rise`, or an alias like `ip`).
-        key: String,
-        /// The file.
-        path: PathBuf,
-        /// 1-based line of the key.
-        line: usize,
-    },
-}
 
 /// The environment variable for a long option: `--up-metric` → `EXAPROBE_UP_METRIC`.
 pub(crate) fn env_name(long: &str) -> String {
@@ -109,7 +95,9 @@ fn scrub(error: LoadError, inputs: &[OsString]) -> LoadError {
     match error {
         LoadError::Display(error) => LoadError::Display(error),
         LoadError::Usage(message) => LoadError::Usage(scrub_text(&message, inputs)),
-        LoadError::Config(message) => LoadError::Config(scrub_text(&message, inputs)),
+        LoadError::Config(error) => {
+            LoadError::Config(error.scrubbed(&|text| scrub_text(text, inputs)))
+        }
     }
 }
 
@@ -212,28 +200,30 @@ fn layer<O: FromArgMatches>(
         if raw.is_empty() {
             continue;
         }
+        let origin = Origin::Environment(var.clone());
+        let refused = |problem| ConfigError::Value {
+            origin: origin.clone(),
+            problem,
+        };
         if MODE_SWITCHES.contains(&long) {
-            return Err(LoadError::Config(format!(
-                "{var}: --{long} can only be given on the command line (unset {var})"
-            )));
+            return Err(refused(ValueProblem::ModeSwitch {
+                long: long.to_string(),
+                var: var.clone(),
+            })
+            .into());
         }
         if !takes_env(arg) || on_command_line(arg) {
             continue;
         }
-        let origin = Origin::Environment(var.clone());
         let value = raw
             .into_string()
-            .map_err(|_| LoadError::Config(format!("{var}: the value is not valid UTF-8")))?;
-        check_length(&value).map_err(|problem| LoadError::Config(format!("{var}: {problem}")))?;
+            .map_err(|_| refused(ValueProblem::NotUtf8))?;
+        check_length(&value).map_err(refused)?;
         match arg.get_action() {
             ArgAction::SetTrue | ArgAction::SetFalse => match parse_bool(&value) {
                 Some(true) => env_args.push(format!("--{long}").into()),
                 Some(false) => {}
-                None => {
-                    return Err(LoadError::Config(format!(
-                        "{var}: invalid value '{value}': expected true or false"
-                    )));
-                }
+                None => return Err(refused(ValueProblem::NotBoolean(value)).into()),
             },
             _ => {
                 if arg.get_id() == "config" {
@@ -289,12 +279,13 @@ fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
-fn check_length(value: &str) -> Result<(), String> {
+fn check_length(value: &str) -> Result<(), ValueProblem> {
     let count = value.chars().count();
     if count > MAX_VALUE_CHARS {
-        return Err(format!(
-            "the value has {count} characters (at most {MAX_VALUE_CHARS})"
-        ));
+        return Err(ValueProblem::TooLong {
+            count,
+            max: MAX_VALUE_CHARS,
+        });
     }
     Ok(())
 }
@@ -342,7 +333,7 @@ mod tests {
 
     fn config_message(result: Result<Options, LoadError>) -> String {
         match result {
-            Err(LoadError::Config(message)) => message,
+            Err(LoadError::Config(error)) => error.to_string(),
             other => panic!("expected a config error, got {other:?}"),
         }
     }
@@ -385,7 +376,9 @@ mod tests {
         );
         std::fs::write(&path, "command = ['true']\n").unwrap();
         match load::<Strict>(&argv) {
-            Err(LoadError::Config(message)) => assert!(message.contains("--url"), "{message}"),
+            Err(LoadError::Config(error)) => {
+                assert!(error.to_string().contains("--url"), "{error}")
+            }
             other => panic!("expected a config error naming --url, got {other:?}"),
         }
         // A bad command-line value is a usage error even with a config file.
