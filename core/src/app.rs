@@ -21,9 +21,6 @@ use crate::engine::runner::ReloadError;
 use crate::kit::escape::one_line;
 use crate::probe::Probe;
 
-#[cfg(test)]
-mod tests;
-
 /// The environment the options are read from (`EXAPROBE_*`): the process's, or a test's.
 pub(crate) type Environment = BTreeMap<String, OsString>;
 
@@ -96,14 +93,14 @@ where
 }
 
 /// Options from `argv`, expanded once (`-sF`, a healthcheck `-F` file:
-/// [`crate::compat::argv::expand_argv`]), the environment and the TOML file; with the expanded
+/// [`crate::compat::expand_argv`]), the environment and the TOML file; with the expanded
 /// argv, which the drop-in reads too.
 pub(crate) fn load<O: FromArgMatches>(
     command: &Command,
     argv: &[OsString],
     env: &Environment,
 ) -> Result<(O, Vec<OsString>), LoadError> {
-    let argv = crate::compat::argv::expand_argv(command, argv)?;
+    let argv = crate::compat::expand_argv(command, argv)?;
     let options = load_from(command.clone(), &argv, &|name| env.get(name).cloned())?;
     Ok((options, argv))
 }
@@ -152,7 +149,7 @@ where
     // `--user`/`--group` looked up, IP set-up checked, before anything changes the host (and
     // in --check-config).
     let privileges = if common.once {
-        crate::compat::privileges::Target::default()
+        crate::compat::Privileges::default()
     } else {
         match drop_in.check(&common) {
             Ok(target) => target,
@@ -348,3 +345,8 @@ fn check_config<P: Probe>(out: &mut dyn Write, probe: &P, settings: &Settings) -
     let _ = out.flush();
     Exit::Ok.into()
 }
+
+// Last in the file: `core/tests/module_graph.rs` reads a file's code up to its first
+// `#[cfg(test)]`.
+#[cfg(test)]
+mod tests;

@@ -26,8 +26,10 @@ use std::ffi::OsString;
 
 use crate::config::options::CommonOptions;
 use crate::config::settings::Addresses;
+pub(crate) use argv::expand_argv;
 pub(crate) use error::CompatError;
 use options::CompatOptions;
+pub(crate) use privileges::Target as Privileges;
 
 /// The log levels `-v`/`-q` amount to with `-d` (debug) and `-s` (errors only).
 pub(crate) fn log_levels(verbose: u8, quiet: u8, compat: &CompatOptions) -> (u8, u8) {
