@@ -1,6 +1,7 @@
 //! The `exabgp healthcheck` drop-in, so that a healthcheck `run` line works with only the
 //! program's path changed; where exaprobe differs on purpose, README.md ("Replacing `exabgp
-//! healthcheck`") says so. What app.rs calls is here ([`start`], [`log_levels`]); the parts:
+//! healthcheck`") says so. What app.rs calls is here ([`expand_argv`], [`prepare`] and the
+//! [`DropIn`] it returns, [`log_levels`], [`stopped`]); the parts:
 //!
 //! - [`options`]: the healthcheck's options exaprobe had not (in exaprobe-exec's help; the
 //!   other probes accept them and show only `--pid`, `--user`, `--group`).
@@ -10,6 +11,7 @@
 //!   netlink, shared safely between probes.
 //! - [`pidfile`], [`privileges`], [`stop_signals`]: the pid file, the user and group switch, a
 //!   SIGTERM during the set-up.
+//! - [`error`]: why an option of the drop-in cannot be honoured, one line naming it.
 
 pub(crate) mod argv;
 pub(crate) mod error;
@@ -48,7 +50,7 @@ pub(crate) fn log_levels(verbose: u8, quiet: u8, compat: &CompatOptions) -> (u8,
 /// start and again on every reload (SIGHUP), by [`prepare`].
 #[derive(Debug, Clone)]
 pub(crate) struct DropIn {
-    /// What [`crate::config::settings::Settings::resolve`] takes.
+    /// What [`crate::config::settings::Settings::resolve_with`] takes.
     pub(crate) addresses: Addresses,
     /// `--ip` on the command line or in a healthcheck `-F` file: IP set-up is the default.
     ip_spelled: bool,

@@ -81,7 +81,7 @@ pub(crate) struct HookCommands {
 
 /// The addresses to announce and the `--dynamic-ip-setup` hooks, found by the drop-in
 /// (`compat::prepare`: `lo`'s addresses read through netlink when no `--prefix`/`--ip` is given)
-/// before the settings are resolved, so that [`Settings::resolve`] does no I/O.
+/// before the settings are resolved, so that [`Settings::resolve_with`] does no I/O.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Addresses {
     /// `--prefix`/`--ip` or `lo`'s, deaggregated and rotated as the drop-in's options say.
