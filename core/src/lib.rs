@@ -8,7 +8,9 @@
 //! - [`Probe`] (`probe.rs`): the one trait a probe implements (an async `check(deadline)`
 //!   returning an [`Outcome`], [`Finding`] for the steps of a check, an optional
 //!   [`Probe::watch`] for events), and [`main`] (`app.rs`), which its binary calls with a
-//!   [`Binary`] and a closure building the probe from its options and the [`CommonOptions`].
+//!   [`Binary`] and a closure building the probe from its options and the [`CommonOptions`];
+//!   `main` gathers the process's argv, environment and streams for `app::run`, which is
+//!   tested in-process (`app/tests.rs`).
 //! - [`kit`] (public): what every probe needs besides the trait, written once: reasons, option
 //!   parsers, one UDP exchange, events; [`address`] (`HOST:PORT`), [`secret`] (password files),
 //!   [`files`] (operator-given files read safely), [`redact`] (passwords out of every target,
@@ -23,8 +25,9 @@
 //!   checker and a deliverer under a supervisor serving signals; `--once`); `exabgp` (what
 //!   ExaBGP writes to stdin), `output` (the only writer of stdout), `hooks`, `require`
 //!   (`--require`: other probes' state files watched).
-//! - `compat`: the `exabgp healthcheck` drop-in behind one interface `app` calls: its options
-//!   (in exaprobe-exec's help only), its `-F` file, address discovery and set-up on `lo`
+//! - `compat`: the `exabgp healthcheck` drop-in behind one interface `app` calls (`prepare`,
+//!   then `DropIn::check` and `DropIn::start`): its options (in exaprobe-exec's help only), its
+//!   argv expansion (`-sF`, the `-F` file, once per load), address discovery and set-up on `lo`
 //!   through netlink (`interfaces`, `ip_setup`, `ip_claims`), the pid file, the privilege drop,
 //!   signals during set-up.
 //! - `observe`: logging (stderr, text or JSON, syslog), Prometheus metrics (endpoint,

@@ -1,5 +1,11 @@
 //! The real exaprobe-exec binary driven through its pipes, this test playing ExaBGP: it reads
 //! the commands on the probe's stdout and answers (or not) on its stdin.
+//!
+//! Only what needs a real process is here: signals to its pid, pipes really closing, programs
+//! and hooks really run, the binary's exit codes. The runner's decisions are proved by its own
+//! tests (core/src/engine/runner/tests.rs, tests/, sim), start-up, `--check-config` and
+//! `--once` in-process (core/src/app/tests.rs), bad configurations through every binary by the
+//! `tests` crate's bad_config.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -34,11 +40,7 @@ const ACK: &str = "done\n";
 
 /// The probe running with this test as its ExaBGP.
 fn start(args: &[&str]) -> Spawned {
-    start_with(args, &[])
-}
-
-fn start_with(args: &[&str], env: &[(&str, &str)]) -> Spawned {
-    Spawned::start(Command::new(BINARY).args(args).envs(env.iter().copied()))
+    Spawned::start(Command::new(BINARY).args(args))
 }
 
 fn args<'a>(extra: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
@@ -115,107 +117,6 @@ fn sigterm_exits_in_time_even_when_exabgp_never_acks() {
 }
 
 #[test]
-fn route_follows_the_service_and_first_decisive_state_is_always_sent() {
-    let dir = temp_dir();
-    let (file, path) = flag_file(dir.path());
-    let probe = start(&args(&["--prefix", "192.0.2.2/32"], &["test", "-f", &path]));
-    // Failing from the start: DOWN is announced (corrects a route left by an earlier instance).
-    assert_eq!(
-        probe.line(NEXT),
-        "announce route 192.0.2.2/32 next-hop self med 1000"
-    );
-    probe.write(ACK);
-    std::fs::write(&file, "").unwrap();
-    assert_eq!(
-        probe.line(NEXT),
-        "announce route 192.0.2.2/32 next-hop self med 100"
-    );
-    probe.write(ACK);
-    std::fs::remove_file(&file).unwrap();
-    assert_eq!(
-        probe.line(NEXT),
-        "announce route 192.0.2.2/32 next-hop self med 1000"
-    );
-    probe.write(ACK);
-    probe.wait_log("state change", WAIT);
-}
-
-#[test]
-fn withdraw_on_down_and_disable_file() {
-    let dir = temp_dir();
-    let (file, path) = flag_file(dir.path());
-    let disable = dir.path().join("maintenance");
-    std::fs::write(&file, "").unwrap();
-    let probe = start(&args(
-        &[
-            "--prefix",
-            "192.0.2.3/32",
-            "--withdraw-on-down",
-            "--next-hop",
-            "10.0.0.1",
-            "--disable",
-            disable.to_str().unwrap(),
-        ],
-        &["test", "-f", &path],
-    ));
-    assert_eq!(
-        probe.line(NEXT),
-        "announce route 192.0.2.3/32 next-hop 10.0.0.1 med 100"
-    );
-    probe.write(ACK);
-    std::fs::remove_file(&file).unwrap();
-    assert_eq!(
-        probe.line(NEXT),
-        "withdraw route 192.0.2.3/32 next-hop 10.0.0.1"
-    );
-    probe.write(ACK);
-    std::fs::write(&file, "").unwrap();
-    assert_eq!(
-        probe.line(NEXT),
-        "announce route 192.0.2.3/32 next-hop 10.0.0.1 med 100"
-    );
-    probe.write(ACK);
-    std::fs::write(&disable, "").unwrap();
-    assert_eq!(
-        probe.line(NEXT),
-        "withdraw route 192.0.2.3/32 next-hop 10.0.0.1"
-    );
-    probe.write(ACK);
-    probe.wait_log("to=DISABLED", WAIT);
-}
-
-#[test]
-fn disabled_metric_then_back_up() {
-    let dir = temp_dir();
-    let disable = dir.path().join("maintenance");
-    std::fs::write(&disable, "").unwrap();
-    let probe = start(&args(
-        &[
-            "--prefix",
-            "192.0.2.4/32",
-            "--disable",
-            disable.to_str().unwrap(),
-            "--disabled-community",
-            "65000:666",
-            "--community",
-            "65000:1",
-        ],
-        &["true"],
-    ));
-    assert_eq!(
-        probe.line(NEXT),
-        "announce route 192.0.2.4/32 next-hop self med 500 community [ 65000:666 ]"
-    );
-    probe.write(ACK);
-    std::fs::remove_file(&disable).unwrap();
-    assert_eq!(
-        probe.line(NEXT),
-        "announce route 192.0.2.4/32 next-hop self med 100 community [ 65000:1 ]"
-    );
-    probe.write(ACK);
-}
-
-#[test]
 fn error_ack_is_logged_with_the_command_and_the_probe_goes_on() {
     let dir = temp_dir();
     let (file, path) = flag_file(dir.path());
@@ -231,41 +132,6 @@ fn error_ack_is_logged_with_the_command_and_the_probe_goes_on() {
     );
     std::fs::remove_file(&file).unwrap();
     assert!(probe.line(NEXT).contains("med 1000"));
-}
-
-#[test]
-fn missing_ack_times_out_and_never_blocks_the_schedule() {
-    let dir = temp_dir();
-    let (file, path) = flag_file(dir.path());
-    std::fs::write(&file, "").unwrap();
-    let probe = start(&args(
-        &["--prefix", "192.0.2.6/32", "--ack-timeout", "0.3"],
-        &["test", "-f", &path],
-    ));
-    assert!(probe.line(NEXT).contains("med 100"));
-    probe.wait_log("no ACK from ExaBGP in time", WAIT);
-    std::fs::remove_file(&file).unwrap();
-    assert!(probe.line(NEXT).contains("med 1000"));
-    // The late ACK for the first command must not be taken for the second's.
-    probe.write("done\n");
-    probe.write(ACK);
-    std::fs::write(&file, "").unwrap();
-    assert!(probe.line(NEXT).contains("med 100"));
-}
-
-#[test]
-fn no_ack_mode_sends_without_waiting() {
-    let dir = temp_dir();
-    let (file, path) = flag_file(dir.path());
-    std::fs::write(&file, "").unwrap();
-    let probe = start(&args(
-        &["--prefix", "192.0.2.7/32", "--no-ack"],
-        &["test", "-f", &path],
-    ));
-    assert!(probe.line(NEXT).contains("med 100"));
-    std::fs::remove_file(&file).unwrap();
-    assert!(probe.line(NEXT).contains("med 1000"));
-    assert!(!probe.log().contains("no ACK"), "{}", probe.log());
 }
 
 #[test]
@@ -450,31 +316,6 @@ fn hooks_run_with_state_in_the_environment() {
 }
 
 #[test]
-fn environment_and_file_layering() {
-    let dir = temp_dir();
-    let config = dir.path().join("probe.toml");
-    std::fs::write(
-        &config,
-        "prefix = '192.0.2.30/32'\nup-metric = 7\ndown-metric = 8\n",
-    )
-    .unwrap();
-    let config_arg = config.to_str().unwrap();
-    let probe = start_with(
-        &args(&["--config", config_arg, "--up-metric", "9"], &["true"]),
-        &[
-            ("EXAPROBE_UP_METRIC", "50"),
-            ("EXAPROBE_LOCAL_PREFERENCE", "300"),
-        ],
-    );
-    // command line (9) > env (50) > file (7); env (300) > default.
-    assert_eq!(
-        probe.line(NEXT),
-        "announce route 192.0.2.30/32 next-hop self med 9 local-preference 300"
-    );
-    probe.write(ACK);
-}
-
-#[test]
 fn dry_run_prints_without_waiting_for_acks() {
     let probe = start(&args(
         &[
@@ -545,166 +386,6 @@ fn once_mode_uses_nagios_codes() {
     let (code, out, _) = run(&["--once", "--", "/nonexistent/program"]);
     assert_eq!(code, 2);
     assert!(out.contains("cannot run /nonexistent/program"), "{out}");
-}
-
-#[test]
-fn bad_input_gets_clear_messages_and_distinct_exit_codes() {
-    let (code, _, err) = run(&["--prefix", "192.0.2.1/32", "--rise", "lots", "--", "true"]);
-    assert_eq!(code, 64, "{err}");
-    assert!(err.contains("--rise") && err.contains("lots"), "{err}");
-    let (code, _, err) = run(&["--prefix", "192.0.2.7/24", "--", "true"]);
-    assert_eq!(code, 64);
-    assert!(err.contains("192.0.2.0/24"), "{err}");
-    let (code, _, err) = run(&[
-        "--prefix",
-        "192.0.2.1/32\nannounce route 0.0.0.0/0",
-        "--",
-        "true",
-    ]);
-    assert_eq!(code, 64, "{err}");
-    let (code, _, err) = run(&["--", "true"]);
-    assert_eq!(code, 78);
-    assert!(err.contains("no prefix"), "{err}");
-    let (code, _, err) = run(&[
-        "--prefix",
-        "2001:db8::1",
-        "--next-hop",
-        "10.0.0.1",
-        "--",
-        "true",
-    ]);
-    assert_eq!(code, 78);
-    assert!(err.contains("--next-hop6"), "{err}");
-    let (code, _, err) = run(&[
-        "--prefix",
-        "192.0.2.1/32",
-        "--community",
-        "65000:1\nannounce route 0.0.0.0/0",
-        "--",
-        "true",
-    ]);
-    assert_eq!(code, 64, "{err}");
-    assert!(err.contains("'announce' is not a community"), "{err}");
-    let dir = temp_dir();
-    let config = dir.path().join("bad.toml");
-    std::fs::write(&config, "rise = 'often'\n").unwrap();
-    let (code, _, err) = run(&[
-        "--prefix",
-        "192.0.2.1/32",
-        "--config",
-        config.to_str().unwrap(),
-        "--",
-        "true",
-    ]);
-    assert_eq!(code, 78);
-    assert!(err.contains("bad.toml") && err.contains("often"), "{err}");
-    std::fs::write(&config, "colour = 'blue'\n").unwrap();
-    let (code, _, err) = run(&["--config", config.to_str().unwrap(), "--", "true"]);
-    assert_eq!(code, 78);
-    assert!(err.contains("unknown key 'colour'"), "{err}");
-    let (code, _, err) = run(&["--prefix", "192.0.2.1/32"]);
-    assert_eq!(code, 64, "{err}");
-    let (code, out, _) = run(&["--help"]);
-    assert_eq!(code, 0);
-    assert!(
-        out.contains("--withdraw-on-down") && out.contains("EXAPROBE_RISE"),
-        "{out}"
-    );
-}
-
-#[test]
-fn check_config_prints_every_state() {
-    let (code, out, err) = run(&[
-        "--check-config",
-        "--prefix",
-        "192.0.2.1/32",
-        "--exabgp-api",
-        "6",
-        "--neighbor",
-        "127.0.0.1",
-        "--",
-        "true",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains("UP       peer 127.0.0.1 announce route 192.0.2.1/32 next-hop self med 100"),
-        "{out}"
-    );
-    assert!(
-        out.contains("EXIT     peer 127.0.0.1 withdraw route 192.0.2.1/32 next-hop self"),
-        "{out}"
-    );
-}
-
-/// An option of one value given twice is taken, the last one winning, as `exabgp healthcheck`
-/// (argparse) does; list options still add up; in a `-F` file, the command line still wins.
-#[test]
-fn an_option_given_twice_takes_the_last_value_as_the_healthcheck_does() {
-    let (code, out, err) = run(&[
-        "--check-config",
-        "--debounce",
-        "--debounce",
-        "--interval",
-        "5",
-        "--interval",
-        "6",
-        "--ip",
-        "192.0.2.1",
-        "--up-metric",
-        "10",
-        "--up-metric",
-        "50",
-        "--community",
-        "65000:1",
-        "--community",
-        "65000:2",
-        "--ip",
-        "192.0.2.2",
-        "--cmd",
-        "true",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains("UP       announce route 192.0.2.1/32 next-hop self med 50 community [ 65000:1 65000:2 ]"),
-        "{out}"
-    );
-    assert!(
-        out.contains("announce route 192.0.2.2/32 next-hop self med 51"),
-        "{out}"
-    );
-    assert!(out.contains("interval 6s"), "{out}");
-
-    let dir = temp_dir();
-    let file = dir.path().join("healthcheck.conf");
-    std::fs::write(
-        &file,
-        "debounce\ndebounce\nup-metric = 20\nup-metric = 30\ndown-metric = 700\n\
-         down-metric = 800\nip = 192.0.2.3\n",
-    )
-    .unwrap();
-    let file = file.to_str().unwrap();
-    let (code, out, err) = run(&[
-        "--check-config",
-        "-F",
-        file,
-        "--up-metric",
-        "60",
-        "--ip",
-        "192.0.2.1",
-        "--cmd",
-        "true",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    // The command line's value over the file's; the file's last over its first; lists add up,
-    // the file's first (as the healthcheck reads it: its ips [192.0.2.3, 192.0.2.1], up-metric
-    // 60, down-metric 800).
-    for line in [
-        "UP       announce route 192.0.2.3/32 next-hop self med 60",
-        "UP       announce route 192.0.2.1/32 next-hop self med 61",
-        "DOWN     announce route 192.0.2.3/32 next-hop self med 800",
-    ] {
-        assert!(out.contains(line), "{line}:\n{out}");
-    }
 }
 
 #[test]

@@ -11,23 +11,27 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use crate::config::load_error::LoadError;
+use crate::config::load_error::{ConfigError, FileProblem, LoadError};
 
 /// The options held in the healthcheck-format file at `path`, or `None` when `forced` is false
 /// and the file is exaprobe's TOML (or not readable as the healthcheck's format either: the
 /// loader then reports the TOML error).
 pub(crate) fn read(path: &Path, forced: bool) -> Result<Option<Vec<OsString>>, LoadError> {
-    let error =
-        |message: String| LoadError::Config(format!("config file {}: {message}", path.display()));
+    let error = |problem| {
+        LoadError::Config(ConfigError::File {
+            path: path.to_path_buf(),
+            problem,
+        })
+    };
     let bytes = match crate::kit::files::read_regular_file(path, crate::kit::files::CONFIG_CAP) {
         Ok(bytes) => bytes,
         // The loader reports it, naming --config.
         Err(_) if !forced => return Ok(None),
-        Err(problem) => return Err(error(problem.to_string())),
+        Err(problem) => return Err(error(FileProblem::Unreadable(problem))),
     };
     let Ok(text) = String::from_utf8(bytes) else {
         return if forced {
-            Err(error("it is not UTF-8 text".into()))
+            Err(error(FileProblem::NotUtf8))
         } else {
             Ok(None)
         };
@@ -39,7 +43,7 @@ pub(crate) fn read(path: &Path, forced: bool) -> Result<Option<Vec<OsString>>, L
 }
 
 /// Each line as the healthcheck reads it: `--` + the line, split at the first `=`, trimmed.
-pub(crate) fn parse(text: &str) -> Result<Vec<OsString>, String> {
+pub(crate) fn parse(text: &str) -> Result<Vec<OsString>, FileProblem> {
     let mut arguments = Vec::new();
     for (number, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -51,10 +55,10 @@ pub(crate) fn parse(text: &str) -> Result<Vec<OsString>, String> {
             None => (line, None),
         };
         if !is_key(key) {
-            return Err(format!(
-                "line {}: '{key}' is not an option name (expected `option` or `option = value`)",
-                number + 1
-            ));
+            return Err(FileProblem::NotAnOption {
+                line: number + 1,
+                key: key.to_string(),
+            });
         }
         arguments.push(match value {
             Some(value) => OsString::from(format!("--{key}={value}")),
@@ -122,7 +126,7 @@ mod tests {
     #[test]
     fn a_bad_line_is_named() {
         assert_eq!(
-            parse("name = x\n\"quoted\" = 1\n").unwrap_err(),
+            parse("name = x\n\"quoted\" = 1\n").unwrap_err().to_string(),
             "line 2: '\"quoted\"' is not an option name (expected `option` or `option = value`)"
         );
     }

@@ -14,11 +14,11 @@
 //!   `ip address` commands run as hooks, as the healthcheck does.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::ffi::OsString;
 use std::net::Ipv6Addr;
 
 use ipnet::{IpAddrRange, IpNet};
 
+use crate::compat::error::CompatError;
 use crate::compat::interfaces::{AddressChange, Change, InterfaceAddress};
 use crate::compat::ip_claims::{Claims, Key};
 use crate::compat::options::CompatOptions;
@@ -33,13 +33,14 @@ const MAX_DEAGGREGATED: usize = 65536;
 
 /// The prefixes to announce: `--prefix`/`--ip`, or those found on `lo`; deaggregated and
 /// rotated as the healthcheck options say.
-pub(crate) fn prefixes(options: &CommonOptions) -> Result<Vec<Prefix>, String> {
+pub(crate) fn prefixes(options: &CommonOptions) -> Result<Vec<Prefix>, CompatError> {
     let compat = &options.compat;
     let mut nets: Vec<IpNet> = if options.prefixes.is_empty() {
         let found = crate::compat::interfaces::addresses(DEFAULT_IFNAME).map_err(|error| {
-            format!(
-                "no --prefix/--ip given and cannot read the addresses of {DEFAULT_IFNAME}: {error}"
-            )
+            CompatError::InterfaceAddresses {
+                ifname: DEFAULT_IFNAME,
+                error,
+            }
         })?;
         let nets = service_addresses(&found, DEFAULT_IFNAME, compat);
         // None found: the caller's "no prefix to announce" says it.
@@ -72,7 +73,9 @@ pub(crate) fn prefixes(options: &CommonOptions) -> Result<Vec<Prefix>, String> {
             );
         }
     }
-    nets.into_iter().map(Prefix::from_network).collect()
+    nets.into_iter()
+        .map(|net| Prefix::from_network(net).map_err(|_| CompatError::HostBits { net }))
+        .collect()
 }
 
 /// Drop the repeats of `nets` (keeping the first of each) and return them: a list found on an
@@ -136,7 +139,7 @@ fn is_loopback(net: &IpNet) -> bool {
 
 /// Every address of every network, as host routes (network and broadcast addresses included,
 /// as the healthcheck iterates a network).
-pub(crate) fn host_addresses(nets: &[IpNet]) -> Result<Vec<IpNet>, String> {
+pub(crate) fn host_addresses(nets: &[IpNet]) -> Result<Vec<IpNet>, CompatError> {
     let mut hosts = Vec::new();
     for net in nets {
         let range: IpAddrRange = match net {
@@ -145,9 +148,10 @@ pub(crate) fn host_addresses(nets: &[IpNet]) -> Result<Vec<IpNet>, String> {
         };
         for address in range {
             if hosts.len() == MAX_DEAGGREGATED {
-                return Err(format!(
-                    "--deaggregate-networks: {net} makes more than {MAX_DEAGGREGATED} host routes"
-                ));
+                return Err(CompatError::Deaggregation {
+                    net: *net,
+                    max: MAX_DEAGGREGATED,
+                });
             }
             hosts.push(IpNet::from(address));
         }
@@ -167,9 +171,9 @@ pub(crate) fn rotate<T>(items: &mut [T], start: i64) {
 
 /// Whether to add the missing `--ip` addresses at start: `--ip-setup`, or addresses spelled
 /// `--ip` (the healthcheck's default) without `--no-ip-setup`; `--dynamic-ip-setup` implies it.
-pub(crate) fn wanted(compat: &CompatOptions, argv: &[OsString]) -> bool {
-    !compat.no_ip_setup
-        && (compat.ip_setup || compat.dynamic_ip_setup || crate::compat::argv::ip_spelled(argv))
+/// (`ip_spelled`: [`crate::compat::argv::ip_spelled`] of the expanded command line.)
+pub(crate) fn wanted(compat: &CompatOptions, ip_spelled: bool) -> bool {
+    !compat.no_ip_setup && (compat.ip_setup || compat.dynamic_ip_setup || ip_spelled)
 }
 
 /// One host address and the interface it belongs on.
@@ -183,23 +187,22 @@ pub(crate) struct Placement {
 /// networks with more addresses than [`MAX_DEAGGREGATED`] (the healthcheck would add a /8's 16
 /// million addresses one `ip` command at a time and never announce), or a `--label` too long
 /// for the kernel on an `--ip-ifname` interface.
-pub(crate) fn check(options: &CommonOptions, argv: &[OsString]) -> Result<(), String> {
+pub(crate) fn check(options: &CommonOptions, ip_spelled: bool) -> Result<(), CompatError> {
     let compat = &options.compat;
-    let argv = crate::compat::argv::expand_argv(&clap::Command::new("probe"), argv)
-        .map_err(|error| error.message())?;
-    if !wanted(compat, &argv) && !compat.dynamic_ip_setup {
+    if !wanted(compat, ip_spelled) && !compat.dynamic_ip_setup {
         return Ok(());
     }
     if let Some(label) = &compat.label {
         for pair in &compat.ip_ifnames {
             let full = format!("{}:{label}", pair.ifname);
             if full.len() > LABEL_MAX {
-                return Err(format!(
-                    "--label {label}: the label of --ip-ifname {}%{} would be {full}, {} bytes; the kernel takes at most {LABEL_MAX}",
-                    pair.net,
-                    pair.ifname,
-                    full.len()
-                ));
+                return Err(CompatError::LabelTooLong {
+                    label: label.clone(),
+                    net: pair.net,
+                    ifname: pair.ifname.clone(),
+                    full,
+                    max: LABEL_MAX,
+                });
             }
         }
     }
@@ -210,28 +213,26 @@ pub(crate) fn check(options: &CommonOptions, argv: &[OsString]) -> Result<(), St
 const LABEL_MAX: usize = 15;
 
 /// How many addresses IP set-up adds for the `--ip` networks, or why it refuses them.
-fn set_up_size(options: &CommonOptions) -> Result<u128, String> {
+fn set_up_size(options: &CommonOptions) -> Result<u128, CompatError> {
     let mut total: u128 = 0;
     for prefix in &options.prefixes {
         let net = prefix.network();
         let size = 1u128 << (net.max_prefix_len() - net.prefix_len());
         total = total.saturating_add(size);
         if total > MAX_DEAGGREGATED as u128 {
-            let what = if size > MAX_DEAGGREGATED as u128 {
-                format!("--ip {net} has {size} addresses")
+            let max = MAX_DEAGGREGATED;
+            return Err(if size > MAX_DEAGGREGATED as u128 {
+                CompatError::NetworkTooLarge { net, size, max }
             } else {
-                format!("the --ip networks up to {net} have {total} addresses")
-            };
-            return Err(format!(
-                "{what}: IP set-up adds each to the interface and takes at most {MAX_DEAGGREGATED}; give --no-ip-setup to announce the networks without adding their addresses"
-            ));
+                CompatError::NetworksTooLarge { net, total, max }
+            });
         }
     }
     Ok(total)
 }
 
 /// Each host address of the `--ip` networks, on its `--ip-ifname` interface or `lo`.
-fn placements(options: &CommonOptions) -> Result<Vec<Placement>, String> {
+fn placements(options: &CommonOptions) -> Result<Vec<Placement>, CompatError> {
     set_up_size(options)?;
     let nets: Vec<IpNet> = options
         .prefixes
@@ -614,7 +615,9 @@ fn sudo_ip(action: &str, placement: &Placement, label: Option<&str>) -> Result<C
 
 /// The hooks `--dynamic-ip-setup` adds: on UP add each address, on DOWN and DISABLED remove it,
 /// with the `ip` program as the healthcheck runs it (through `sudo` with `--sudo`).
-pub(crate) fn dynamic_hooks(options: &CommonOptions) -> Result<(Vec<String>, Vec<String>), String> {
+pub(crate) fn dynamic_hooks(
+    options: &CommonOptions,
+) -> Result<(Vec<String>, Vec<String>), CompatError> {
     let compat = &options.compat;
     if !compat.dynamic_ip_setup || compat.no_ip_setup {
         return Ok((Vec::new(), Vec::new()));
@@ -658,6 +661,7 @@ fn address(text: &str, label: Option<&str>) -> InterfaceAddress {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsString;
 
     fn nets(list: &[&str]) -> Vec<IpNet> {
         list.iter().map(|n| n.parse().unwrap()).collect()
@@ -720,6 +724,7 @@ mod tests {
         assert!(
             host_addresses(&nets(&["10.0.0.0/8"]))
                 .unwrap_err()
+                .to_string()
                 .contains("more than 65536")
         );
     }
@@ -761,20 +766,22 @@ mod tests {
 
     #[test]
     fn setup_is_the_healthcheck_default_only_for_addresses_spelled_ip() {
-        let argv = |list: &[&str]| list.iter().map(OsString::from).collect::<Vec<_>>();
+        let spelled = |list: &[&str]| {
+            crate::compat::argv::ip_spelled(&list.iter().map(OsString::from).collect::<Vec<_>>())
+        };
         let default = CompatOptions::default();
-        assert!(wanted(&default, &argv(&["p", "--ip", "192.0.2.1"])));
-        assert!(!wanted(&default, &argv(&["p", "--prefix", "192.0.2.1"])));
+        assert!(wanted(&default, spelled(&["p", "--ip", "192.0.2.1"])));
+        assert!(!wanted(&default, spelled(&["p", "--prefix", "192.0.2.1"])));
         let no = CompatOptions {
             no_ip_setup: true,
             ..CompatOptions::default()
         };
-        assert!(!wanted(&no, &argv(&["p", "--ip", "192.0.2.1"])));
+        assert!(!wanted(&no, spelled(&["p", "--ip", "192.0.2.1"])));
         let yes = CompatOptions {
             ip_setup: true,
             ..CompatOptions::default()
         };
-        assert!(wanted(&yes, &argv(&["p", "--prefix", "192.0.2.1"])));
+        assert!(wanted(&yes, spelled(&["p", "--prefix", "192.0.2.1"])));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The `exabgp healthcheck` drop-in, so that a healthcheck `run` line works with only the
 //! program's path changed; where exaprobe differs on purpose, README.md ("Replacing `exabgp
-//! healthcheck`") says so. What app.rs calls is here ([`start`], [`log_levels`]); the parts:
+//! healthcheck`") says so. What app.rs calls is here ([`expand_argv`], [`prepare`] and the
+//! [`DropIn`] it returns, [`log_levels`], [`stopped`]); the parts:
 //!
 //! - [`options`]: the healthcheck's options exaprobe had not (in exaprobe-exec's help; the
 //!   other probes accept them and show only `--pid`, `--user`, `--group`).
@@ -10,8 +11,10 @@
 //!   netlink, shared safely between probes.
 //! - [`pidfile`], [`privileges`], [`stop_signals`]: the pid file, the user and group switch, a
 //!   SIGTERM during the set-up.
+//! - [`error`]: why an option of the drop-in cannot be honoured, one line naming it.
 
 pub(crate) mod argv;
+pub(crate) mod error;
 pub(crate) mod healthcheck_file;
 pub(crate) mod interfaces;
 pub(crate) mod ip_claims;
@@ -23,8 +26,12 @@ pub(crate) mod stop_signals;
 
 use std::ffi::OsString;
 
-use argv::expand_argv;
+use crate::config::options::CommonOptions;
+use crate::config::settings::Addresses;
+pub(crate) use argv::expand_argv;
+pub(crate) use error::CompatError;
 use options::CompatOptions;
+pub(crate) use privileges::Target as Privileges;
 
 /// The log levels `-v`/`-q` amount to with `-d` (debug) and `-s` (errors only).
 pub(crate) fn log_levels(verbose: u8, quiet: u8, compat: &CompatOptions) -> (u8, u8) {
@@ -37,35 +44,77 @@ pub(crate) fn log_levels(verbose: u8, quiet: u8, compat: &CompatOptions) -> (u8,
     }
 }
 
-/// What `exabgp healthcheck` does before its loop, in its order: write the pid file, add the
-/// missing `--ip` addresses, switch user and group (looked up first: `privileges`). Returns
-/// what was added, to remove at exit; on a failure after the set-up, what it added is removed
-/// before the error is returned. A SIGTERM or SIGINT during the set-up stops it
-/// (`Added::interrupted`).
-pub(crate) fn start(
-    common: &crate::config::options::CommonOptions,
-    argv: &[OsString],
-    privileges: &crate::compat::privileges::Target,
-) -> Result<crate::compat::ip_setup::Added, String> {
-    let compat = &common.compat;
-    if let Err(errno) = crate::compat::stop_signals::record_stops() {
-        tracing::warn!("cannot catch SIGTERM during the set-up: {errno}");
+/// What the drop-in works out before the settings are resolved, so that resolving them does no
+/// I/O: the addresses to announce (`--prefix`/`--ip`, or those found on `lo`, deaggregated and
+/// rotated), the `--dynamic-ip-setup` hooks, and whether addresses were spelled `--ip`. Made at
+/// start and again on every reload (SIGHUP), by [`prepare`].
+#[derive(Debug, Clone)]
+pub(crate) struct DropIn {
+    /// What [`crate::config::settings::Settings::resolve_with`] takes.
+    pub(crate) addresses: Addresses,
+    /// `--ip` on the command line or in a healthcheck `-F` file: IP set-up is the default.
+    ip_spelled: bool,
+}
+
+/// The drop-in's part of a start or reload: `argv` is the command line as the loader read it
+/// (expanded once, [`argv::expand_argv`]). Reads `lo`'s addresses through netlink when no
+/// `--prefix`/`--ip` is given.
+pub(crate) fn prepare(common: &CommonOptions, argv: &[OsString]) -> Result<DropIn, CompatError> {
+    let prefixes = ip_setup::prefixes(common)?;
+    let (ip_up, ip_down) = ip_setup::dynamic_hooks(common)?;
+    Ok(DropIn {
+        addresses: Addresses {
+            prefixes,
+            ip_up,
+            ip_down,
+        },
+        ip_spelled: argv::ip_spelled(argv),
+    })
+}
+
+/// Whether a SIGTERM or SIGINT came since [`DropIn::start`] began catching them.
+pub(crate) fn stopped() -> bool {
+    stop_signals::stopped()
+}
+
+impl DropIn {
+    /// Before anything changes the host (and in `--check-config`): `--user`/`--group` looked
+    /// up, and an IP set-up that cannot be done refused.
+    pub(crate) fn check(&self, common: &CommonOptions) -> Result<privileges::Target, CompatError> {
+        let compat = &common.compat;
+        let target = privileges::resolve(compat.user.as_deref(), compat.group.as_deref())?;
+        ip_setup::check(common, self.ip_spelled)?;
+        Ok(target)
     }
-    if let Some(path) = &compat.pid {
-        crate::compat::pidfile::write(path)?;
+
+    /// What `exabgp healthcheck` does before its loop, in its order: write the pid file, add
+    /// the missing `--ip` addresses, switch user and group (looked up by [`DropIn::check`]).
+    /// Returns what was added, to remove at exit; on a failure after the set-up, what it added
+    /// is removed before the error is returned. A SIGTERM or SIGINT during the set-up stops it
+    /// (`Added::interrupted`).
+    pub(crate) fn start(
+        &self,
+        common: &CommonOptions,
+        privileges: &privileges::Target,
+    ) -> Result<ip_setup::Added, CompatError> {
+        let compat = &common.compat;
+        if let Err(errno) = stop_signals::record_stops() {
+            tracing::warn!("cannot catch SIGTERM during the set-up: {errno}");
+        }
+        if let Some(path) = &compat.pid {
+            pidfile::write(path)?;
+        }
+        let added = if ip_setup::wanted(compat, self.ip_spelled) {
+            ip_setup::set_up(common, &stop_signals::stopped)
+        } else {
+            ip_setup::Added::default()
+        };
+        if let Err(error) = privileges::drop_to(privileges) {
+            added.remove();
+            return Err(error);
+        }
+        Ok(added)
     }
-    // Only `--ip` is looked for: no option needs to be known.
-    let argv = expand_argv(&clap::Command::new("probe"), argv).map_err(|error| error.message())?;
-    let added = if crate::compat::ip_setup::wanted(compat, &argv) {
-        crate::compat::ip_setup::set_up(common, &crate::compat::stop_signals::stopped)
-    } else {
-        crate::compat::ip_setup::Added::default()
-    };
-    if let Err(error) = crate::compat::privileges::drop_to(privileges) {
-        added.remove();
-        return Err(error);
-    }
-    Ok(added)
 }
 
 #[cfg(test)]
@@ -92,7 +141,7 @@ mod tests {
             example: "",
             environment: &[],
         };
-        super::expand_argv(&binary.command::<NoOptions>(), argv)
+        super::argv::expand_argv(&binary.command::<NoOptions>(), argv)
     }
 
     #[test]

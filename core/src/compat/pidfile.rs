@@ -9,9 +9,12 @@
 use std::path::Path;
 
 /// Write this process's id to `path`; a message naming the option on failure.
-pub(crate) fn write(path: &Path) -> Result<(), String> {
+pub(crate) fn write(path: &Path) -> Result<(), crate::compat::error::CompatError> {
     crate::kit::files::replace_regular(path, format!("{}\n", std::process::id()).as_bytes())
-        .map_err(|error| format!("--pid {}: cannot write it: {error:#}", path.display()))
+        .map_err(|error| crate::compat::error::CompatError::PidFile {
+            path: path.to_path_buf(),
+            error,
+        })
 }
 
 #[cfg(test)]
@@ -32,7 +35,9 @@ mod tests {
             std::fs::read_to_string(&path).unwrap(),
             format!("{}\n", std::process::id())
         );
-        let error = super::write(&dir.path().join("missing/probe.pid")).unwrap_err();
+        let error = super::write(&dir.path().join("missing/probe.pid"))
+            .unwrap_err()
+            .to_string();
         assert!(error.starts_with("--pid "), "{error}");
         assert!(error.contains("cannot write it"), "{error}");
     }
@@ -45,7 +50,7 @@ mod tests {
         std::fs::write(&victim, "precious\n").unwrap();
         let path = dir.path().join("probe.pid");
         std::os::unix::fs::symlink(&victim, &path).unwrap();
-        let error = super::write(&path).unwrap_err();
+        let error = super::write(&path).unwrap_err().to_string();
         assert_eq!(
             error,
             format!(

@@ -79,6 +79,19 @@ pub(crate) struct HookCommands {
     pub disabled: Vec<String>,
 }
 
+/// The addresses to announce and the `--dynamic-ip-setup` hooks, found by the drop-in
+/// (`compat::prepare`: `lo`'s addresses read through netlink when no `--prefix`/`--ip` is given)
+/// before the settings are resolved, so that [`Settings::resolve_with`] does no I/O.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Addresses {
+    /// `--prefix`/`--ip` or `lo`'s, deaggregated and rotated as the drop-in's options say.
+    pub(crate) prefixes: Vec<Prefix>,
+    /// Run on entering UP (`--dynamic-ip-setup`: add the addresses).
+    pub(crate) ip_up: Vec<String>,
+    /// Run on entering DOWN or DISABLED (`--dynamic-ip-setup`: remove them).
+    pub(crate) ip_down: Vec<String>,
+}
+
 /// How the probe talks to its stdout, decided by the mode flags and whether it is a terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ModeFlags {
@@ -154,35 +167,35 @@ pub(crate) enum SettingsError {
     CommandTooLong { bytes: usize, limit: usize },
     #[error("--drain-community takes exactly one community (default 65535:0)")]
     DrainCommunity,
-    /// Address discovery or IP set-up options (`--ip-ifname`, `--start-ip`, ...).
-    #[error("{0}")]
-    Addresses(String),
-    /// Metrics, state file or syslog options.
-    #[error("{0}")]
-    Observe(String),
-    /// `--require`, `--require-min`, `--no-routes`.
+    /// Metrics or state file options.
+    #[error(transparent)]
+    Observe(#[from] crate::observe::ObserveError),
+    #[error("--no-routes announces nothing, but {count} prefix(es) are given (--prefix {first})")]
+    NoRoutesWithPrefixes { count: usize, first: Prefix },
+    /// `--require`, `--require-min` (worded by the engine's `require` module).
     #[error("{0}")]
     Require(String),
 }
 
 impl Settings {
-    /// Validate `options` as a whole. `default_name` is the binary's name.
-    pub(crate) fn resolve(
+    /// Validate `options` as a whole, with the `addresses` the drop-in found for them
+    /// (`compat::prepare`). `default_name` is the binary's name.
+    pub(crate) fn resolve_with(
         options: &CommonOptions,
+        addresses: Addresses,
         default_name: &str,
         modes: ModeFlags,
     ) -> Result<Settings, SettingsError> {
-        // --prefix/--ip, or the addresses of lo; --deaggregate-networks, --start-ip.
-        let prefixes: Vec<Prefix> =
-            crate::compat::ip_setup::prefixes(options).map_err(SettingsError::Addresses)?;
-        let (ip_up, ip_down) =
-            crate::compat::ip_setup::dynamic_hooks(options).map_err(SettingsError::Addresses)?;
-        if options.require.no_routes && !prefixes.is_empty() {
-            return Err(SettingsError::Require(format!(
-                "--no-routes announces nothing, but {} prefix(es) are given (--prefix {})",
-                prefixes.len(),
-                prefixes[0]
-            )));
+        let Addresses {
+            prefixes,
+            ip_up,
+            ip_down,
+        } = addresses;
+        if let (true, Some(first)) = (options.require.no_routes, prefixes.first()) {
+            return Err(SettingsError::NoRoutesWithPrefixes {
+                count: prefixes.len(),
+                first: *first,
+            });
         }
         if prefixes.is_empty() && !modes.routes_optional && !options.require.no_routes {
             return Err(SettingsError::NoPrefix);
@@ -336,18 +349,14 @@ impl Settings {
             },
             name,
             log_format: options.log_format,
-            observe: crate::observe::ObserveSettings::resolve(&options.observe, default_name)
-                .map_err(SettingsError::Observe)?,
+            observe: crate::observe::ObserveSettings::resolve(&options.observe, default_name)?,
             require: crate::engine::require::RequireSettings::resolve(
                 &options.require,
                 options.observe.state_file.as_deref(),
             )
             .map_err(SettingsError::Require)?,
         };
-        settings
-            .observe
-            .check_files(&settings.name)
-            .map_err(SettingsError::Observe)?;
+        settings.observe.check_files(&settings.name)?;
         settings.check_command_length()?;
         Ok(settings)
     }
@@ -385,6 +394,20 @@ fn drain_community(options: &CommonOptions) -> Result<String, SettingsError> {
     match options.drain_community.values() {
         [one] => Ok(one.clone()),
         _ => Err(SettingsError::DrainCommunity),
+    }
+}
+
+#[cfg(test)]
+impl Settings {
+    /// For tests: the settings of `options` with the addresses the drop-in finds for them (an
+    /// empty command line: no address spelled `--ip`).
+    pub(crate) fn resolve(
+        options: &CommonOptions,
+        default_name: &str,
+        modes: ModeFlags,
+    ) -> Result<Settings, SettingsError> {
+        let drop_in = crate::compat::prepare(options, &[]).expect("the drop-in's addresses");
+        Settings::resolve_with(options, drop_in.addresses, default_name, modes)
     }
 }
 

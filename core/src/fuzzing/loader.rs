@@ -10,7 +10,6 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
-use crate::config::loader::load_with;
 use crate::config::options::{Binary, Cli};
 use crate::config::settings::{ModeFlags, Settings};
 
@@ -39,14 +38,22 @@ pub fn toml_loader(data: &[u8]) {
         "--config".into(),
         CONFIG.as_os_str().to_owned(),
     ];
-    let Ok(options) = load_with::<Cli<NoOptions>>(BINARY.command::<NoOptions>(), &argv) else {
+    let environment = crate::app::Environment::new();
+    let Ok((options, expanded)) =
+        crate::app::load::<Cli<NoOptions>>(&BINARY.command::<NoOptions>(), &argv, &environment)
+    else {
         return;
     };
     let modes = ModeFlags {
         dry_run: true,
         routes_optional: false,
     };
-    let Ok(settings) = Settings::resolve(&options.common, BINARY.name, modes) else {
+    let Ok(drop_in) = crate::compat::prepare(&options.common, &expanded) else {
+        return;
+    };
+    let Ok(settings) =
+        Settings::resolve_with(&options.common, drop_in.addresses, BINARY.name, modes)
+    else {
         return;
     };
     assert!(

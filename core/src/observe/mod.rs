@@ -49,13 +49,31 @@ pub(crate) struct ObserveSettings {
     pub kind: String,
 }
 
+/// An observability option that cannot work, found before anything runs. One line naming
+/// the option.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ObserveError {
+    /// `--state-file` ends in `/` or names no file.
+    #[error("--state-file {} names no file", .0.display())]
+    StateFileNamesNoFile(PathBuf),
+    /// The metrics textfile's path is something it must not replace.
+    #[error("--metrics-textfile {}: {}: {error}", dir.display(), path.display())]
+    Textfile {
+        /// `--metrics-textfile`.
+        dir: PathBuf,
+        /// `DIR/exaprobe-<name>.prom`.
+        path: PathBuf,
+        error: crate::kit::files::FileError,
+    },
+}
+
 impl ObserveSettings {
     /// The settings from `options`, for the binary `binary`.
-    pub(crate) fn resolve(options: &ObserveOptions, binary: &str) -> Result<Self, String> {
+    pub(crate) fn resolve(options: &ObserveOptions, binary: &str) -> Result<Self, ObserveError> {
         if let Some(file) = &options.state_file
             && (file.file_name().is_none() || file.as_os_str().to_string_lossy().ends_with('/'))
         {
-            return Err(format!("--state-file {} names no file", file.display()));
+            return Err(ObserveError::StateFileNamesNoFile(file.clone()));
         }
         Ok(ObserveSettings {
             metrics_listen: options.metrics_listen,
@@ -72,15 +90,15 @@ impl ObserveSettings {
 impl ObserveSettings {
     /// Refuse, at start and in `--check-config`, a metrics textfile that is not a regular file
     /// (a FIFO, a device, a link at `DIR/exaprobe-<name>.prom`): it would be replaced.
-    pub(crate) fn check_files(&self, name: &str) -> Result<(), String> {
+    pub(crate) fn check_files(&self, name: &str) -> Result<(), ObserveError> {
         if let Some(dir) = &self.metrics_textfile {
             let path = textfile_path(dir, name);
             crate::kit::files::check_replaceable(&path).map_err(|error| {
-                format!(
-                    "--metrics-textfile {}: {}: {error}",
-                    dir.display(),
-                    path.display()
-                )
+                ObserveError::Textfile {
+                    dir: dir.clone(),
+                    path,
+                    error,
+                }
             })?;
         }
         Ok(())
@@ -444,7 +462,9 @@ mod tests {
             ..ObserveOptions::default()
         };
         assert_eq!(
-            ObserveSettings::resolve(&bad, "exaprobe-http").unwrap_err(),
+            ObserveSettings::resolve(&bad, "exaprobe-http")
+                .unwrap_err()
+                .to_string(),
             "--state-file /var/lib/exaprobe/ names no file"
         );
     }

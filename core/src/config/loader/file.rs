@@ -30,16 +30,18 @@ pub(super) fn file_arguments(
     origins: &mut Origins,
     path: &Path,
 ) -> Result<FileArguments, LoadError> {
-    let file_error =
-        |message: String| LoadError::Config(format!("config file {}: {message}", path.display()));
+    let file_error = |problem| ConfigError::File {
+        path: path.to_path_buf(),
+        problem,
+    };
     let bytes = crate::kit::files::read_regular_file(path, crate::kit::files::CONFIG_CAP)
-        .map_err(|error| file_error(error.to_string()))?;
+        .map_err(|error| file_error(FileProblem::Unreadable(error)))?;
     let text = String::from_utf8(bytes).map_err(|error| {
         let line = line_of(
             &String::from_utf8_lossy(error.as_bytes()),
             error.utf8_error().valid_up_to(),
         );
-        file_error(format!("line {line} is not UTF-8 text"))
+        file_error(FileProblem::NotUtf8At(line))
     })?;
     let table: SpannedTable = toml::from_str(&text).map_err(|error: toml::de::Error| {
         let line = error.span().map_or(1, |span| line_of(&text, span.start));
@@ -50,10 +52,11 @@ pub(super) fn file_arguments(
             .filter(|l| !l.is_empty())
             .collect::<Vec<_>>()
             .join("; ");
-        LoadError::Config(format!(
-            "config file {} line {line}: not valid TOML: {message}",
-            path.display()
-        ))
+        ConfigError::FileLine {
+            path: path.to_path_buf(),
+            line,
+            problem: LineProblem::NotToml(message),
+        }
     })?;
     let mut entries: Vec<_> = table.into_iter().collect();
     entries.sort_by_key(|(key, _)| key.span().start);
@@ -61,12 +64,17 @@ pub(super) fn file_arguments(
     for (spanned_key, value) in entries {
         let key = spanned_key.get_ref().as_str();
         let line = line_of(&text, spanned_key.span().start);
-        let at = format!("{key} in {} line {line}", path.display());
-        let config_error = |message: String| LoadError::Config(format!("{at}: {message}"));
+        let origin = Origin::File {
+            key: key.to_string(),
+            path: path.to_path_buf(),
+            line,
+        };
+        let config_error = |problem| ConfigError::Value {
+            origin: origin.clone(),
+            problem,
+        };
         if COMMAND_LINE_ONLY.contains(&key) {
-            return Err(config_error(format!(
-                "--{key} can only be given on the command line"
-            )));
+            return Err(config_error(ValueProblem::CommandLineOnly(key.to_string())).into());
         }
         let Some(arg) = command.get_arguments().find(|arg| {
             arg.get_long() == Some(key)
@@ -75,11 +83,15 @@ pub(super) fn file_arguments(
                     .is_some_and(|aliases| aliases.contains(&key))
                 || (arg.is_positional() && arg.get_id().as_str() == key)
         }) else {
-            return Err(LoadError::Config(format!(
-                "config file {} line {line}: unknown key '{key}' (keys are the long options of {}, e.g. up-metric = 100)",
-                path.display(),
-                command.get_name()
-            )));
+            return Err(ConfigError::FileLine {
+                path: path.to_path_buf(),
+                line,
+                problem: LineProblem::UnknownKey {
+                    key: key.to_string(),
+                    binary: command.get_name().to_string(),
+                },
+            }
+            .into());
         };
         if on_command_line(arg) || origins.contains_key(arg.get_id().as_str()) {
             continue;
@@ -88,14 +100,7 @@ pub(super) fn file_arguments(
         for value in &values {
             check_length(value).map_err(config_error)?;
         }
-        origins.insert(
-            arg.get_id().to_string(),
-            Origin::File {
-                key: key.to_string(),
-                path: path.to_path_buf(),
-                line,
-            },
-        );
+        origins.insert(arg.get_id().to_string(), origin.clone());
         if arg.is_positional() {
             arguments
                 .positional
@@ -106,18 +111,16 @@ pub(super) fn file_arguments(
         match arg.get_action() {
             ArgAction::SetTrue | ArgAction::SetFalse => {
                 let [flag] = values.as_slice() else {
-                    return Err(config_error("expected true or false, not a list".into()));
+                    return Err(config_error(ValueProblem::BooleanList).into());
                 };
                 if value.get_ref().is_array() {
-                    return Err(config_error("expected true or false, not a list".into()));
+                    return Err(config_error(ValueProblem::BooleanList).into());
                 }
                 match flag.as_str() {
                     "true" => arguments.named.push(format!("--{long}").into()),
                     "false" => {}
                     other => {
-                        return Err(config_error(format!(
-                            "invalid value '{other}': expected true or false"
-                        )));
+                        return Err(config_error(ValueProblem::NotBoolean(other.into())).into());
                     }
                 }
             }
@@ -127,14 +130,14 @@ pub(super) fn file_arguments(
                     .filter(|_| values.len() == 1)
                     .and_then(|v| v.parse().ok())
                     .filter(|&n| n <= 3)
-                    .ok_or_else(|| config_error("expected a whole number from 0 to 3".into()))?;
+                    .ok_or_else(|| config_error(ValueProblem::Count))?;
                 arguments
                     .named
                     .extend((0..count).map(|_| OsString::from(format!("--{long}"))));
             }
             _ => {
                 if values.len() > 1 && !matches!(arg.get_action(), ArgAction::Append) {
-                    return Err(config_error("takes one value, not a list".into()));
+                    return Err(config_error(ValueProblem::OneValue).into());
                 }
                 arguments.named.extend(
                     values
@@ -148,18 +151,15 @@ pub(super) fn file_arguments(
 }
 
 /// A TOML value as option argument(s): scalars become one, arrays one per element.
-pub(super) fn toml_values(value: &toml::Value) -> Result<Vec<String>, String> {
-    let scalar = |value: &toml::Value| -> Result<String, String> {
+pub(super) fn toml_values(value: &toml::Value) -> Result<Vec<String>, ValueProblem> {
+    let scalar = |value: &toml::Value| -> Result<String, ValueProblem> {
         match value {
             toml::Value::String(s) => Ok(s.clone()),
             toml::Value::Integer(i) => Ok(i.to_string()),
             toml::Value::Float(f) => Ok(f.to_string()),
             toml::Value::Boolean(b) => Ok(b.to_string()),
-            toml::Value::Table(_) => Err(
-                "a table is not an option (expected a string, number, boolean or a list of them)"
-                    .into(),
-            ),
-            _ => Err("expected a string, number, boolean or a list of them".into()),
+            toml::Value::Table(_) => Err(ValueProblem::Table),
+            _ => Err(ValueProblem::NotAValue),
         }
     };
     match value {

@@ -17,7 +17,9 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, Command, FromArgMatches};
 
-pub(crate) use crate::config::load_error::LoadError;
+pub(crate) use crate::config::load_error::{
+    ConfigError, FileProblem, LineProblem, LoadError, Origin, ValueProblem,
+};
 
 mod file;
 mod wording;
@@ -49,22 +51,6 @@ pub(crate) const MAX_VALUE_CHARS: usize = 4096;
 /// Prefix of every option's environment variable.
 pub(crate) const ENV_PREFIX: &str = "EXAPROBE_";
 
-/// Where an option's value came from, to name it in an error.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Origin {
-    /// An `EXAPROBE_*` variable.
-    Environment(String),
-    /// A key of the config file.
-    File {
-        /// The key as written (`rise`, or an alias like `ip`).
-        key: String,
-        /// The file.
-        path: PathBuf,
-        /// 1-based line of the key.
-        line: usize,
-    },
-}
-
 /// The environment variable for a long option: `--up-metric` → `EXAPROBE_UP_METRIC`.
 pub(crate) fn env_name(long: &str) -> String {
     format!(
@@ -90,7 +76,7 @@ fn takes_env(arg: &Arg) -> bool {
 }
 
 /// The command with its `EXAPROBE_*` variable shown on every long option that can take one, for
-/// `--help` and man pages. (Parsing reads the environment itself, see [`load_with`].)
+/// `--help` and man pages. (Parsing reads the environment itself, see [`load_from`].)
 pub(crate) fn with_env(command: Command) -> Command {
     command.mut_args(|arg| {
         if takes_env(&arg)
@@ -104,32 +90,14 @@ pub(crate) fn with_env(command: Command) -> Command {
     })
 }
 
-/// Parse `argv` with `command` into `O`, layering the process environment and config file.
-///
-/// Errors never show a password or a control character of what the operator gave: every value
-/// quoted in them (from the command line or the environment) is shown redacted and escaped
-/// ([`crate::kit::redact`]), and any URL or DSN password left in the text is redacted.
-pub(crate) fn load_with<O: FromArgMatches>(
-    command: Command,
-    argv: &[OsString],
-) -> Result<O, LoadError> {
-    // `-sF` and a healthcheck-format `-F`/`--config` file (core/src/compat/mod.rs).
-    let argv = &crate::compat::argv::expand_argv(&command, argv)?;
-    let mut inputs: Vec<OsString> = argv.to_vec();
-    inputs.extend(
-        std::env::vars_os()
-            .filter(|(name, _)| name.to_string_lossy().starts_with(ENV_PREFIX))
-            .map(|(_, value)| value),
-    );
-    load_from(command, argv, &|name| std::env::var_os(name)).map_err(|error| scrub(error, &inputs))
-}
-
 /// The error with every password and control character of the operator's values hidden.
 fn scrub(error: LoadError, inputs: &[OsString]) -> LoadError {
     match error {
         LoadError::Display(error) => LoadError::Display(error),
         LoadError::Usage(message) => LoadError::Usage(scrub_text(&message, inputs)),
-        LoadError::Config(message) => LoadError::Config(scrub_text(&message, inputs)),
+        LoadError::Config(error) => {
+            LoadError::Config(error.scrubbed(&|text| scrub_text(text, inputs)))
+        }
     }
 }
 
@@ -155,9 +123,32 @@ fn scrub_text(text: &str, inputs: &[OsString]) -> String {
     crate::kit::redact::redact_text(&text)
 }
 
-/// Parse `argv` with `command` into `O`, layering the environment `env` gives and the config
-/// file. (A function rather than the process environment, so tests need not mutate it.)
+/// Parse `argv` with `command` into `O`, layering the environment `env` gives (a function
+/// rather than the process environment, so tests need not mutate it) and the config file.
+///
+/// `argv` is the command line as the drop-in made it readable (`compat::argv::expand_argv`:
+/// `-sF`, a healthcheck `-F` file), expanded once by the caller.
+///
+/// Errors never show a password or a control character of what the operator gave: every value
+/// quoted in them (from the command line or the environment) is shown redacted and escaped
+/// ([`crate::kit::redact`]), and any URL or DSN password left in the text is redacted.
 pub(crate) fn load_from<O: FromArgMatches>(
+    command: Command,
+    argv: &[OsString],
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<O, LoadError> {
+    let mut inputs: Vec<OsString> = argv.to_vec();
+    inputs.extend(
+        command
+            .get_arguments()
+            .filter_map(|arg| arg.get_long())
+            .filter_map(|long| env(&env_name(long))),
+    );
+    layer(command, argv, env).map_err(|error| scrub(error, &inputs))
+}
+
+/// [`load_from`] before its errors are scrubbed.
+fn layer<O: FromArgMatches>(
     command: Command,
     argv: &[OsString],
     env: &dyn Fn(&str) -> Option<OsString>,
@@ -209,28 +200,30 @@ pub(crate) fn load_from<O: FromArgMatches>(
         if raw.is_empty() {
             continue;
         }
+        let origin = Origin::Environment(var.clone());
+        let refused = |problem| ConfigError::Value {
+            origin: origin.clone(),
+            problem,
+        };
         if MODE_SWITCHES.contains(&long) {
-            return Err(LoadError::Config(format!(
-                "{var}: --{long} can only be given on the command line (unset {var})"
-            )));
+            return Err(refused(ValueProblem::ModeSwitch {
+                long: long.to_string(),
+                var: var.clone(),
+            })
+            .into());
         }
         if !takes_env(arg) || on_command_line(arg) {
             continue;
         }
-        let origin = Origin::Environment(var.clone());
         let value = raw
             .into_string()
-            .map_err(|_| LoadError::Config(format!("{var}: the value is not valid UTF-8")))?;
-        check_length(&value).map_err(|problem| LoadError::Config(format!("{var}: {problem}")))?;
+            .map_err(|_| refused(ValueProblem::NotUtf8))?;
+        check_length(&value).map_err(refused)?;
         match arg.get_action() {
             ArgAction::SetTrue | ArgAction::SetFalse => match parse_bool(&value) {
                 Some(true) => env_args.push(format!("--{long}").into()),
                 Some(false) => {}
-                None => {
-                    return Err(LoadError::Config(format!(
-                        "{var}: invalid value '{value}': expected true or false"
-                    )));
-                }
+                None => return Err(refused(ValueProblem::NotBoolean(value)).into()),
             },
             _ => {
                 if arg.get_id() == "config" {
@@ -286,12 +279,13 @@ fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
-fn check_length(value: &str) -> Result<(), String> {
+fn check_length(value: &str) -> Result<(), ValueProblem> {
     let count = value.chars().count();
     if count > MAX_VALUE_CHARS {
-        return Err(format!(
-            "the value has {count} characters (at most {MAX_VALUE_CHARS})"
-        ));
+        return Err(ValueProblem::TooLong {
+            count,
+            max: MAX_VALUE_CHARS,
+        });
     }
     Ok(())
 }
@@ -302,7 +296,7 @@ mod tests {
     use crate::config::exit::Exit;
 
     fn load<O: clap::CommandFactory + FromArgMatches>(argv: &[OsString]) -> Result<O, LoadError> {
-        super::load_with(O::command(), argv)
+        super::load_from(O::command(), argv, &|_| None)
     }
     use clap::{CommandFactory, Parser};
 
@@ -339,7 +333,7 @@ mod tests {
 
     fn config_message(result: Result<Options, LoadError>) -> String {
         match result {
-            Err(LoadError::Config(message)) => message,
+            Err(LoadError::Config(error)) => error.to_string(),
             other => panic!("expected a config error, got {other:?}"),
         }
     }
@@ -382,7 +376,9 @@ mod tests {
         );
         std::fs::write(&path, "command = ['true']\n").unwrap();
         match load::<Strict>(&argv) {
-            Err(LoadError::Config(message)) => assert!(message.contains("--url"), "{message}"),
+            Err(LoadError::Config(error)) => {
+                assert!(error.to_string().contains("--url"), "{error}")
+            }
             other => panic!("expected a config error naming --url, got {other:?}"),
         }
         // A bad command-line value is a usage error even with a config file.

@@ -9,10 +9,7 @@ pub(super) type Origins = BTreeMap<String, Origin>;
 /// How an option is named in a message, given where its value came from.
 pub(super) fn place(arg: &Arg, origin: Option<&Origin>) -> String {
     match origin {
-        Some(Origin::Environment(var)) => var.clone(),
-        Some(Origin::File { key, path, line }) => {
-            format!("{key} in {} line {line}", path.display())
-        }
+        Some(origin) => origin.to_string(),
         None => flag(arg),
     }
 }
@@ -133,7 +130,10 @@ pub(super) fn from_clap(
             return if usage {
                 LoadError::Usage(format!("missing {}", missing.join("; missing ")))
             } else {
-                LoadError::Config(format!("missing {}", missing.join("; missing ")))
+                LoadError::Config(ConfigError::Worded(format!(
+                    "missing {}",
+                    missing.join("; missing ")
+                )))
             };
         }
         ErrorKind::UnknownArgument => {
@@ -162,7 +162,7 @@ pub(super) fn from_clap(
             return if usage {
                 LoadError::Usage(line)
             } else {
-                LoadError::Config(line)
+                LoadError::Config(ConfigError::Worded(line))
             };
         }
     };
@@ -173,7 +173,7 @@ pub(super) fn from_clap(
     if usage {
         LoadError::Usage(message)
     } else {
-        LoadError::Config(message)
+        LoadError::Config(ConfigError::Worded(message))
     }
 }
 
@@ -196,7 +196,7 @@ pub(super) fn from_raw(line: &str, command: &Command, origins: &Origins) -> Load
             if origin.is_none() {
                 LoadError::Usage(message)
             } else {
-                LoadError::Config(message)
+                LoadError::Config(ConfigError::Worded(message))
             }
         }
         None => LoadError::Usage(line.to_string()),

@@ -7,14 +7,21 @@ use crate::config::settings::Settings;
 use crate::engine::runner::checker::{millis, timed_check};
 use crate::probe::{Outcome, Probe};
 
-/// Run the check once and print `NAME OK|WARNING|CRITICAL - ...`; exit 0, 1 or 2.
-pub(crate) async fn once<P: Probe>(mut probe: P, settings: &Settings) -> ExitCode {
+/// Run the check once and print `NAME OK|WARNING|CRITICAL - ...` to `out` (stdout, a test's
+/// buffer); exit 0, 1 or 2.
+pub(crate) async fn once<P: Probe>(
+    mut probe: P,
+    settings: &Settings,
+    out: &mut dyn std::io::Write,
+) -> ExitCode {
     let label = settings.name.to_uppercase();
     if let Some(file) = settings.disable_file.as_deref().filter(|f| f.exists()) {
-        crate::engine::output::print_line(&format!(
+        let _ = writeln!(
+            out,
             "{label} WARNING - disabled: maintenance file {} exists",
             file.display()
-        ));
+        );
+        let _ = out.flush();
         return Exit::Warning.into();
     }
     let (outcome, elapsed) = timed_check(&mut probe, &settings.timing).await;
@@ -38,7 +45,8 @@ pub(crate) async fn once<P: Probe>(mut probe: P, settings: &Settings) -> ExitCod
             format!("{label} CRITICAL - {target}: {reason} {perf}"),
         ),
     };
-    crate::engine::output::print_line(&line);
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
     code.into()
 }
 

@@ -17,6 +17,9 @@ pub(crate) enum ReloadError {
     /// A combination of options.
     #[error(transparent)]
     Settings(#[from] crate::config::settings::SettingsError),
+    /// The drop-in's addresses (`lo`'s, read again) or IP set-up options.
+    #[error(transparent)]
+    DropIn(#[from] crate::compat::CompatError),
     /// The probe refused its options.
     #[error("{}", crate::kit::escape::one_line(&format!("{:#}", .0)))]
     Probe(anyhow::Error),
