@@ -3,8 +3,8 @@
 //!
 //! Comments (doc links) are not uses. A module is a file directly under `src/` (`app`, `probe`), a file or folder directly under
 //! one of the folders (`config::options`, `engine::runner`, `kit::events`); what is inside a
-//! folder module (`engine::runner::checker`) belongs to it. Test code (`#[cfg(test)]` to the end
-//! of the file, `tests.rs`, `tests/`, the simulation) and the fuzzing entry points are left out:
+//! folder module (`engine::runner::checker`) belongs to it. Test code (every `#[cfg(test)]`
+//! item, `tests.rs`, `tests/`, the simulation) and the fuzzing entry points are left out:
 //! tests may reach anywhere.
 //!
 //! `cargo test -p exaprobe-core --test module_graph -- --nocapture` prints the graph.
@@ -62,7 +62,21 @@ fn a_cycle_made_on_purpose_is_found() {
         "fn f() { crate::config::options::x(); }\n#[cfg(test)]\nmod tests { use crate::app; }\n",
     )
     .unwrap();
+    std::fs::write(
+        dir.join("engine/render.rs"),
+        "#[cfg(test)]\nimpl X {\n    fn f() { crate::compat::x(); }\n}\nfn g() { crate::engine::route::y(); }\n",
+    )
+    .unwrap();
     let graph = module_graph(&dir);
+    assert_eq!(
+        graph["engine::route"],
+        BTreeSet::from(["config::options".to_string()])
+    );
+    assert_eq!(
+        graph["engine::render"],
+        BTreeSet::from(["engine::route".to_string()]),
+        "a test-only item is left out, the code after it read"
+    );
     assert_eq!(
         graph["engine::route"],
         BTreeSet::from(["config::options".to_string()])
@@ -95,10 +109,7 @@ fn module_graph(src: &Path) -> Graph {
         }
         let module = module_of(&parts);
         let text = std::fs::read_to_string(&file).unwrap();
-        let code: String = text
-            .split("#[cfg(test)]")
-            .next()
-            .unwrap_or_default()
+        let code: String = non_test_code(&text)
             .lines()
             .filter(|line| !line.trim_start().starts_with("//"))
             .collect::<Vec<_>>()
@@ -120,6 +131,40 @@ fn module_graph(src: &Path) -> Graph {
             .collect();
     }
     graph
+}
+
+/// A file's code without its test-only items: each item after a `#[cfg(test)]` line (a test
+/// module, a test helper `impl`, a counter) is left out, to the end of its braces (or its `;`).
+/// Braces in strings and comments are rare enough in this code base to ignore.
+fn non_test_code(text: &str) -> String {
+    let mut code = String::with_capacity(text.len());
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() != "#[cfg(test)]" {
+            code.push_str(line);
+            code.push('\n');
+            continue;
+        }
+        let mut depth = 0i32;
+        let mut opened = false;
+        for item in lines.by_ref() {
+            for c in item.chars() {
+                match c {
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+            }
+            let ended = (opened && depth <= 0) || (!opened && item.trim_end().ends_with(';'));
+            if ended {
+                break;
+            }
+        }
+    }
+    code
 }
 
 /// The module a file (its path parts under `src`, `.rs` dropped) belongs to.
