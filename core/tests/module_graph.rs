@@ -7,6 +7,8 @@
 //! item, `tests.rs`, `tests/`, the simulation) and the fuzzing entry points are left out:
 //! tests may reach anywhere.
 //!
+//! Also here: no core source file is over 700 lines, its test-only items apart.
+//!
 //! `cargo test -p exaprobe-core --test module_graph -- --nocapture` prints the graph.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,6 +34,36 @@ fn core_modules_form_no_cycle() {
     if let Some(cycle) = find_cycle(&graph) {
         panic!("import cycle among core's modules: {}", cycle.join(" -> "));
     }
+}
+
+/// The longest a core source file may be, its test-only items apart (issue 25): past it, a
+/// file holds more than one job.
+const MAX_LINES: usize = 700;
+
+#[test]
+fn no_core_source_file_is_over_700_lines_apart_from_its_tests() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut long = Vec::new();
+    for file in rust_files(&src) {
+        let relative = file.strip_prefix(&src).unwrap();
+        if relative
+            .iter()
+            .any(|p| p == "tests" || p == "sim" || p == "tests.rs")
+        {
+            continue;
+        }
+        let lines = non_test_code(&std::fs::read_to_string(&file).unwrap())
+            .lines()
+            .count();
+        if lines > MAX_LINES {
+            long.push(format!("{} ({lines} lines)", relative.display()));
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "over {MAX_LINES} lines: {}",
+        long.join(", ")
+    );
 }
 
 #[test]
