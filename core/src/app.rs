@@ -27,6 +27,7 @@ use crate::probe::Probe;
 /// # }
 /// fn main() -> std::process::ExitCode {
 ///     let binary = Binary {
+///         drop_in: false,
 ///         name: "exaprobe-mine",
 ///         about: "Announce while mine is healthy",
 ///         example: "--mine 127.0.0.1",

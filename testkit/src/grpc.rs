@@ -1,9 +1,10 @@
 //! A real gRPC server for tests (feature `grpc`): tonic serving tonic-health's standard
-//! `grpc.health.v1.Health`, whose per-service status a test flips while the server runs;
-//! plain or TLS (a certificate from [`crate::certs`]); a listener that accepts TCP and never
-//! answers; or an HTTP/2 server answering SERVING in a way that is not gRPC ([`Misbehaviour`]). It runs on its own thread and runtime, so sync tests (end-to-end) and async tests
-//! alike use it, and dropping it closes the listener and every connection at once, the way a
-//! killed server would.
+//! `grpc.health.v1.Health` (Check and the Watch stream, or Check only), whose per-service
+//! status a test flips while the server runs; plain or TLS (a certificate from
+//! [`crate::certs`]); a listener that accepts TCP and never answers; or an HTTP/2 server
+//! answering SERVING in a way that is not gRPC ([`Misbehaviour`]). It runs on its own thread
+//! and runtime, so sync tests (end-to-end) and async tests alike use it, and dropping it closes
+//! the listener and every connection at once, the way a killed server would.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -30,7 +31,15 @@ pub struct Config {
     pub silent: bool,
     /// Answer every request with a SERVING message and `grpc-status: 0`, wrong in this way.
     pub misbehaviour: Option<Misbehaviour>,
+    /// Serve `Health/Check` only: `Health/Watch` answers UNIMPLEMENTED, as servers built
+    /// before Watch existed (or proxies that do not stream) do.
+    pub without_watch: bool,
 }
+
+/// The path of the streaming health method.
+const WATCH_PATH: &str = "/grpc.health.v1.Health/Watch";
+/// The path of the one-shot health method.
+const CHECK_PATH: &str = "/grpc.health.v1.Health/Check";
 
 /// Answers that are not gRPC a client can read, each carrying a SERVING message and an OK
 /// `grpc-status` trailer, so only the HTTP layer tells them from a healthy answer: a web server
@@ -55,6 +64,8 @@ pub struct GrpcServer {
     reporter: HealthReporter,
     open: Arc<AtomicUsize>,
     authority: Arc<Mutex<Option<String>>>,
+    watches: Arc<AtomicUsize>,
+    checks: Arc<AtomicUsize>,
     runtime: tokio::runtime::Handle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -81,12 +92,30 @@ impl GrpcServer {
         let counted = open.clone();
         let authority = Arc::new(Mutex::new(None));
         let seen = authority.clone();
-        // Records each request's :authority, then lets the health service answer it.
+        let watches = Arc::new(AtomicUsize::new(0));
+        let watched = watches.clone();
+        let checks = Arc::new(AtomicUsize::new(0));
+        let checked = checks.clone();
+        let without_watch = config.without_watch;
+        // Records each request's :authority and counts the Check and Watch requests, then lets
+        // the health service answer (or refuses Watch when the server has none).
         let service = tower::service_fn(move |request: Request<tonic::body::Body>| {
             *seen.lock().expect("the authority lock") =
                 request.uri().authority().map(|a| a.to_string());
+            let watch = request.uri().path() == WATCH_PATH;
+            if watch {
+                watched.fetch_add(1, Ordering::SeqCst);
+            }
+            if request.uri().path() == CHECK_PATH {
+                checked.fetch_add(1, Ordering::SeqCst);
+            }
             let mut health = service.clone();
-            async move { health.call(request).await }
+            async move {
+                if watch && without_watch {
+                    return Ok(tonic::Status::unimplemented("").into_http());
+                }
+                health.call(request).await
+            }
         });
         let thread = std::thread::spawn(move || {
             runtime.block_on(async move {
@@ -113,6 +142,8 @@ impl GrpcServer {
             reporter,
             open,
             authority,
+            watches,
+            checks,
             runtime: handle,
             stop: Some(stop),
             thread: Some(thread),
@@ -127,6 +158,17 @@ impl GrpcServer {
     /// The `:authority` of the last request answered.
     pub fn last_authority(&self) -> Option<String> {
         self.authority.lock().expect("the authority lock").clone()
+    }
+
+    /// How many `Health/Watch` requests came (answered or refused).
+    pub fn watch_requests(&self) -> usize {
+        self.watches.load(Ordering::SeqCst)
+    }
+
+    /// How many `Health/Check` requests came: a test orders what it sees (a route withdrawn)
+    /// against the checks made.
+    pub fn check_requests(&self) -> usize {
+        self.checks.load(Ordering::SeqCst)
     }
 
     /// Set what the health service answers for `service` (`""`: the overall health).

@@ -212,8 +212,12 @@ pub mod netns;
 pub mod ntp;
 pub mod postgres;
 pub mod redis;
+pub mod sentinel;
 pub mod spawned;
+pub mod tcp;
 pub mod unbound;
+#[cfg(feature = "tokio")]
+pub mod wait;
 
 /// A real HTTP server (Python's http.server) serving `dir` on 127.0.0.1:`port`, listening
 /// when this returns; `None` (after saying why) when python3 is missing outside CI.

@@ -18,6 +18,7 @@ pub const TEST_USER: &str = "exaprobe-test";
 pub const PASSWORD: &str = "s3cret-pw";
 
 /// The PostgreSQL programs and the account they run as.
+#[derive(Clone)]
 pub struct Installation {
     pub bin: PathBuf,
     /// uid/gid to run the servers as (None: the current, unprivileged user).
@@ -149,18 +150,53 @@ impl Installation {
 
     /// Start `postgres` in the foreground on a free port and wait until it accepts logins.
     pub fn start(&self, dir: &Path, data: &Path, extra: &[&str]) -> Server {
-        let port = free_port();
-        let log = data.with_extension("log");
-        let log_file = fs::File::create(&log).unwrap();
-        let mut command = self.command("postgres");
+        let mut server = Server {
+            port: free_port(),
+            socket_dir: dir.to_path_buf(),
+            data: data.to_path_buf(),
+            log: data.with_extension("log"),
+            guard: None,
+            bin: self.bin.clone(),
+            installation: self.clone(),
+            extra: extra.iter().map(ToString::to_string).collect(),
+        };
+        server.restart();
+        server
+    }
+}
+
+/// One running PostgreSQL server, stopped (immediate shutdown) when dropped.
+pub struct Server {
+    pub port: u16,
+    pub socket_dir: PathBuf,
+    pub data: PathBuf,
+    pub log: PathBuf,
+    guard: Option<ChildGuard>,
+    bin: PathBuf,
+    installation: Installation,
+    /// The `-c` settings it was started with.
+    extra: Vec<String>,
+}
+
+impl Server {
+    /// Start (again, after [`Server::stop`]) on the same port and data directory, with the
+    /// same settings, and wait until it accepts logins. The log is appended to.
+    pub fn restart(&mut self) {
+        assert!(self.guard.is_none(), "postgres is already running");
+        let log_file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut command = self.installation.command("postgres");
         command
             .args([
                 "-D",
-                data.to_str().unwrap(),
+                self.data.to_str().unwrap(),
                 "-p",
-                &port.to_string(),
+                &self.port.to_string(),
                 "-k",
-                dir.to_str().unwrap(),
+                self.socket_dir.to_str().unwrap(),
             ])
             .args(["-c", "listen_addresses=127.0.0.1"])
             .args([
@@ -186,38 +222,47 @@ impl Installation {
                 "wal_retrieve_retry_interval=200ms",
             ])
             .args(["-c", "dynamic_shared_memory_type=mmap"]);
-        for setting in extra {
+        for setting in &self.extra {
             command.args(["-c", setting]);
         }
         command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file);
-        let guard = ChildGuard::spawn(&mut command);
-        let server = Server {
-            port,
-            socket_dir: dir.to_path_buf(),
-            data: data.to_path_buf(),
-            log,
-            guard: Some(guard),
-            bin: self.bin.clone(),
-        };
-        server.wait_ready();
-        server
+        self.guard = Some(ChildGuard::spawn(&mut command));
+        self.wait_ready();
     }
-}
 
-/// One running PostgreSQL server, stopped (immediate shutdown) when dropped.
-pub struct Server {
-    pub port: u16,
-    pub socket_dir: PathBuf,
-    pub data: PathBuf,
-    pub log: PathBuf,
-    guard: Option<ChildGuard>,
-    bin: PathBuf,
-}
+    /// `pg_ctl stop -m fast`: every session is ended with `57P01`, then the server exits.
+    /// Waits for the postmaster to exit.
+    pub fn stop_fast(&mut self) {
+        let Some(mut guard) = self.guard.take() else {
+            return;
+        };
+        let output = self
+            .installation
+            .command("pg_ctl")
+            .args([
+                "stop",
+                "-D",
+                self.data.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+            ])
+            .output()
+            .expect("run pg_ctl");
+        assert!(
+            output.status.success(),
+            "pg_ctl stop -m fast: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            guard.wait_timeout(Duration::from_secs(30)).is_some(),
+            "postgres did not stop"
+        );
+    }
 
-impl Server {
     pub fn pid(&self) -> u32 {
         self.guard.as_ref().expect("server running").pid()
     }

@@ -1,6 +1,6 @@
 //! Real redis-server processes for tests, on free loopback ports, with no persistence.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -14,17 +14,55 @@ pub struct Redis {
     pub child: ChildGuard,
     /// Its working directory (for certificates, sockets, password files).
     pub dir: tempfile::TempDir,
+    /// The program and the extra arguments it was started with (for a restart).
+    server: PathBuf,
+    extra: Vec<String>,
 }
 
 /// redis-server on a free port with `extra` arguments; `None` (after a message) when missing.
 pub fn start(extra: &[&str]) -> Option<Redis> {
-    let server = require_tool(
+    let server = server_program()?;
+    let dir = temp_dir();
+    let port = free_port();
+    let extra: Vec<String> = extra.iter().map(ToString::to_string).collect();
+    let child = spawn_server(&server, port, dir.path(), &extra);
+    Some(Redis {
+        port,
+        child,
+        dir,
+        server,
+        extra,
+    })
+}
+
+impl Redis {
+    /// Stop the server (SIGTERM: it closes every client connection and exits) and wait for it.
+    pub fn stop(&mut self) {
+        self.child.signal(nix::sys::signal::Signal::SIGTERM);
+        assert!(
+            self.child.wait_timeout(Duration::from_secs(10)).is_some(),
+            "redis-server did not stop"
+        );
+    }
+
+    /// Start the server again on the same port, with the same arguments.
+    pub fn restart(&mut self) {
+        self.child = spawn_server(&self.server, self.port, self.dir.path(), &self.extra);
+    }
+}
+
+/// The redis-server program (Sentinels are the same program); `None` after a message when
+/// it is missing outside CI.
+pub(crate) fn server_program() -> Option<PathBuf> {
+    require_tool(
         "redis-server",
         "Debian package redis-server",
         &[Path::new("/usr/bin")],
-    )?;
-    let dir = temp_dir();
-    let port = free_port();
+    )
+}
+
+/// redis-server on `port`, listening when this returns.
+fn spawn_server(server: &Path, port: u16, dir: &Path, extra: &[String]) -> ChildGuard {
     let child = ChildGuard::spawn(
         Command::new(server)
             .args([
@@ -38,7 +76,7 @@ pub fn start(extra: &[&str]) -> Option<Redis> {
                 "no",
             ])
             .arg("--dir")
-            .arg(dir.path())
+            .arg(dir)
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
@@ -46,7 +84,7 @@ pub fn start(extra: &[&str]) -> Option<Redis> {
     wait_for("redis-server to listen", Duration::from_secs(10), || {
         tcp_port_open(port).then_some(())
     });
-    Some(Redis { port, child, dir })
+    child
 }
 
 /// Start a replica of `master` and wait until its link is up.
@@ -95,4 +133,17 @@ fn info_number(port: u16, section: &str, field: &str) -> u64 {
         .lines()
         .find_map(|line| line.trim().strip_prefix(&format!("{field}:"))?.parse().ok())
         .unwrap_or_else(|| panic!("INFO {section} has no {field}"))
+}
+
+/// The clients of the server on `port` subscribed to at least one channel (`CLIENT LIST`'s
+/// `sub=N` with N > 0): a watcher's subscription, seen from the server.
+pub fn subscribed_clients(port: u16) -> usize {
+    cli(port, &["CLIENT", "LIST"])
+        .lines()
+        .filter(|line| {
+            line.split_whitespace()
+                .find_map(|field| field.strip_prefix("sub="))
+                .is_some_and(|n| n != "0")
+        })
+        .count()
 }

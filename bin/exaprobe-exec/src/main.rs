@@ -6,6 +6,7 @@ use exaprobe_exec::{ExecOptions, ExecProbe};
 
 fn main() -> ExitCode {
     let binary = Binary {
+        drop_in: true,
         name: "exaprobe-exec",
         about: "Announce anycast prefixes to ExaBGP while a program exits 0 (a drop-in for `exabgp healthcheck`: same options)",
         example: "-- /usr/bin/systemctl is-active --quiet nginx",

@@ -6,6 +6,7 @@ use exaprobe_grpc::{GrpcOptions, GrpcProbe};
 
 fn main() -> ExitCode {
     let binary = Binary {
+        drop_in: false,
         name: "exaprobe-grpc",
         about: "Announce anycast prefixes to ExaBGP while a gRPC server reports SERVING to the standard health check",
         example: "--address 127.0.0.1:50051 --service shop.v1.Cart",

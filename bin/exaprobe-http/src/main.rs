@@ -6,6 +6,7 @@ use exaprobe_http::{HttpOptions, HttpProbe};
 
 fn main() -> ExitCode {
     let binary = Binary {
+        drop_in: false,
         name: "exaprobe-http",
         about: "Announce anycast prefixes to ExaBGP while an HTTP(S) endpoint answers as expected",
         example: "--url http://127.0.0.1/health",

@@ -6,6 +6,7 @@ use exaprobe_icmp::{IcmpOptions, IcmpProbe};
 
 fn main() -> ExitCode {
     let binary = Binary {
+        drop_in: false,
         name: "exaprobe-icmp",
         about: "Announce anycast prefixes to ExaBGP while upstream hosts (or the default gateway) answer pings",
         example: "--gateway --count 3 --loss-down 50 --rtt-degraded 50ms",

@@ -6,6 +6,7 @@ use exaprobe_ntp::{NtpOptions, NtpProbe};
 
 fn main() -> ExitCode {
     let binary = Binary {
+        drop_in: false,
         name: "exaprobe-ntp",
         about: "Announce anycast prefixes to ExaBGP while an NTP server answers with synchronised time",
         example: "--server 127.0.0.1 --root-distance-degraded 100ms",

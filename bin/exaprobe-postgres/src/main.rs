@@ -6,6 +6,7 @@ use exaprobe_postgres::{PostgresOptions, PostgresProbe};
 
 fn main() -> ExitCode {
     let binary = Binary {
+        drop_in: false,
         name: "exaprobe-postgres",
         about: "Announce anycast prefixes to ExaBGP while a PostgreSQL server is healthy (role, lag, TLS)",
         example: "--dsn 'host=/var/run/postgresql dbname=postgres' --role primary",

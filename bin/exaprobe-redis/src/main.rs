@@ -6,6 +6,7 @@ use exaprobe_redis::{RedisOptions, RedisProbe};
 
 fn main() -> ExitCode {
     let binary = Binary {
+        drop_in: false,
         name: "exaprobe-redis",
         about: "Announce anycast prefixes to ExaBGP while a Redis node is healthy (role, replica link, Sentinel)",
         example: "--url redis://127.0.0.1:6379 --role master",

@@ -1,15 +1,15 @@
-//! The options of `exabgp healthcheck` that exaprobe did not have, so that its `run` line works
-//! with only the program's path changed.
+//! The `exabgp healthcheck` drop-in, so that a healthcheck `run` line works with only the
+//! program's path changed; where exaprobe differs on purpose, README.md ("Replacing `exabgp
+//! healthcheck`") says so. What app.rs calls is here ([`start`], [`log_levels`]); the parts:
 //!
-//! Everything here is process-level (logging, pid file, user, addresses on the interface), so
-//! every probe has it; the exec probe adds `--cmd`/`--command`/`-c`. Names, short names, value
-//! syntax and defaults are those of ExaBGP 5.0's and 6.0's `healthcheck.py`; where exaprobe
-//! differs on purpose, README.md ("Replacing `exabgp healthcheck`") says so.
-//!
-//! Besides the options, the command line itself is made readable: the healthcheck's two-letter
-//! short option `-sF` is spelled `--syslog-facility`, a healthcheck `-F`/`--config` file (`key =
-//! value` lines) becomes the options it holds ([`crate::compat::healthcheck_file`]), and the healthcheck's
-//! short names are given to exaprobe's options of the same meaning ([`short_names`]).
+//! - [`options`]: the healthcheck's options exaprobe had not (in exaprobe-exec's help; the
+//!   other probes accept them and show only `--pid`, `--user`, `--group`).
+//! - [`argv`] and [`healthcheck_file`]: the command line made readable (`-sF`, a `-F` file of
+//!   `key = value` lines, the healthcheck's short names).
+//! - [`interfaces`], [`ip_setup`], [`ip_claims`]: addresses found on and added to `lo` through
+//!   netlink, shared safely between probes.
+//! - [`pidfile`], [`privileges`], [`stop_signals`]: the pid file, the user and group switch, a
+//!   SIGTERM during the set-up.
 
 pub(crate) mod argv;
 pub(crate) mod healthcheck_file;
@@ -86,6 +86,7 @@ mod tests {
         argv: &[OsString],
     ) -> Result<Vec<OsString>, crate::config::load_error::LoadError> {
         let binary = crate::config::options::Binary {
+            drop_in: false,
             name: "p",
             about: "",
             example: "",

@@ -63,6 +63,18 @@ pub(crate) struct CompatOptions {
     pub ip_claims_dir: Option<PathBuf>,
 }
 
+/// The drop-in's options every probe shows (process-level, as useful to any probe).
+const SHARED: [&str; 3] = ["pid", "user", "group"];
+
+/// The ids of the drop-in's options only exaprobe-exec (the drop-in) shows in its help.
+pub(crate) fn drop_in_only() -> Vec<String> {
+    CompatOptions::augment_args(clap::Command::new("drop-in"))
+        .get_arguments()
+        .map(|arg| arg.get_id().to_string())
+        .filter(|id| !SHARED.contains(&id.as_str()))
+        .collect()
+}
+
 /// `--ip-ifname IP%IFNAME`: an address or network of `--ip`, and the interface it goes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct IpIfname {

@@ -363,6 +363,11 @@ pub struct Binary {
     /// Environment variables the probe reads besides its `EXAPROBE_*` options (libpq's
     /// `PGHOST`...), with what each does, for the man page's ENVIRONMENT section.
     pub environment: &'static [(&'static str, &'static str)],
+    /// This binary is the `exabgp healthcheck` drop-in (exaprobe-exec): the healthcheck's own
+    /// options show in its `--help` and man page. The other probes accept them (a `run` line
+    /// moved to another kind keeps working) but show only the shared ones (`--pid`, `--user`,
+    /// `--group`).
+    pub drop_in: bool,
 }
 
 impl Binary {
@@ -371,12 +376,77 @@ impl Binary {
     /// An option of one value given twice takes the last value, as `exabgp healthcheck`
     /// (argparse) does, so its command lines keep working; list options still add up.
     pub fn command<T: Args>(&self) -> clap::Command {
-        crate::compat::argv::short_names(<Cli<T> as clap::CommandFactory>::command())
+        let mut command =
+            crate::compat::argv::short_names(<Cli<T> as clap::CommandFactory>::command());
+        if !self.drop_in {
+            for id in crate::compat::options::drop_in_only() {
+                command = command.mut_arg(id, |arg| arg.hide(true));
+            }
+        }
+        command
             .args_override_self(true)
             .name(self.name)
             .bin_name(self.name)
             .about(self.about)
             .long_about(None::<&str>)
             .version(env!("CARGO_PKG_VERSION"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, clap::Args)]
+    struct NoOptions {}
+
+    fn binary(drop_in: bool) -> Binary {
+        Binary {
+            name: "exaprobe-test",
+            about: "test",
+            example: "",
+            environment: &[],
+            drop_in,
+        }
+    }
+
+    #[test]
+    fn only_the_drop_in_shows_the_healthcheck_options_but_every_probe_accepts_them() {
+        let help = |drop_in: bool| {
+            binary(drop_in)
+                .command::<NoOptions>()
+                .render_long_help()
+                .to_string()
+        };
+        let (probe, drop_in) = (help(false), help(true));
+        for option in [
+            "--deaggregate-networks",
+            "--ip-setup",
+            "--label",
+            "--silent",
+            "--sudo",
+        ] {
+            assert!(
+                drop_in.contains(option),
+                "{option} missing from the drop-in's help"
+            );
+            assert!(
+                !probe.contains(option),
+                "{option} shown in another probe's help"
+            );
+        }
+        for shared in ["--pid", "--user", "--group"] {
+            assert!(
+                probe.contains(shared) && drop_in.contains(shared),
+                "{shared}"
+            );
+        }
+        let parsed = binary(false).command::<NoOptions>().try_get_matches_from([
+            "exaprobe-test",
+            "--deaggregate-networks",
+            "--prefix",
+            "192.0.2.1",
+        ]);
+        assert!(parsed.is_ok(), "{parsed:?}");
     }
 }

@@ -415,6 +415,7 @@ mod tests {
         env: &[(&str, &str)],
     ) -> Result<CommonOptions, crate::config::load_error::LoadError> {
         let binary = crate::config::options::Binary {
+            drop_in: false,
             name: "exaprobe-test",
             about: "",
             example: "",

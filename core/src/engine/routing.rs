@@ -8,6 +8,12 @@
 //!   during a drain: a service the hysteresis finds DOWN ends every drain at once (the final
 //!   action now), so a failing service is never drained. Leaving maintenance during the drain
 //!   continues the service's own hysteresis (UP stays UP, a failure counts towards `--fall`).
+//!   On SIGTERM the drain is decided here too ([`Router::drain_on_exit`]: only from UP) and its
+//!   length within the exit budget ([`exit_drain_until`]); the deliverer only carries it out
+//!   (a second signal cuts it short).
+//! - **Events** (`--events`): the service saying it is not serving is an observation
+//!   (`Observation::NotServing`: DOWN at once, through damping and drains as a failure is); a
+//!   suspicion ([`Router::suspect`]) changes no route and asks for `--fall` fast checks.
 //! - **Flap damping**: more than `--flap-limit` changes between UP and DOWN within
 //!   `--flap-window` hold the routes in the DOWN action for `--flap-hold`, whatever the checks
 //!   say; then a fresh hysteresis starts from INIT.
@@ -27,6 +33,20 @@ use tokio::time::Instant;
 
 use crate::engine::health::{Hysteresis, Observation, State};
 use crate::engine::render::Target;
+
+/// Of SIGTERM's exit budget, what a drain leaves for the withdraws.
+pub(crate) const WITHDRAW_RESERVE: Duration = Duration::from_millis(400);
+
+/// When a SIGTERM drain (see [`Router::drain_on_exit`]) of `length` started at `now` must end
+/// for the withdraws to fit before `deadline`; `None` when there is no time for one.
+pub(crate) fn exit_drain_until(
+    now: Instant,
+    length: Duration,
+    deadline: Instant,
+) -> Option<Instant> {
+    let until = (now + length).min(deadline.checked_sub(WITHDRAW_RESERVE)?);
+    (until > now).then_some(until)
+}
 
 /// Flap damping limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -710,6 +730,21 @@ mod tests {
             Some(Target::Down),
             "confirmed by the fast checks"
         );
+    }
+
+    #[test]
+    fn a_sigterm_drain_leaves_the_withdraws_their_reserve() {
+        let now = Instant::now();
+        let budget = now + Duration::from_millis(1200);
+        assert_eq!(
+            exit_drain_until(now, Duration::from_secs(30), budget),
+            Some(budget - WITHDRAW_RESERVE)
+        );
+        assert_eq!(
+            exit_drain_until(now, Duration::from_millis(100), budget),
+            Some(now + Duration::from_millis(100))
+        );
+        assert_eq!(exit_drain_until(now, SECOND, now + WITHDRAW_RESERVE), None);
     }
 
     #[test]

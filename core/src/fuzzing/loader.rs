@@ -19,6 +19,7 @@ use crate::config::settings::{ModeFlags, Settings};
 struct NoOptions {}
 
 const BINARY: Binary = Binary {
+    drop_in: false,
     name: "exaprobe-fuzz",
     about: "fuzzing",
     example: "",

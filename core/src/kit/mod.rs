@@ -4,6 +4,7 @@
 //!   wording), so every probe words the same failure the same way.
 //! - [`events`]: what a service says between checks, reported by a probe's watcher
 //!   ([`crate::Probe::watch`]): authoritative (DOWN at once) or a suspicion (check now).
+//! - [`backoff`]: the doubling, bounded wait between a watcher's reconnection attempts.
 //! - [`parse`]: option value parsers (regexes, byte sizes, durations) and [`parse::Limits`], a
 //!   degraded level that must sit below a hard level.
 //! - [`udp`]: one datagram out and the answer back over a connected socket, strays ignored and
@@ -17,6 +18,7 @@
 //! TLS options are the `exaprobe-tls` crate's `TlsArgs`.
 
 pub mod address;
+pub mod backoff;
 pub(crate) mod escape;
 pub mod events;
 pub mod files;

@@ -1,4 +1,5 @@
-//! One-line failure reasons shared by the probes.
+//! One-line failure reasons shared by the probes, and the walk down an error's causes they are
+//! read from.
 
 use std::error::Error;
 use std::io;
@@ -53,6 +54,19 @@ pub fn error_chain(error: &(dyn Error + 'static)) -> String {
     text.replace('\n', " ")
 }
 
+/// An error and its causes, outermost first: for a probe that looks for a layer of its own
+/// (its connector's failure, a refused answer) in what a client library returned.
+pub fn causes<'a>(
+    error: &'a (dyn Error + 'static),
+) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
+    std::iter::successors(Some(error), |&error| error.source())
+}
+
+/// True when `error` or one of its causes is an `E`.
+pub fn caused_by<E: Error + 'static>(error: &(dyn Error + 'static)) -> bool {
+    causes(error).any(|cause| cause.is::<E>())
+}
+
 /// An I/O error as an operator reads it: "connection refused" rather than "Connection refused
 /// (os error 111)", the same words from every probe.
 pub fn io_error(error: &io::Error) -> String {
@@ -92,6 +106,17 @@ mod tests {
         let inner = io::Error::other("inner\ncause");
         let outer = io::Error::other(OuterError(inner));
         assert_eq!(error_chain(&outer), "outer: inner cause");
+    }
+
+    #[test]
+    fn causes_are_walked_outermost_first() {
+        let inner = io::Error::other("inner");
+        let outer = OuterError(inner);
+        let words: Vec<String> = causes(&outer).map(|cause| cause.to_string()).collect();
+        assert_eq!(words, ["outer", "inner"]);
+        assert!(caused_by::<OuterError>(&outer));
+        assert!(caused_by::<io::Error>(&outer));
+        assert!(!caused_by::<std::fmt::Error>(&outer));
     }
 
     #[test]

@@ -27,10 +27,13 @@
 //! - `reap` loops `waitpid(-1, WNOHANG)` under the lock: a registered pid's status is stored
 //!   for its job, any other pid (an orphan) is simply reaped. Whichever task is awake reaps; there
 //!   is no reaper thread or task, hence no thread hand-off.
-//! - A job waits on tokio's SIGCHLD stream: a signal handler writes to the runtime's self-pipe,
-//!   so the wake-up is one `epoll_wait` return on the runtime's own thread. The listener exists
-//!   before the spawn, and the spawn and the registration happen under the lock, so an exit is
-//!   neither missed nor taken for an orphan's.
+//! - A job waits for its leader's exit on a pidfd (`pidfd_open`, readable once the process has
+//!   exited), registered with the runtime: one `epoll_wait` return, and no signal at all, so no
+//!   interrupted `epoll_wait`, signal handler and self-pipe per check. The pidfd is opened under
+//!   the lock, before anyone can reap the leader, so the pid it names is the leader's. Where
+//!   pidfds are not available (before Linux 5.3, a seccomp filter), the job waits on tokio's
+//!   SIGCHLD stream, its listener made before the spawn. The cleanup rounds below wait on
+//!   SIGCHLD, their listener made before the first round.
 //! - Spawning is `std::process::Command::spawn` without a `pre_exec` closure, so std uses
 //!   `posix_spawn` (`clone` with `CLONE_VM | CLONE_VFORK`): the probe's address space is never
 //!   copied.
@@ -70,6 +73,7 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
+use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe::Receiver;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -101,8 +105,13 @@ pub async fn run_captured(mut command: Command, tail: usize) -> std::io::Result<
 /// are converted for `posix_spawn` once, not at every run. The command keeps no descriptor
 /// between runs (its stdio is reset to `/dev/null` once spawned).
 pub async fn run_captured_again(command: &mut Command, tail: usize) -> std::io::Result<Finished> {
-    // The listener must exist before the child does, or its SIGCHLD could be missed.
-    let mut sigchld = signal(SignalKind::child())?;
+    // Without pidfds, the SIGCHLD listener must exist before the child does, or the signal
+    // could be missed.
+    let mut sigchld = if pidfds_work() {
+        None
+    } else {
+        Some(signal(SignalKind::child())?)
+    };
     let out = OutputPipe::take()?;
     let err = OutputPipe::take()?;
     command
@@ -129,17 +138,23 @@ pub async fn run_captured_again(command: &mut Command, tail: usize) -> std::io::
         }
         tokio::select! {
             biased;
-            notice = sigchld.recv() => match notice {
-                Some(()) => exited = true,
-                None => return Err(std::io::Error::other("the runtime is shutting down")),
-            },
+            notice = job.exit(sigchld.as_mut()) => {
+                notice?;
+                exited = true;
+            }
             () = stdout.fill(), if stdout.is_open() => {}
             () = stderr.fill(), if stderr.is_open() => {}
         }
     };
     // The program is gone; a descendant may still hold the pipes: take what is there, no more.
     let drained = stdout.drain_now() & stderr.drain_now();
-    let alone = !job.children_left || settle(Scope::Ending(job.pid), &mut sigchld).await;
+    let alone = !job.children_left || {
+        let mut sigchld = match sigchld {
+            Some(sigchld) => sigchld,
+            None => signal(SignalKind::child())?,
+        };
+        settle(Scope::Ending(job.pid), &mut sigchld).await
+    };
     job.settled();
     let output_tail = join_tails(&[stdout.tail.text(), stderr.tail.text()]);
     if drained && alone {
@@ -355,6 +370,34 @@ struct Job {
     stage: Stage,
     /// Whether this process still had children when the leader was reaped.
     children_left: bool,
+    /// Readable once the leader has exited (`None` without pidfds: SIGCHLD tells).
+    pidfd: Option<AsyncFd<OwnedFd>>,
+}
+
+/// Whether this kernel gives pidfds (asked once, of this process's own pid).
+fn pidfds_work() -> bool {
+    static WORKS: OnceLock<bool> = OnceLock::new();
+    *WORKS.get_or_init(|| pidfd_open(Pid::this()).is_ok())
+}
+
+/// A pidfd for `pid` (close-on-exec, non-blocking), readable once the process has exited.
+fn pidfd_open(pid: Pid) -> std::io::Result<OwnedFd> {
+    let pid = rustix::process::Pid::from_raw(pid.as_raw())
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    Ok(rustix::process::pidfd_open(
+        pid,
+        rustix::process::PidfdFlags::NONBLOCK,
+    )?)
+}
+
+/// `pidfd` registered with the runtime, to await its readiness.
+fn register(pidfd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: the AsyncFd owns the OwnedFd: the descriptor stays open, and the same, until the
+    // AsyncFd drops (deregistering it first); nothing else holds or closes it.
+    #[allow(unsafe_code)]
+    let registered =
+        unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) };
+    registered.map_err(std::io::Error::from)
 }
 
 impl Job {
@@ -364,11 +407,52 @@ impl Job {
         let child = command.spawn()?;
         let pid = Pid::from_raw(child.id() as i32);
         jobs.push(Entry { pid, status: None });
+        // Under the lock: nobody can have reaped the leader, so the pid is still its.
+        let pidfd = if pidfds_work() {
+            pidfd_open(pid).and_then(register).ok()
+        } else {
+            None
+        };
         Ok(Job {
             pid,
             stage: Stage::Running,
             children_left: true,
+            pidfd,
         })
+    }
+
+    /// Wait until the leader may have exited: its pidfd is readable, or (without one) a
+    /// SIGCHLD came. Then [`Job::take_status`] says.
+    async fn exit(
+        &mut self,
+        sigchld: Option<&mut tokio::signal::unix::Signal>,
+    ) -> std::io::Result<()> {
+        let shutting_down = || std::io::Error::other("the runtime is shutting down");
+        match (&self.pidfd, sigchld) {
+            (Some(pidfd), _) => {
+                // Readable for good once it exited: the status is then there to take.
+                let _ready = pidfd.readable().await?;
+                Ok(())
+            }
+            (None, Some(sigchld)) => sigchld.recv().await.ok_or_else(shutting_down),
+            (None, None) => {
+                // pidfd_open failed for this child alone (descriptors exhausted): SIGCHLD
+                // from now on, and a look at the status now in case it came before.
+                let mut sigchld = signal(SignalKind::child())?;
+                if self.has_status() {
+                    return Ok(());
+                }
+                sigchld.recv().await.ok_or_else(shutting_down)
+            }
+        }
+    }
+
+    /// Whether the leader's status is there to take (reaping what has ended).
+    fn has_status(&self) -> bool {
+        let mut jobs = registry();
+        reap(&mut jobs);
+        jobs.iter()
+            .any(|job| job.pid == self.pid && job.status.is_some())
     }
 
     /// Reap what has ended; if the leader has, unregister it, kill its group, return its status.

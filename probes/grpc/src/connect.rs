@@ -12,6 +12,7 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tonic::transport::{Channel, Endpoint};
 
 /// What the channel reads and writes: a TCP or TLS stream.
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -28,6 +29,24 @@ impl std::fmt::Display for ConnectFailure {
 }
 
 impl std::error::Error for ConnectFailure {}
+
+/// What opens a channel to the server (the endpoint: URI, `--authority`, user agent; and the
+/// connector), shared by the check and the watcher, which each open their own.
+#[derive(Clone)]
+pub(crate) struct Dialer {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) connector: Connector,
+}
+
+impl Dialer {
+    /// A new channel, connected now (unbounded: the caller sets the deadline).
+    pub(crate) async fn channel(&self) -> Result<Channel, tonic::transport::Error> {
+        let connector = self.connector.clone();
+        let connect =
+            tower::service_fn(move |_: tonic::codegen::http::Uri| connector.clone().connect());
+        self.endpoint.connect_with_connector(connect).await
+    }
+}
 
 /// Everything needed to open one connection; cloned into the channel.
 #[derive(Clone)]

@@ -9,16 +9,23 @@
 //! same deadline (the server may have closed it); the failure of a fresh connection is the
 //! verdict, and a connection that failed is never kept. The channel is held by the check while
 //! it runs, so a check dropped at the runner's timeout drops it too.
+//!
+//! Between checks, the watcher (`watch`) follows `Health/Watch` on a channel of its own: the
+//! server's NOT_SERVING takes the route down at once; the checks go on at `--interval` as the
+//! liveness check of the server and of the stream.
 
 mod answer;
 mod connect;
 mod options;
 mod verdict;
+mod watch;
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use exaprobe_core::{Outcome, Probe};
+use exaprobe_core::kit::events::Events;
+use exaprobe_core::kit::reason::{caused_by, causes};
+use exaprobe_core::{Outcome, Probe, Watcher};
 use rustls::pki_types::ServerName;
 use tokio::time::{Instant, timeout_at};
 use tonic::transport::{Channel, Endpoint};
@@ -28,15 +35,14 @@ use tonic_health::pb::health_client::HealthClient;
 pub use options::GrpcOptions;
 
 use answer::{CheckedChannel, NotGrpc};
-use connect::{ConnectFailure, Connector};
+use connect::{ConnectFailure, Connector, Dialer};
 
 /// The largest answer read: a HealthCheckResponse is a few bytes.
 const MAX_ANSWER_BYTES: usize = 4096;
 
 /// Asks a gRPC server's health service about one service, over a kept connection.
 pub struct GrpcProbe {
-    endpoint: Endpoint,
-    connector: Connector,
+    dialer: Dialer,
     service: String,
     /// Names the service and the address in every reason.
     subject: String,
@@ -97,8 +103,10 @@ impl GrpcProbe {
             }
         );
         Ok(GrpcProbe {
-            endpoint,
-            connector: Connector::new(address.clone(), tls, timeout),
+            dialer: Dialer {
+                endpoint,
+                connector: Connector::new(address.clone(), tls, timeout),
+            },
             service,
             subject,
             target,
@@ -161,10 +169,7 @@ impl GrpcProbe {
     /// A new channel, connected now (within the check's deadline, so dropping the check
     /// cancels the connection attempt).
     async fn open(&self, deadline: Instant) -> Result<Channel, Failure> {
-        let connector = self.connector.clone();
-        let connect =
-            tower::service_fn(move |_: tonic::codegen::http::Uri| connector.clone().connect());
-        match timeout_at(deadline, self.endpoint.connect_with_connector(connect)).await {
+        match timeout_at(deadline, self.dialer.channel()).await {
             Err(_) => Err(Failure::Timeout(format!(
                 "{}: timeout connecting within --timeout {:?}",
                 self.subject, self.timeout
@@ -182,6 +187,16 @@ impl GrpcProbe {
 impl Probe for GrpcProbe {
     fn describe(&self) -> String {
         exaprobe_core::redact::for_display(&self.target)
+    }
+
+    fn watch(&self, events: Events) -> Option<Watcher> {
+        let watch = watch::Watch {
+            dialer: self.dialer.clone(),
+            service: self.service.clone(),
+            subject: self.subject.clone(),
+            timeout: self.timeout,
+        };
+        Some(Box::pin(watch.run(events)))
     }
 
     async fn check(&mut self, deadline: Instant) -> Outcome {
@@ -234,35 +249,21 @@ fn tls_config(options: &GrpcOptions) -> Result<(rustls::ClientConfig, ServerName
     Ok((config, server_name))
 }
 
-/// True when `error` or one of its causes is an `E`.
-fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if error.is::<E>() {
-            return true;
-        }
-        current = error.source();
-    }
-    false
-}
-
 /// One line for a failure of the connection: our own connector's words when it failed,
 /// else the innermost cause tonic or hyper gave.
 fn describe_error(error: &(dyn std::error::Error + 'static)) -> String {
     let mut innermost = error;
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if let Some(failure) = error.downcast_ref::<ConnectFailure>() {
+    for cause in causes(error) {
+        if let Some(failure) = cause.downcast_ref::<ConnectFailure>() {
             return failure.0.clone();
         }
-        if let Some(refused) = error.downcast_ref::<NotGrpc>() {
+        if let Some(refused) = cause.downcast_ref::<NotGrpc>() {
             return refused.0.clone();
         }
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             return exaprobe_core::kit::reason::io_error(io);
         }
-        innermost = error;
-        current = error.source();
+        innermost = cause;
     }
     exaprobe_core::redact::escape_controls(&innermost.to_string())
 }

@@ -10,27 +10,10 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use exaprobe_core::{Outcome, Probe};
 use exaprobe_grpc::{GrpcOptions, GrpcProbe};
-use exaprobe_testkit::certs::Pki;
 use exaprobe_testkit::grpc::{Config, GrpcServer, Misbehaviour, ServingStatus};
 
-const TIMEOUT: Duration = Duration::from_secs(1);
-
-/// The deadline a check started now gets under TIMEOUT (the runner gives the same).
-fn deadline() -> tokio::time::Instant {
-    tokio::time::Instant::now() + TIMEOUT.mul_f64(0.95)
-}
-
-fn probe(args: &[&str]) -> GrpcProbe {
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        grpc: GrpcOptions,
-    }
-    let mut argv = vec!["exaprobe-grpc"];
-    argv.extend_from_slice(args);
-    let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{e}"));
-    GrpcProbe::new(&cli.grpc, TIMEOUT).unwrap()
-}
+mod common;
+use common::{TIMEOUT, deadline, probe, tls_server};
 
 fn reason(outcome: Outcome) -> String {
     match outcome {
@@ -223,13 +206,7 @@ async fn a_closed_port_is_refused() {
 
 #[tokio::test]
 async fn tls_with_the_test_ca_and_the_authority() {
-    let pki = Pki::new("exaprobe grpc test CA");
-    let identity = pki.server(&["svc.example"], (-1, 30));
-    let server = GrpcServer::start(&Config {
-        tls: Some(identity.server_config(&[b"h2"])),
-        ..Config::default()
-    });
-    server.set("shop.Cart", ServingStatus::Serving);
+    let (pki, server) = tls_server();
     let address = server.address.to_string();
     let ca = pki.ca_file.display().to_string();
     // Verified against the host of --address (127.0.0.1): the certificate is for svc.example.

@@ -15,13 +15,16 @@ mod options;
 mod session;
 mod state;
 mod tls;
+mod watch;
 
 use std::fmt;
 use std::time::Duration;
 
 use anyhow::Result;
+use exaprobe_core::kit::events::Events;
 use exaprobe_core::kit::parse::Limits;
-use exaprobe_core::{Outcome, Probe};
+use exaprobe_core::{Outcome, Probe, Watcher};
+use tokio::time::{Instant, timeout_at};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::errors::*;
@@ -43,6 +46,8 @@ pub struct PostgresProbe {
     target: String,
     endpoint: String,
     session: Option<Session>,
+    /// `--listen-channel`, for the watcher.
+    listen_channel: Option<String>,
     /// Set during a check: still set at the next one means it was cancelled (timeout).
     in_flight: bool,
 }
@@ -122,16 +127,19 @@ impl PostgresProbe {
             target: exaprobe_core::redact::for_display(&target),
             endpoint,
             session: None,
+            listen_channel: options.listen_channel.clone(),
             in_flight: false,
         })
     }
 
-    async fn connect(&mut self) -> Result<(), String> {
-        let (client, connection) = self
-            .config
-            .connect(self.tls.clone())
-            .await
-            .map_err(|e| format!("connect {}: {}", self.endpoint, describe_error(&e)))?;
+    /// Log in (by `deadline`) and set the session's `statement_timeout`.
+    async fn connect(&mut self, deadline: Instant) -> Result<(), String> {
+        let (client, connection) =
+            match timeout_at(deadline, self.config.connect(self.tls.clone())).await {
+                Err(_) => return Err(format!("timeout connecting to {}", self.endpoint)),
+                Ok(connected) => connected
+                    .map_err(|e| format!("connect {}: {}", self.endpoint, describe_error(&e)))?,
+            };
         let task = tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "postgres connection ended");
@@ -142,38 +150,44 @@ impl PostgresProbe {
             driver: Driver(task),
         };
         let millis = self.statement_timeout.as_millis().max(1);
-        if let Err(e) = session
-            .client
-            .batch_execute(&format!("SET statement_timeout = {millis}"))
-            .await
-        {
-            session.abandon();
-            return Err(format!(
+        let set = format!("SET statement_timeout = {millis}");
+        let set = session.client.batch_execute(&set);
+        let failure = match timeout_at(deadline, set).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!(
                 "set statement_timeout on {}: {}",
                 self.endpoint,
                 describe_error(&e)
-            ));
+            )),
+            Err(_) => Some(format!(
+                "timeout setting statement_timeout on {}",
+                self.endpoint
+            )),
+        };
+        if let Some(reason) = failure {
+            session.abandon();
+            return Err(reason);
         }
         tracing::debug!(endpoint = %self.endpoint, "connected to postgres");
         self.session = Some(session);
         Ok(())
     }
 
-    /// The state and user queries on the current session. The error says whether a query of
-    /// this check had already been answered (then it is not retried on a new connection).
+    /// The state and user queries on the current session, each by `deadline`.
     async fn inspect(
         client: &Client,
         checks: &Checks,
         query: &str,
         expect: Option<&str>,
-    ) -> Result<Outcome, (tokio_postgres::Error, bool)> {
+        deadline: Instant,
+    ) -> Result<Outcome, Failure> {
         let mut degraded = None;
         let mut answered = false;
         if checks.need_state() {
-            let messages = client
-                .simple_query(STATE_SQL)
+            let messages = timeout_at(deadline, client.simple_query(STATE_SQL))
                 .await
-                .map_err(|e| (e, false))?;
+                .map_err(|_| Failure::Timeout("the state query"))?
+                .map_err(|e| Failure::Error(e, false))?;
             answered = true;
             let state = match messages.iter().find_map(|m| match m {
                 SimpleQueryMessage::Row(row) => Some(ServerState::from_row(row)),
@@ -189,10 +203,10 @@ impl PostgresProbe {
                 Ok(found) => degraded = found.map(Outcome::degraded),
             }
         }
-        let messages = client
-            .simple_query(query)
+        let messages = timeout_at(deadline, client.simple_query(query))
             .await
-            .map_err(|e| (e, answered))?;
+            .map_err(|_| Failure::Timeout("--query"))?
+            .map_err(|e| Failure::Error(e, answered))?;
         if let Some(expected) = expect {
             let first = messages.iter().find_map(|m| match m {
                 SimpleQueryMessage::Row(row) => Some(row.try_get(0).ok().flatten()),
@@ -220,12 +234,12 @@ impl PostgresProbe {
         Ok(degraded.unwrap_or(Outcome::Healthy))
     }
 
-    async fn run(&mut self) -> Outcome {
+    async fn run(&mut self, deadline: Instant) -> Outcome {
         if self.session.as_ref().is_some_and(|s| s.client.is_closed()) {
             self.session = None;
         }
         let reused = self.session.is_some();
-        if !reused && let Err(reason) = self.connect().await {
+        if !reused && let Err(reason) = self.connect(deadline).await {
             return Outcome::unhealthy(reason);
         }
         for attempt in 0..2 {
@@ -237,11 +251,22 @@ impl PostgresProbe {
                 &self.checks,
                 &self.query,
                 self.expect.as_deref(),
+                deadline,
             )
             .await
             {
                 Ok(outcome) => return outcome,
-                Err((error, answered)) if is_connection_lost(&error) => {
+                Err(Failure::Timeout(what)) => {
+                    // The session is in an unknown state (an answer may still come).
+                    if let Some(session) = self.session.take() {
+                        session.abandon();
+                    }
+                    return Outcome::unhealthy(format!(
+                        "timeout waiting for {what} on {}",
+                        self.endpoint
+                    ));
+                }
+                Err(Failure::Error(error, answered)) if is_connection_lost(&error) => {
                     if let Some(session) = self.session.take() {
                         session.abandon();
                     }
@@ -249,7 +274,7 @@ impl PostgresProbe {
                     // any answer on it (the server closed it while idle).
                     if reused && attempt == 0 && !answered {
                         tracing::debug!(%error, "reused postgres connection lost; reconnecting");
-                        if let Err(reason) = self.connect().await {
+                        if let Err(reason) = self.connect(deadline).await {
                             return Outcome::unhealthy(reason);
                         }
                         continue;
@@ -260,7 +285,7 @@ impl PostgresProbe {
                         describe_error(&error)
                     ));
                 }
-                Err((error, _)) => {
+                Err(Failure::Error(error, _)) => {
                     return Outcome::unhealthy(format!("query failed: {}", describe_error(&error)));
                 }
             }
@@ -269,12 +294,35 @@ impl PostgresProbe {
     }
 }
 
+/// Why the queries of a check did not give a verdict.
+enum Failure {
+    /// An error; `true` when a query of this check had already been answered on the session
+    /// (then it is not retried on a new connection).
+    Error(tokio_postgres::Error, bool),
+    /// The deadline came while waiting for this (the query's name).
+    Timeout(&'static str),
+}
+
 impl Probe for PostgresProbe {
     fn describe(&self) -> String {
         self.target.clone()
     }
 
-    async fn check(&mut self, _deadline: tokio::time::Instant) -> Outcome {
+    /// A session of its own whose closing by the server (and, with `--listen-channel`, a
+    /// NOTIFY) is a suspicion (see the `watch` module).
+    fn watch(&self, events: Events) -> Option<Watcher> {
+        let watch = watch::Watch {
+            config: self.config.clone(),
+            tls: self.tls.clone(),
+            endpoint: self.endpoint.clone(),
+            channel: self.listen_channel.clone(),
+        };
+        Some(Box::pin(watch.run(events)))
+    }
+
+    /// Every phase (login, `statement_timeout`, the state query, `--query`) ends by
+    /// `deadline`; a timeout names the phase.
+    async fn check(&mut self, deadline: Instant) -> Outcome {
         if self.in_flight {
             // The previous check was cancelled mid-way: its connection is in an unknown state.
             if let Some(session) = self.session.take() {
@@ -282,7 +330,7 @@ impl Probe for PostgresProbe {
             }
         }
         self.in_flight = true;
-        let outcome = self.run().await;
+        let outcome = self.run(deadline).await;
         self.in_flight = false;
         if self.fresh_connection
             && let Some(session) = self.session.take()

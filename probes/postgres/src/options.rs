@@ -95,6 +95,27 @@ pub(crate) fn parse_query(text: &str) -> Result<String, String> {
     Ok(text.to_string())
 }
 
+/// `--listen-channel`: a plain identifier (a letter or `_`, then letters, digits, `_` or `$`;
+/// at most 63 bytes, PostgreSQL's NAMEDATALEN - 1), so it can be quoted as is.
+pub(crate) fn parse_channel(text: &str) -> Result<String, String> {
+    let mut chars = text.chars();
+    let starts_well = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !starts_well || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
+        return Err(format!(
+            "'{}' is not a channel name (a letter or _, then letters, digits, _ or $)",
+            exaprobe_core::redact::escape_controls(text)
+        ));
+    }
+    if text.len() > 63 {
+        return Err(format!(
+            "'{text}' is longer than PostgreSQL's 63 bytes for a name"
+        ));
+    }
+    Ok(text.to_string())
+}
+
 /// Options of the PostgreSQL check (flattened into the binary's command line).
 #[derive(Debug, Clone, clap::Args)]
 pub struct PostgresOptions {
@@ -160,4 +181,10 @@ pub struct PostgresOptions {
     /// path, costs a backend fork per check).
     #[arg(long, help_heading = "Postgres check")]
     pub fresh_connection: bool,
+
+    /// The event watcher LISTENs on this channel: a NOTIFY on it (from a cluster manager's
+    /// callback, say) starts a check at once. Taken as written (quoted): NOTIFY it in the same
+    /// case. Not on a standby, where LISTEN is refused.
+    #[arg(long, value_name = "NAME", value_parser = parse_channel, help_heading = "Postgres check")]
+    pub listen_channel: Option<String>,
 }

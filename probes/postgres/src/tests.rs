@@ -83,6 +83,28 @@ fn bad_options_are_rejected_with_their_value() {
 }
 
 #[test]
+fn listen_channels_are_plain_identifiers() {
+    assert_eq!(
+        options(&["--listen-channel", "patroni_role$1"]).listen_channel,
+        Some("patroni_role$1".into())
+    );
+    for bad in ["", "1abc", "a-b", "a\"b", "a b", "é"] {
+        let err = Cli::try_parse_from(["x", "--listen-channel", bad])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a channel name"), "{bad}: {err}");
+    }
+    let err = parse_channel("a\nb").unwrap_err();
+    assert!(!err.contains('\n'), "{err}");
+    assert!(parse_channel(&"a".repeat(63)).is_ok());
+    assert!(
+        parse_channel(&"a".repeat(64))
+            .unwrap_err()
+            .contains("63 bytes")
+    );
+}
+
+#[test]
 fn dsn_debug_is_redacted() {
     let opts = options(&["--dsn", "postgresql://app:s3cret@db/app"]);
     assert!(!format!("{opts:?}").contains("s3cret"));

@@ -33,31 +33,65 @@ async fn frozen_server_times_out_then_recovers() {
     assert_eq!(check(&mut fresh).await, Outcome::Healthy);
 
     server.signal_all(Signal::SIGSTOP);
-    // The runner applies --timeout by dropping the check; imitate it.
-    let deadline = Duration::from_millis(500);
-    assert!(
-        tokio::time::timeout(
-            deadline,
-            reused.check(tokio::time::Instant::now() + deadline)
-        )
-        .await
-        .is_err(),
-        "a query on a frozen server must hang"
+    // The runner gives the check 95 % of --timeout and drops it at --timeout: a check that
+    // honours its deadline says which phase was slow before it is dropped.
+    let hard = Duration::from_millis(500);
+    assert_eq!(
+        finish(&mut reused, hard).await,
+        Outcome::unhealthy(format!(
+            "timeout waiting for --query on 127.0.0.1:{}",
+            server.port
+        ))
     );
-    assert!(
-        tokio::time::timeout(
-            deadline,
-            fresh.check(tokio::time::Instant::now() + deadline)
-        )
-        .await
-        .is_err(),
-        "a login on a frozen server must hang"
+    assert_eq!(
+        finish(&mut fresh, hard).await,
+        Outcome::unhealthy(format!("timeout connecting to 127.0.0.1:{}", server.port))
+    );
+    let mut with_state = probe(&[
+        "--dsn",
+        &dsn,
+        "--password-file",
+        good.to_str().unwrap(),
+        "--role",
+        "primary",
+    ]);
+    server.signal_all(Signal::SIGCONT);
+    assert_eq!(check(&mut with_state).await, Outcome::Healthy);
+    server.signal_all(Signal::SIGSTOP);
+    assert_eq!(
+        finish(&mut with_state, hard).await,
+        Outcome::unhealthy(format!(
+            "timeout waiting for the state query on 127.0.0.1:{}",
+            server.port
+        ))
     );
     server.signal_all(Signal::SIGCONT);
 
-    // The cancelled checks left connections in an unknown state: the next ones start over.
+    // The timed-out checks left no connection in an unknown state: the next ones start over.
     assert_eq!(check(&mut reused).await, Outcome::Healthy);
     assert_eq!(check(&mut fresh).await, Outcome::Healthy);
+    assert_eq!(check(&mut with_state).await, Outcome::Healthy);
+
+    // A check the runner drops anyway (a deadline beyond its hard timeout) leaves nothing
+    // behind either.
+    server.signal_all(Signal::SIGSTOP);
+    assert!(
+        tokio::time::timeout(hard, reused.check(tokio::time::Instant::now() + 2 * hard))
+            .await
+            .is_err(),
+        "a query on a frozen server must hang"
+    );
+    server.signal_all(Signal::SIGCONT);
+    assert_eq!(check(&mut reused).await, Outcome::Healthy);
+}
+
+/// One check as the runner runs it under a hard timeout `hard`: a deadline at 95 % of it, the
+/// check dropped at `hard` (a panic here: the check must have ended by its deadline).
+async fn finish(probe: &mut exaprobe_postgres::PostgresProbe, hard: Duration) -> Outcome {
+    let check = probe.check(tokio::time::Instant::now() + hard.mul_f64(0.95));
+    tokio::time::timeout(hard, check)
+        .await
+        .expect("the check ends by its deadline")
 }
 
 #[tokio::test]

@@ -8,118 +8,30 @@
 //! before any reply (the server closed it: its idle `timeout`, a restart), the check connects
 //! once more within the same deadline; a failure on a fresh connection is the verdict.
 
+mod connect;
 mod info;
+mod options;
 mod target;
-
-use std::time::Duration;
+mod watch;
 
 use anyhow::{Context, Result};
-use exaprobe_core::address::{HostPort, Syntax, parse_host_port};
+use exaprobe_core::address::HostPort;
+use exaprobe_core::kit::events::Events;
 use exaprobe_core::kit::parse::{Level, Limits};
-use exaprobe_core::{Finding, Outcome, Probe};
+use exaprobe_core::{Finding, Outcome, Probe, Watcher};
 use redis::aio::MultiplexedConnection;
 use redis::{RedisConnectionInfo, RedisError};
 use tokio::time::{Instant, timeout_at};
 
+use crate::connect::Connector;
 pub use info::{Info, lag_bytes};
+pub use options::{RedisOptions, Role};
 pub use target::{Endpoint, RedisUrl};
-
-/// Which role the node must have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Role {
-    /// Writable master (for a write VIP).
-    Master,
-    /// Replica (for a read VIP).
-    Replica,
-    /// Either.
-    Any,
-}
-
-/// Options of the Redis check.
-#[derive(Debug, Clone, clap::Args)]
-pub struct RedisOptions {
-    /// redis://[USER@]HOST:PORT[/DB], rediss:// for TLS, unix:///PATH[?db=N]. IPv6 as [::1].
-    #[arg(
-        long,
-        default_value = "redis://127.0.0.1:6379",
-        value_name = "URL",
-        help_heading = "Redis check"
-    )]
-    pub url: RedisUrl,
-    /// ACL user name (AUTH USER PASSWORD).
-    #[arg(long, value_name = "USER", help_heading = "Redis check")]
-    pub username: Option<String>,
-    /// File holding the password (first line). Otherwise REDISCLI_AUTH, as redis-cli.
-    #[arg(long, value_name = "FILE", help_heading = "Redis check")]
-    pub password_file: Option<std::path::PathBuf>,
-    /// Required role (from INFO replication).
-    #[arg(long, value_enum, default_value = "any", help_heading = "Redis check")]
-    pub role: Role,
-    /// A replica is unhealthy when it last heard from its master longer ago than this.
-    #[arg(long, value_parser = exaprobe_core::kit::parse::parse_positive_duration, value_name = "DURATION", help_heading = "Redis check")]
-    pub max_link_age: Option<Duration>,
-    /// A replica is unhealthy when it is more than this many bytes behind its master (units:
-    /// 512kB, 16MB, 64MiB, 1m).
-    #[arg(long, value_name = "BYTES", value_parser = exaprobe_core::kit::parse::parse_byte_size, help_heading = "Redis check")]
-    pub max_lag_bytes: Option<u64>,
-    /// A replica is degraded (worse MED) when more than this many bytes behind its master.
-    #[arg(long, value_name = "BYTES", value_parser = exaprobe_core::kit::parse::parse_byte_size, help_heading = "Redis check")]
-    pub degraded_lag_bytes: Option<u64>,
-    /// GET KEY must return VALUE (a canary key written by your application).
-    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value, help_heading = "Redis check")]
-    pub expect_key: Option<(String, String)>,
-    /// Ask this Sentinel who the master is; announce only if it is this node.
-    #[arg(
-        long,
-        value_name = "HOST:PORT",
-        value_parser = parse_address,
-        requires = "master_name",
-        help_heading = "Redis check"
-    )]
-    pub sentinel: Option<HostPort>,
-    /// The master name known to the Sentinel.
-    #[arg(
-        long,
-        value_name = "NAME",
-        requires = "sentinel",
-        help_heading = "Redis check"
-    )]
-    pub master_name: Option<String>,
-    /// This node's address as the Sentinel reports it (default: the host:port of --url).
-    #[arg(
-        long,
-        value_name = "HOST:PORT",
-        value_parser = parse_address,
-        requires = "sentinel",
-        help_heading = "Redis check"
-    )]
-    pub announce_address: Option<HostPort>,
-    /// Whom to trust and how much to verify for rediss:// URLs.
-    #[command(flatten)]
-    pub tls: exaprobe_tls::TlsArgs,
-    /// A new connection for every check instead of reusing one.
-    #[arg(long, help_heading = "Redis check")]
-    pub fresh_connection: bool,
-}
-
-/// `--sentinel` and `--announce-address` by the shared `HOST:PORT` rule (port required, IPv6
-/// in brackets).
-fn parse_address(text: &str) -> Result<HostPort, String> {
-    parse_host_port(text, None, Syntax::Option)
-}
-
-fn parse_key_value(text: &str) -> Result<(String, String), String> {
-    text.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .filter(|(k, _)| !k.is_empty())
-        .ok_or_else(|| format!("'{text}' is not KEY=VALUE"))
-}
 
 /// Checks one Redis node per check.
 pub struct RedisProbe {
     options: RedisOptions,
-    info: RedisConnectionInfo,
-    tls: Option<tokio_rustls::TlsConnector>,
+    connector: Connector,
     connection: Option<MultiplexedConnection>,
     lag_bytes: Limits<u64>,
 }
@@ -167,16 +79,13 @@ impl RedisProbe {
             let config =
                 exaprobe_tls::client_config(options.tls.verification(), &options.tls.files(true))
                     .context("TLS for rediss://")?;
-            Some(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
-                config,
-            )))
+            Some(std::sync::Arc::new(config))
         } else {
             None
         };
         Ok(RedisProbe {
             options: options.clone(),
-            info,
-            tls,
+            connector: Connector::new(info, tls, options.tls.tls_server_name.clone()),
             connection: None,
             lag_bytes,
         })
@@ -188,68 +97,7 @@ impl RedisProbe {
         endpoint: &Endpoint,
         deadline: Instant,
     ) -> Result<MultiplexedConnection, String> {
-        let connected = timeout_at(deadline, async {
-            let (connection, driver) = match endpoint {
-                Endpoint::Tcp { host, port } => {
-                    let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
-                        .await
-                        .map_err(|e| {
-                            format!(
-                                "connect {endpoint}: {}",
-                                exaprobe_core::kit::reason::io_error(&e)
-                            )
-                        })?;
-                    match &self.tls {
-                        None => MultiplexedConnection::new_with_config(
-                            &self.info,
-                            stream,
-                            connection_config(),
-                        )
-                        .await
-                        .map(boxed),
-                        Some(connector) => {
-                            let name = self
-                                .options
-                                .tls
-                                .tls_server_name
-                                .clone()
-                                .unwrap_or_else(|| host.clone());
-                            let name = rustls::pki_types::ServerName::try_from(name.clone())
-                                .map_err(|_| format!("'{name}' is not a valid TLS server name"))?;
-                            let stream = connector.connect(name, stream).await.map_err(|e| {
-                                let why = exaprobe_tls::describe_chain(&e)
-                                    .unwrap_or_else(|| e.to_string());
-                                format!("TLS handshake with {endpoint} failed: {why}")
-                            })?;
-                            MultiplexedConnection::new_with_config(
-                                &self.info,
-                                stream,
-                                connection_config(),
-                            )
-                            .await
-                            .map(boxed)
-                        }
-                    }
-                }
-                Endpoint::Unix(path) => {
-                    let stream = tokio::net::UnixStream::connect(path).await.map_err(|e| {
-                        format!(
-                            "connect {}: {}",
-                            path.display(),
-                            exaprobe_core::kit::reason::io_error(&e)
-                        )
-                    })?;
-                    MultiplexedConnection::new_with_config(&self.info, stream, connection_config())
-                        .await
-                        .map(boxed)
-                }
-            }
-            .map_err(|e| describe(&e))?;
-            tokio::spawn(driver);
-            Ok::<_, String>(connection)
-        })
-        .await;
-        connected.unwrap_or_else(|_| Err(format!("timeout connecting to {endpoint}")))
+        self.connector.command(endpoint, deadline).await
     }
 
     async fn run<T: redis::FromRedisValue>(
@@ -331,8 +179,8 @@ impl RedisProbe {
                 None => return Err(format!("key {key} does not exist")),
             }
         }
-        if let (Some(sentinel), Some(name)) = (&self.options.sentinel, &self.options.master_name) {
-            self.judge_sentinel(sentinel, name, deadline).await?;
+        if let Some(name) = &self.options.master_name {
+            self.judge_sentinels(name, deadline).await?;
         }
         Ok(degraded)
     }
@@ -409,56 +257,74 @@ impl RedisProbe {
         Ok(info::lag_bytes(master_offset, replica_offset))
     }
 
-    async fn judge_sentinel(
+    /// Ask the Sentinels in turn (until one answers) who the master of `name` is: it must be
+    /// this node.
+    async fn judge_sentinels(&self, name: &str, deadline: Instant) -> Result<(), String> {
+        let mut unanswered = Vec::new();
+        for sentinel in &self.options.sentinel {
+            match self.ask_sentinel(sentinel, name, deadline).await {
+                Ok(Some((host, port))) => return self.judge_master(sentinel, name, &host, &port),
+                Ok(None) => {
+                    return Err(format!("sentinel {sentinel} knows no master named {name}"));
+                }
+                Err(reason) => unanswered.push(reason),
+            }
+        }
+        Err(unanswered.join("; "))
+    }
+
+    /// `SENTINEL get-master-addr-by-name`: `Err` when this Sentinel did not answer.
+    async fn ask_sentinel(
         &self,
         sentinel: &HostPort,
         name: &str,
         deadline: Instant,
-    ) -> Result<(), String> {
-        let host = sentinel.host_string();
-        let stream = match timeout_at(
-            deadline,
-            tokio::net::TcpStream::connect((host.as_str(), sentinel.port)),
-        )
-        .await
-        {
-            Err(_) => return Err(format!("timeout connecting to sentinel {sentinel}")),
-            Ok(Err(e)) => {
-                return Err(format!(
-                    "sentinel {sentinel}: {}",
-                    exaprobe_core::kit::reason::io_error(&e)
-                ));
-            }
-            Ok(Ok(stream)) => stream,
-        };
-        let (mut connection, driver) = MultiplexedConnection::new_with_config(
-            &RedisConnectionInfo::default(),
-            stream,
-            connection_config(),
-        )
-        .await
-        .map_err(|e| format!("sentinel {sentinel}: {}", describe(&e)))?;
-        tokio::spawn(driver);
+    ) -> Result<Option<(String, String)>, String> {
+        let mut connection = Connector::plain()
+            .command(&sentinel_endpoint(sentinel), deadline)
+            .await
+            .map_err(|reason| format!("sentinel: {reason}"))?;
         let command = redis::cmd("SENTINEL")
             .arg("get-master-addr-by-name")
             .arg(name)
             .clone();
-        let address: Option<(String, String)> =
-            Self::run(&mut connection, &command, deadline, "the sentinel").await?;
-        let Some((master_host, master_port)) = address else {
-            return Err(format!("sentinel {sentinel} knows no master named {name}"));
-        };
-        let this = self.options.announce_address.as_ref().map_or_else(
-            || self.options.url.endpoint.to_string(),
-            HostPort::to_string,
-        );
-        if same_address(&this, &master_host, &master_port) {
+        Self::run(&mut connection, &command, deadline, "the sentinel")
+            .await
+            .map_err(|reason| format!("sentinel {sentinel}: {reason}"))
+    }
+
+    /// The Sentinel's answer against this node's address.
+    fn judge_master(
+        &self,
+        sentinel: &HostPort,
+        name: &str,
+        master_host: &str,
+        master_port: &str,
+    ) -> Result<(), String> {
+        let this = self.this_address();
+        if same_address(&this, master_host, master_port) {
             Ok(())
         } else {
             Err(format!(
                 "sentinel {sentinel} says the master of {name} is {master_host}:{master_port}, not this node ({this})"
             ))
         }
+    }
+
+    /// This node as the Sentinels know it: `--announce-address`, else the host:port of `--url`.
+    fn this_address(&self) -> String {
+        self.options.announce_address.as_ref().map_or_else(
+            || self.options.url.endpoint.to_string(),
+            HostPort::to_string,
+        )
+    }
+}
+
+/// A Sentinel's address as an endpoint to connect to.
+fn sentinel_endpoint(sentinel: &HostPort) -> Endpoint {
+    Endpoint::Tcp {
+        host: sentinel.host_string(),
+        port: sentinel.port,
     }
 }
 
@@ -480,25 +346,8 @@ fn same_address(this: &str, host: &str, port: &str) -> bool {
     }
 }
 
-fn boxed<C>(
-    pair: (C, impl std::future::Future<Output = ()> + Send + 'static),
-) -> (
-    C,
-    std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
-) {
-    (pair.0, Box::pin(pair.1))
-}
-
-/// The crate's own deadlines (500 ms per response by default) are off: the probe's deadline,
-/// derived from --timeout, governs every wait.
-fn connection_config() -> redis::AsyncConnectionConfig {
-    redis::AsyncConnectionConfig::new()
-        .set_response_timeout(None)
-        .set_connection_timeout(None)
-}
-
 /// A Redis error as a reason: the server's error codes get their meaning.
-fn describe(error: &RedisError) -> String {
+pub(crate) fn describe(error: &RedisError) -> String {
     match error.code() {
         Some("LOADING") => "Redis is loading its dataset (LOADING)".into(),
         Some("MASTERDOWN") => "replica's link to its master is down (MASTERDOWN)".into(),
@@ -529,6 +378,19 @@ impl Probe for RedisProbe {
     /// The URL without its credentials (shown by the shared redaction rule in any case).
     fn describe(&self) -> String {
         exaprobe_core::redact::for_display(&self.options.url.to_string())
+    }
+
+    /// With `--sentinel`: the Sentinels' events about this node; without: the loss of a kept
+    /// connection to the server (see the `watch` module).
+    fn watch(&self, events: Events) -> Option<Watcher> {
+        let watch = watch::Watch {
+            connector: self.connector.clone(),
+            endpoint: self.options.url.endpoint.clone(),
+            sentinels: self.options.sentinel.clone(),
+            master_name: self.options.master_name.clone(),
+            this: self.this_address(),
+        };
+        Some(Box::pin(watch.run(events)))
     }
 
     async fn check(&mut self, deadline: Instant) -> Outcome {
@@ -584,16 +446,5 @@ mod tests {
         assert!(!same_address("127.0.0.1:6379", "127.0.0.1", "6380"));
         assert!(same_address("Redis-A:6379", "redis-a", "6379"));
         assert!(!same_address("nonsense", "127.0.0.1", "6379"));
-    }
-
-    #[test]
-    fn key_values() {
-        assert_eq!(
-            parse_key_value("canary=ok"),
-            Ok(("canary".into(), "ok".into()))
-        );
-        assert_eq!(parse_key_value("k=a=b"), Ok(("k".into(), "a=b".into())));
-        assert!(parse_key_value("=x").is_err());
-        assert!(parse_key_value("novalue").is_err());
     }
 }

@@ -11,24 +11,8 @@ use exaprobe_tcp::{TcpOptions, TcpProbe};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-const TIMEOUT: Duration = Duration::from_secs(1);
-
-/// The deadline a check started now gets under TIMEOUT (the runner gives the same).
-fn deadline() -> tokio::time::Instant {
-    tokio::time::Instant::now() + TIMEOUT.mul_f64(0.95)
-}
-
-fn probe(args: &[&str]) -> TcpProbe {
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        tcp: TcpOptions,
-    }
-    let mut argv = vec!["exaprobe-tcp"];
-    argv.extend_from_slice(args);
-    let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{e}"));
-    TcpProbe::new(&cli.tcp).unwrap()
-}
+mod common;
+use common::{TIMEOUT, deadline, probe};
 
 fn reason(outcome: Outcome) -> String {
     match outcome {
@@ -413,6 +397,6 @@ fn bad_options_are_rejected() {
     }
     // The shared TLS options parse anywhere; without --tls the probe refuses them at start.
     let cli = Cli::try_parse_from(["exaprobe-tcp", "--address", "h:1", "--ca-file", "/x"]).unwrap();
-    let error = TcpProbe::new(&cli.tcp).unwrap_err().to_string();
+    let error = TcpProbe::new(&cli.tcp, TIMEOUT).unwrap_err().to_string();
     assert!(error.contains("needs --tls"), "{error}");
 }

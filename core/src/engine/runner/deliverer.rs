@@ -34,7 +34,7 @@ use crate::engine::exabgp::{AckMode, PipeEnd, PipeEvent};
 use crate::engine::output::{CommandSink, PIPE_BUF};
 use crate::engine::render::RouteCommand;
 use crate::engine::route::Prefix;
-use crate::engine::runner::shared::{Delivered, Desired, Status};
+use crate::engine::runner::shared::{Delivered, Desired, Report, Settled};
 use crate::observe::Answer;
 
 /// Lines written and not yet answered, at most: bounds memory when ExaBGP stops answering.
@@ -47,8 +47,6 @@ thread_local! {
     /// How many prefixes the deliverer examined (the cost test counts work, not time).
     pub(super) static EXAMINED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
-/// Of the exit budget, what a SIGTERM drain leaves for the withdraws.
-const WITHDRAW_RESERVE: Duration = Duration::from_millis(400);
 
 /// What the supervisor can ask of the deliverer.
 #[derive(Debug)]
@@ -97,7 +95,7 @@ pub(crate) struct Deliverer {
     events: mpsc::UnboundedReceiver<PipeEvent>,
     desired: watch::Receiver<Desired>,
     desired_open: bool,
-    status: Rc<RefCell<Status>>,
+    status: Rc<RefCell<Report>>,
     /// Per prefix, the last action written and not yet answered (ACK mode).
     written: BTreeMap<Prefix, RouteCommand>,
     in_flight: VecDeque<InFlight>,
@@ -130,6 +128,8 @@ pub(crate) struct Deliverer {
     detector: Detector,
     /// Where the checker learns the dialect, to render its routes in it.
     dialect: watch::Sender<Option<ApiDialect>>,
+    /// Where the checker learns that a retired prefix needs nothing more.
+    settled: mpsc::UnboundedSender<Settled>,
 }
 
 impl Deliverer {
@@ -138,9 +138,10 @@ impl Deliverer {
         sink: CommandSink,
         events: mpsc::UnboundedReceiver<PipeEvent>,
         desired: watch::Receiver<Desired>,
-        status: Rc<RefCell<Status>>,
+        status: Rc<RefCell<Report>>,
         detector: Detector,
         dialect: watch::Sender<Option<ApiDialect>>,
+        settled: mpsc::UnboundedSender<Settled>,
     ) -> Self {
         let refresh_every = desired.borrow().refresh;
         Deliverer {
@@ -167,6 +168,7 @@ impl Deliverer {
             keep_on_eof: false,
             detector,
             dialect,
+            settled,
         }
     }
 
@@ -463,10 +465,28 @@ impl Deliverer {
             .borrow()
             .observer
             .accepted(&prefix, &action, confirmed);
+        let withdrawn = confirmed && !action.announces();
         self.status
             .borrow_mut()
             .accepted
             .insert(prefix, Delivered { action, confirmed });
+        if withdrawn {
+            self.report_settled(std::iter::once(prefix));
+        }
+    }
+
+    /// Tell the checker which of `prefixes`, retired in the desired routes, ExaBGP holds
+    /// nothing of ours for (nothing more to send for them).
+    fn report_settled(&self, prefixes: impl Iterator<Item = Prefix>) {
+        let desired = self.desired.borrow();
+        for prefix in prefixes {
+            if desired.retired.contains_key(&prefix) && !self.may_hold(&prefix) {
+                let _ = self.settled.send(Settled {
+                    prefix,
+                    generation: desired.generation,
+                });
+            }
+        }
     }
 
     /// Handle one report of the stdin reader. Returns the end of the pipe, if it ended.
@@ -662,7 +682,9 @@ impl Deliverer {
         if let Some(routes) = &desired.routes {
             self.todo.extend(routes.keys().copied());
         }
+        let retired: Vec<Prefix> = desired.retired.keys().copied().collect();
         drop(desired);
+        self.report_settled(retired.into_iter());
         if refresh != self.refresh_every {
             self.refresh_every = refresh;
             self.refresh_at = refresh.map(|every| Instant::now() + every);
@@ -719,8 +741,11 @@ impl Deliverer {
                 .collect();
             (drain, farewell)
         };
-        if let Some((lines, length)) = drain.filter(|(lines, _)| !lines.is_empty()) {
-            let until = (Instant::now() + length).min(deadline - WITHDRAW_RESERVE);
+        let drain = drain.and_then(|(lines, length)| {
+            let until = crate::engine::routing::exit_drain_until(Instant::now(), length, deadline)?;
+            (!lines.is_empty()).then_some((lines, until))
+        });
+        if let Some((lines, until)) = drain {
             tracing::info!(
                 drain = ?until.saturating_duration_since(Instant::now()),
                 "terminating: draining (graceful shutdown community) before withdrawing"

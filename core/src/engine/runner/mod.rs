@@ -49,7 +49,7 @@ pub(crate) use checker::{Reload, ReloadError};
 use deliverer::{Control, Deliverer, Finish};
 use detect::Detector;
 pub(crate) use once::once;
-use shared::{Desired, Status};
+use shared::{Desired, Report};
 use signals::Signal;
 
 /// How long after SIGTERM the withdraws may take: ExaBGP SIGKILLs its children after 2 s.
@@ -109,13 +109,14 @@ pub(crate) async fn run_with<P: Probe + Send + 'static>(
     );
     let (dialect_sender, dialect) = watch::channel(detector.known());
     let observer = crate::observe::start(&settings.observe, &settings.name);
-    let status = Rc::new(RefCell::new(Status {
+    let status = Rc::new(RefCell::new(Report {
         observer,
-        ..Status::default()
+        ..Report::default()
     }));
     let (desired_sender, desired) = watch::channel(Desired::undecided(&settings));
     let (requests, requests_receiver) = mpsc::unbounded_channel();
     let (control, control_receiver) = mpsc::unbounded_channel();
+    let (settled_sender, settled) = mpsc::unbounded_channel();
     // A probe that only publishes its state (`--no-routes`) may run outside ExaBGP, its stdin
     // /dev/null or a terminal: their end is not ExaBGP's.
     let keep_on_eof = settings.require.no_routes && !io.stdin_is_pipe;
@@ -126,17 +127,17 @@ pub(crate) async fn run_with<P: Probe + Send + 'static>(
         Rc::clone(&status),
         detector,
         dialect_sender,
+        settled_sender,
     );
     deliverer.keep_on_eof(keep_on_eof);
-    let checker = Checker::new(
-        probe,
-        settings,
-        reload,
-        desired_sender,
-        Rc::clone(&status),
-        requests_receiver,
+    let links = checker::Links {
+        desired: desired_sender,
+        status: Rc::clone(&status),
+        requests: requests_receiver,
         dialect,
-    );
+        settled,
+    };
+    let checker = Checker::new(probe, settings, reload, links);
     let checking = checker.run();
     let delivering = deliverer.run(control_receiver);
     tokio::pin!(checking, delivering);

@@ -1,6 +1,12 @@
-//! What the checker and the deliverer share, and nothing more: the routes the checker wants
-//! ([`Desired`], written by the checker only, through a `watch` channel) and the [`Status`] both
-//! report into for the SIGUSR1 dump.
+//! What the checker and the deliverer share, and nothing more:
+//!
+//! - [`Desired`]: the routes the checker wants, written by the checker only, through a
+//!   `watch` channel the deliverer reads.
+//! - [`Settled`]: the deliverer's answer the other way (a retired prefix needs nothing more),
+//!   through a channel; so neither loop reads the other's state.
+//! - [`Report`]: what each loop reports for the SIGUSR1 dump, each field written by one loop
+//!   only (the checker: state, reason, penalty, hold, required probes; the deliverer: what
+//!   ExaBGP accepted, what is out of sync) and read by no other loop.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -32,6 +38,20 @@ pub(crate) struct Desired {
     pub(crate) dialect: ApiDialect,
     /// Re-send the accepted state this often (`--refresh-interval`).
     pub(crate) refresh: Option<Duration>,
+    /// Which configuration this is (each reload, each dialect change makes a new one), so a
+    /// [`Settled`] report about an older one is not taken for this one's.
+    pub(crate) generation: u64,
+}
+
+/// The deliverer's report that ExaBGP holds nothing of ours for a prefix the checker retired
+/// (a reload removed it), so the checker can forget it: the checker never reads what ExaBGP
+/// accepted, which is the deliverer's own state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Settled {
+    /// The retired prefix.
+    pub(crate) prefix: Prefix,
+    /// The [`Desired::generation`] it was retired in.
+    pub(crate) generation: u64,
 }
 
 impl Desired {
@@ -45,6 +65,7 @@ impl Desired {
             ack: settings.ack,
             dialect: settings.routes.dialect,
             refresh: settings.timing.refresh_interval,
+            generation: 0,
         }
     }
 }
@@ -59,9 +80,10 @@ pub(crate) struct Delivered {
     pub(crate) confirmed: bool,
 }
 
-/// The run as both loops see it, for the state dump (and later, metrics).
+/// What the loops report for the state dump: each field has one writer (see the module
+/// documentation), and no loop reads a field the other writes.
 #[derive(Debug, Clone)]
-pub(crate) struct Status {
+pub(crate) struct Report {
     /// The hysteresis state.
     pub(crate) state: State,
     /// The last check's reason (none when healthy).
@@ -82,9 +104,9 @@ pub(crate) struct Status {
     pub(crate) observer: crate::observe::Observer,
 }
 
-impl Default for Status {
+impl Default for Report {
     fn default() -> Self {
-        Status {
+        Report {
             state: State::Init,
             last_reason: None,
             penalty: 0,
@@ -98,7 +120,7 @@ impl Default for Status {
     }
 }
 
-impl Status {
+impl Report {
     /// Log the state dump (SIGUSR1) as one line.
     pub(crate) fn log_dump(&self) {
         let announced: Vec<String> = self

@@ -156,6 +156,23 @@ impl Exabgp {
     fn start(args: &[String], service: &Service) -> Exabgp {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let settings = settings(&args);
+        let reload_settings = settings.clone();
+        let reload_service = service.clone();
+        let reload: super::Reload<ServiceProbe> = Box::new(move || {
+            Ok((
+                reload_settings.clone(),
+                ServiceProbe(reload_service.clone()),
+            ))
+        });
+        Exabgp::start_with(settings, service, reload)
+    }
+
+    /// [`Exabgp::start`] with its own settings and reload.
+    fn start_with(
+        settings: Settings,
+        service: &Service,
+        reload: super::Reload<ServiceProbe>,
+    ) -> Exabgp {
         let (stdout, commands) = pipe::pipe().expect("a pipe");
         nix::fcntl::fcntl(stdout.as_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(4096))
             .expect("shrink the pipe");
@@ -167,14 +184,6 @@ impl Exabgp {
             signals: signal_receiver,
             stdin_is_pipe: true,
         };
-        let reload_settings = settings.clone();
-        let reload_service = service.clone();
-        let reload: super::Reload<ServiceProbe> = Box::new(move || {
-            Ok((
-                reload_settings.clone(),
-                ServiceProbe(reload_service.clone()),
-            ))
-        });
         let run = tokio::task::spawn_local(run_with(
             ServiceProbe(service.clone()),
             settings,
@@ -897,6 +906,41 @@ async fn a_wrong_dialect_is_named_when_the_first_command_is_rejected() {
             text.contains("if this ExaBGP is 4.2 or 5.0, run the probe with --exabgp-api 4"),
             "{text}"
         );
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn reloads_that_remove_prefixes_do_not_grow_what_the_checker_keeps() {
+    local(async {
+        let service = Service::new(Health::Healthy);
+        let generation = Arc::new(AtomicUsize::new(0));
+        let reload_generation = Arc::clone(&generation);
+        let reload_service = service.clone();
+        let reload: super::Reload<ServiceProbe> = Box::new(move || {
+            // Each reload announces another prefix: the previous one is retired.
+            let n = reload_generation.fetch_add(1, Ordering::Relaxed) + 1;
+            let prefix = format!("198.51.100.{}/32", n % 250);
+            let args = args(0, &["--prefix", &prefix]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            Ok((settings(&args), ServiceProbe(reload_service.clone())))
+        });
+        let start = args(0, &["--prefix", "198.51.100.0/32"]);
+        let start: Vec<&str> = start.iter().map(String::as_str).collect();
+        let mut exabgp = Exabgp::start_with(settings(&start), &service, reload);
+        exabgp.drain_acking(Duration::from_millis(500)).await;
+        let mut withdrawn = 0;
+        for _ in 0..40 {
+            exabgp.signal(Signal::Hangup);
+            let lines = exabgp.drain_acking(Duration::from_millis(500)).await;
+            withdrawn += lines.iter().filter(|l| l.starts_with("withdraw")).count();
+            let kept = super::checker::RETIRED_KEPT.with(|kept| kept.get());
+            assert!(
+                kept <= 1,
+                "{kept} retired prefixes kept after {withdrawn} withdraws"
+            );
+        }
+        assert_eq!(withdrawn, 40, "each reload withdrew the prefix it removed");
     })
     .await;
 }

@@ -33,7 +33,7 @@ use crate::engine::render::{RouteCommand, Target};
 use crate::engine::require::{RequiredState, Requirements};
 use crate::engine::route::Prefix;
 use crate::engine::routing::{Event, Router};
-use crate::engine::runner::shared::{Desired, Status};
+use crate::engine::runner::shared::{Desired, Report, Settled};
 use crate::probe::{Outcome, Probe};
 
 /// How long the disable file may take to answer before the previous maintenance state is kept.
@@ -56,10 +56,16 @@ pub(crate) enum Request {
 pub(crate) async fn timed_check<P: Probe>(probe: &mut P, timing: &Timing) -> (Outcome, Duration) {
     let started = Instant::now();
     let deadline = crate::probe::check_deadline(started, timing.timeout);
-    let result = timeout(timing.timeout, probe.check(deadline)).await;
+    // The hard timeout on the pooled timerfd (`wake`): tokio's `timeout` would register a timer
+    // and wake its driver for it at every check.
+    let result = tokio::select! {
+        biased;
+        outcome = probe.check(deadline) => Ok(outcome),
+        () = sleep_until(started + timing.timeout) => Err(()),
+    };
     let elapsed = started.elapsed();
     let outcome = match result {
-        Err(_) => Outcome::unhealthy(format!("timed out after {}", millis(timing.timeout))),
+        Err(()) => Outcome::unhealthy(format!("timed out after {}", millis(timing.timeout))),
         Ok(Outcome::Healthy) => match timing.degraded_latency {
             Some(limit) if elapsed > limit => Outcome::degraded(format!(
                 "slow: answered in {}, over --degraded-latency {}",
@@ -96,7 +102,7 @@ pub(crate) struct Checker<P> {
     reloading: Option<JoinHandle<Result<(Settings, P), ReloadError>>>,
     hooks: Hooks,
     desired: watch::Sender<Desired>,
-    status: Rc<RefCell<Status>>,
+    status: Rc<RefCell<Report>>,
     requests: mpsc::UnboundedReceiver<Request>,
     /// The hysteresis with drain and flap damping: what the routes should say.
     router: Router,
@@ -117,19 +123,55 @@ pub(crate) struct Checker<P> {
     required_verdict: RequiredState,
     /// The probe's watcher (`--events`) and what it heard.
     listening: Listening,
+    /// The deliverer's reports of retired prefixes ExaBGP holds nothing for.
+    settled: mpsc::UnboundedReceiver<Settled>,
+    /// The configuration's generation ([`Desired::generation`]): a reload or a dialect
+    /// change makes a new one.
+    generation: u64,
+    /// What the routes were last rendered from, to render them again only when it changes.
+    rendered: Option<Rendered>,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many retired prefixes the checker keeps (a test checks reloads cannot grow it).
+    pub(in crate::engine::runner) static RETIRED_KEPT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The inputs of the last rendered routes: the same inputs give the same commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rendered {
+    target: Option<Target>,
+    drain_on_exit: Option<(Target, Duration)>,
+    retired_draining: bool,
+    generation: u64,
+    retired_count: usize,
+}
+
+/// The checker's ends of what joins it to the supervisor and the deliverer.
+pub(crate) struct Links {
+    /// Where it publishes the routes it wants.
+    pub(crate) desired: watch::Sender<Desired>,
+    /// Where it reports for the state dump.
+    pub(crate) status: Rc<RefCell<Report>>,
+    /// What the supervisor forwards (SIGHUP, SIGUSR2).
+    pub(crate) requests: mpsc::UnboundedReceiver<Request>,
+    /// The dialect the deliverer found ExaBGP speaks.
+    pub(crate) dialect: watch::Receiver<Option<ApiDialect>>,
+    /// Retired prefixes the deliverer found ExaBGP holds nothing for.
+    pub(crate) settled: mpsc::UnboundedReceiver<Settled>,
 }
 
 impl<P: Probe + Send + 'static> Checker<P> {
-    /// A checker of `probe`, publishing to `desired`.
-    pub(crate) fn new(
-        probe: P,
-        settings: Settings,
-        reload: Reload<P>,
-        desired: watch::Sender<Desired>,
-        status: Rc<RefCell<Status>>,
-        requests: mpsc::UnboundedReceiver<Request>,
-        dialect: watch::Receiver<Option<ApiDialect>>,
-    ) -> Self {
+    /// A checker of `probe`, publishing to `links.desired`.
+    pub(crate) fn new(probe: P, settings: Settings, reload: Reload<P>, links: Links) -> Self {
+        let Links {
+            desired,
+            status,
+            requests,
+            dialect,
+            settled,
+        } = links;
         let hooks = Hooks::start(settings.timing.hook_timeout);
         let router = Router::new(settings.hysteresis, settings.safety);
         let required = Requirements::new(&settings.require, settings.observe.state_file.as_deref());
@@ -152,6 +194,9 @@ impl<P: Probe + Send + 'static> Checker<P> {
             required,
             required_verdict: RequiredState::Up,
             listening,
+            settled,
+            generation: 0,
+            rendered: None,
         }
     }
 
@@ -189,6 +234,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
                     heard = self.listening.next() => if self.hear(heard) {
                         next_check = Instant::now();
                     },
+                    Some(settled) = self.settled.recv() => self.forget_retired(settled),
                     _ = sleep_until(timer.unwrap_or(next_check)), if timer.is_some_and(|t| t < next_check) => {
                         self.on_timer();
                     }
@@ -334,11 +380,14 @@ impl<P: Probe + Send + 'static> Checker<P> {
             return;
         }
         self.settings.routes.dialect = dialect;
+        self.generation += 1;
         let settings = &self.settings;
+        let generation = self.generation;
         self.retired.clear();
         self.desired.send_modify(|desired| {
             desired.dialect = dialect;
             desired.farewell = settings.routes.plan(Target::Gone);
+            desired.generation = generation;
         });
         self.publish();
     }
@@ -497,12 +546,26 @@ impl<P: Probe + Send + 'static> Checker<P> {
             self.status.borrow_mut().penalty = penalty;
         }
         self.publish_health(target);
+        let draining = matches!(self.router.retired_target(), Target::Draining { .. });
+        // Most checks change nothing: render the commands only when what they come from did.
+        let rendered = Some(Rendered {
+            target,
+            drain_on_exit: self.router.drain_on_exit(),
+            retired_draining: draining,
+            generation: self.generation,
+            retired_count: self.retired.len(),
+        });
+        #[cfg(test)]
+        RETIRED_KEPT.with(|kept| kept.set(self.retired.len()));
+        if self.rendered == rendered {
+            return;
+        }
+        self.rendered = rendered;
         let plan = target.map(|target| self.settings.routes.plan(target));
         let drain_on_exit = self
             .router
             .drain_on_exit()
             .map(|(target, length)| (self.settings.routes.plan(target), length));
-        let draining = matches!(self.router.retired_target(), Target::Draining { .. });
         let retired: BTreeMap<Prefix, RouteCommand> = self
             .retired
             .iter()
@@ -523,6 +586,22 @@ impl<P: Probe + Send + 'static> Checker<P> {
             desired.retired = retired;
             changed
         });
+    }
+
+    /// The deliverer found that ExaBGP holds nothing of ours for a retired prefix: forget it
+    /// (its withdraw leaves the SIGTERM farewell too), so reloads cannot grow what is kept.
+    fn forget_retired(&mut self, settled: Settled) {
+        if settled.generation != self.generation || self.retired.remove(&settled.prefix).is_none() {
+            return;
+        }
+        let prefix = settled.prefix;
+        let configured = self.settings.routes.prefixes.contains(&prefix);
+        self.desired.send_modify(|desired| {
+            if !configured {
+                desired.farewell.remove(&prefix);
+            }
+        });
+        self.publish();
     }
 
     /// What the routes say, in the state file, for the probes requiring this one.

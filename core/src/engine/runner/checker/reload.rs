@@ -101,16 +101,10 @@ impl<P: Probe + Send + 'static> Checker<P> {
             .reconfigure(self.settings.hysteresis, self.settings.safety);
         let withdraws = old.routes.plan(Target::Gone);
         let kept = |prefix: &Prefix| self.settings.routes.prefixes.contains(prefix);
-        // Forget prefixes configured again, and withdraws ExaBGP has taken (the deliverer
-        // reports what it holds), so reloads cannot grow this without bound; a prefix whose
-        // state is unknown (a command rejected late) keeps its withdraw.
-        let holds = self.status.borrow().accepted.clone();
-        self.retired.retain(|prefix, _| {
-            !kept(prefix)
-                && holds
-                    .get(prefix)
-                    .is_none_or(|d| d.action.announces() || !d.confirmed)
-        });
+        // Forget prefixes configured again; the ones ExaBGP holds nothing for are forgotten
+        // when the deliverer says so (`forget_retired`), so reloads cannot grow this.
+        self.retired.retain(|prefix, _| !kept(prefix));
+        self.generation += 1;
         let removed: Vec<Prefix> = old
             .routes
             .prefixes
@@ -151,7 +145,9 @@ impl<P: Probe + Send + 'static> Checker<P> {
                 .entry(*prefix)
                 .or_insert_with(|| retired.withdraw.clone());
         }
+        let generation = self.generation;
         self.desired.send_modify(|desired| {
+            desired.generation = generation;
             desired.farewell = farewell;
             desired.ack = settings.ack;
             desired.dialect = settings.routes.dialect;
