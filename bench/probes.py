@@ -30,17 +30,24 @@ from bench import (BIN, DEPS, EXABGP, NTP_CHECK_PY, NtpService, Run, Service, ch
 
 GRPC_VENV = DEPS / "grpc-health"
 
-# The gRPC health server and client an operator would use without exaprobe-grpc (grpcio).
-GRPC_SERVER_PY = """import sys, time, grpc
+# The gRPC health server and client an operator would use without exaprobe-grpc (grpcio). The
+# server's status is switched by signals (bench/events.py): SIGUSR1 NOT_SERVING, SIGUSR2 SERVING
+# (blocked in every thread, taken by the main one with sigwaitinfo). Each Watch stream holds one
+# of its threads.
+GRPC_SERVER_PY = """import signal, sys, grpc
 from concurrent import futures
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGUSR2})
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
 servicer = health.HealthServicer()
 servicer.set("", health_pb2.HealthCheckResponse.SERVING)
 health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
 server.add_insecure_port("127.0.0.1:" + sys.argv[1])
 server.start()
-server.wait_for_termination()
+while True:
+    info = signal.sigwaitinfo({signal.SIGUSR1, signal.SIGUSR2})
+    servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING if info.si_signo == signal.SIGUSR1
+                 else health_pb2.HealthCheckResponse.SERVING)
 """
 GRPC_CHECK_PY = """import sys, grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -283,6 +290,23 @@ def pss_sum(argvs, settle):
         return sum(m[1] for m in known), sum(m[0] for m in known), sum(m[2] for m in known), memory
 
 
+def report(header, rows, notes, markdown):
+    """Print the table and its notes; append them as Markdown to the file `markdown` if given."""
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    print()
+    for row in [header] + rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+    for note in notes:
+        print(note)
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines.extend("| " + " | ".join(str(c) for c in row) + " |" for row in rows)
+        lines.append("")
+        lines.extend(f"- {note}" for note in notes)
+        with open(markdown, "a") as out:
+            out.write("\n".join(lines) + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short windows (a smoke run)")
@@ -295,7 +319,6 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="exaprobe-bench-probes-"))
     counter = work / "checks"
     servers = Servers(work)
-    lines = []
     try:
         load = os.getloadavg()
         floors = floor(work, 200 if args.quick else 2000, 0.05)
@@ -361,20 +384,7 @@ def main():
             notes.insert(0, f"floor: {fmt(floors[0][0])} ms ({fmt(floors[0][1])} switches) per spawn back to back, "
                             f"{fmt(floors[1][0])} ms ({fmt(floors[1][1])} switches) paced one per 50 ms; "
                             "parent CPU from getrusage(RUSAGE_SELF)")
-        widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-        print()
-        for row in [header] + rows:
-            print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
-        for note in notes:
-            print(note)
-        if args.markdown:
-            lines.append("| " + " | ".join(header) + " |")
-            lines.append("|" + "---|" * len(header))
-            lines.extend("| " + " | ".join(str(c) for c in row) + " |" for row in rows)
-            lines.append("")
-            lines.extend(f"- {note}" for note in notes)
-            with open(args.markdown, "a") as out:
-                out.write("\n".join(lines) + "\n")
+        report(header, rows, notes, args.markdown)
     finally:
         servers.stop()
         shutil.rmtree(work, ignore_errors=True)
