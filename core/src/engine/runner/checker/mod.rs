@@ -309,7 +309,12 @@ impl<P: Probe + Send + 'static> Checker<P> {
                 if reload_pending {
                     self.reload().await;
                 }
-                next_check = started + self.settings.timing.down_interval;
+                // A SIGUSR2 that came during the dropped check is still served.
+                next_check = if check_now {
+                    Instant::now()
+                } else {
+                    started + self.settings.timing.down_interval
+                };
                 continue;
             }
             self.observe(result, disabled);

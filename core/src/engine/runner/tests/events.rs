@@ -250,3 +250,32 @@ async fn a_flood_of_not_serving_and_serving_flaps_no_faster_than_rise_and_dampin
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn sigusr2_during_a_check_dropped_for_not_serving_still_checks_now() {
+    local(async {
+        let service = Service::new(Health::Healthy);
+        let mut exabgp = announced(&service, &[]).await;
+        service.set(Health::Slow);
+        let checks = service.checks().len();
+        while service.checks().len() == checks {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        exabgp.signal(super::Signal::CheckNow);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let said = Instant::now();
+        service.events().unwrap().not_serving("NOT_SERVING");
+        let (line, _) = exabgp
+            .next_line(Duration::from_secs(1))
+            .await
+            .expect("withdrawn");
+        assert_eq!(line, DOWN);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let after: Vec<Duration> = service.checks()[checks + 1..]
+            .iter()
+            .map(|at| *at - said)
+            .collect();
+        assert_eq!(after, [Duration::ZERO], "the SIGUSR2 check, at once");
+    })
+    .await;
+}
