@@ -1,7 +1,8 @@
 //! Making operator-supplied text safe to print on one line: control characters (an ANSI escape
 //! in a config value, a newline that would forge a second log line) and the Unicode bidi controls
 //! that can make a line read differently from what it contains (Trojan Source, CVE-2021-42574)
-//! are shown as `\u{…}` escapes.
+//! are shown as `\u{…}` escapes. [`is_unsafe`] is also what `kit::reason` drops from text a
+//! server sent.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;

@@ -4,23 +4,26 @@
 use std::error::Error;
 use std::io;
 
-/// The first 80 bytes of what a server sent, printable (controls as spaces), trimmed: enough to
-/// recognise a wrong banner or an error page in a log line without flooding it.
+use crate::kit::escape::is_unsafe;
+
+/// The first 80 bytes of what a server sent, printable (controls and bidi controls as spaces),
+/// trimmed: enough to recognise a wrong banner or an error page in a log line without flooding
+/// it.
 pub fn preview(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(80)]);
     text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| if is_unsafe(c) { ' ' } else { c })
         .collect::<String>()
         .trim()
         .to_string()
 }
 
-/// `text` on one line (controls as spaces, runs of them as one), at most `max` bytes (cut on a
-/// character boundary): for reasons that come from the network.
+/// `text` on one line (controls and bidi controls as spaces, runs of them as one), at most
+/// `max` bytes (cut on a character boundary): for reasons that come from the network.
 pub fn one_line(text: &str, max: usize) -> String {
     let mut line = String::with_capacity(text.len().min(max));
     for word in text
-        .split(|c: char| c.is_control() || c == ' ')
+        .split(|c: char| is_unsafe(c) || c == ' ')
         .filter(|w| !w.is_empty())
     {
         if !line.is_empty() {
@@ -99,6 +102,14 @@ mod tests {
         assert_eq!(preview(b"220 mail\r\n"), "220 mail");
         assert_eq!(preview(&[b'a'; 200]).len(), 80);
         assert_eq!(preview(b"\x1b[31mred"), "[31mred");
+    }
+
+    #[test]
+    fn text_from_the_network_cannot_forge_or_reorder_a_log_line() {
+        // A bidi override (Trojan Source) is a separator like a newline, not kept.
+        let text = "NOT_SERVING\u{202E}gnivres\nsecond";
+        assert_eq!(one_line(text, 300), "NOT_SERVING gnivres second");
+        assert_eq!(preview(text.as_bytes()), "NOT_SERVING gnivres second");
     }
 
     #[test]

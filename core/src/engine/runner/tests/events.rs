@@ -47,6 +47,17 @@ async fn announced(service: &Service, extra: &[&str]) -> Exabgp {
     exabgp
 }
 
+/// Make the service slow (3 s a check) and wait, on the paused clock, until the next check
+/// has started; returns the checks before it.
+async fn slow_check_started(service: &Service) -> usize {
+    service.set(Health::Slow);
+    let checks = service.checks().len();
+    while service.checks().len() == checks {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    checks
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_service_saying_not_serving_withdraws_at_once_and_recovery_needs_rise() {
     local(async {
@@ -90,12 +101,7 @@ async fn not_serving_drops_the_check_in_flight() {
     local(async {
         let service = Service::new(Health::Healthy);
         let mut exabgp = announced(&service, &[]).await;
-        service.set(Health::Slow);
-        // The next check starts at the interval and answers 3 s later.
-        let checks = service.checks().len();
-        while service.checks().len() == checks {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        slow_check_started(&service).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let said = Instant::now();
         service.events().unwrap().not_serving("NOT_SERVING");
@@ -256,11 +262,7 @@ async fn sigusr2_during_a_check_dropped_for_not_serving_still_checks_now() {
     local(async {
         let service = Service::new(Health::Healthy);
         let mut exabgp = announced(&service, &[]).await;
-        service.set(Health::Slow);
-        let checks = service.checks().len();
-        while service.checks().len() == checks {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let checks = slow_check_started(&service).await;
         exabgp.signal(super::Signal::CheckNow);
         tokio::time::sleep(Duration::from_millis(100)).await;
         let said = Instant::now();
