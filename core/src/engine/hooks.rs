@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::config::settings::HookCommands;
 use crate::engine::health::State;
-use crate::kit::subprocess::{Finished, TAIL_BYTES, describe_status, run_captured, shell};
+use crate::kit::subprocess::{Finished, Program, TAIL_BYTES, describe_status, run_captured};
 
 /// Queue of hook runs, executed in order by a background task.
 pub(crate) struct Hooks {
@@ -45,9 +45,14 @@ impl Hooks {
 }
 
 async fn run_one(command: &str, state: &'static str, timeout: Duration) {
-    let mut process = shell(command);
-    process.env("STATE", state);
-    match tokio::time::timeout(timeout, run_captured(process, TAIL_BYTES)).await {
+    let program = match Program::shell(command).and_then(|program| program.env("STATE", state)) {
+        Ok(program) => program,
+        Err(error) => {
+            tracing::warn!(hook = command, state, %error, "hook could not start");
+            return;
+        }
+    };
+    match tokio::time::timeout(timeout, run_captured(&program, TAIL_BYTES)).await {
         Ok(Ok(Finished {
             status,
             output_tail,

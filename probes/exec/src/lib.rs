@@ -11,7 +11,7 @@ mod options;
 
 use std::ffi::OsString;
 
-use exaprobe_core::subprocess::{TAIL_BYTES, describe_status, run_captured_again};
+use exaprobe_core::subprocess::{Program, TAIL_BYTES, describe_status, run_captured};
 use exaprobe_core::{Outcome, Probe};
 
 pub use options::ExecOptions;
@@ -21,9 +21,9 @@ pub use options::ExecOptions;
 pub struct ExecProbe {
     program: OsString,
     args: Vec<OsString>,
-    /// The program and its arguments, built once: converting them for every spawn was a good
-    /// part of a check's allocations.
-    command: std::process::Command,
+    /// The program, its arguments and environment, converted for `posix_spawn` once: converting
+    /// them for every spawn was a good part of a check's allocations.
+    command: Program,
     degraded_exit_codes: Vec<i32>,
 }
 
@@ -51,8 +51,10 @@ impl ExecProbe {
         if program.is_empty() {
             anyhow::bail!("the program to run is an empty string");
         }
-        let mut command = std::process::Command::new(&program);
-        command.args(&args);
+        let command = Program::new(&program, &args).map_err(|error| match shell {
+            Some(_) => anyhow::anyhow!("{flag}: {error}"),
+            None => anyhow::anyhow!("the command to run: {error}"),
+        })?;
         Ok(ExecProbe {
             program,
             args,
@@ -76,7 +78,7 @@ impl Probe for ExecProbe {
     }
 
     async fn check(&mut self, _deadline: tokio::time::Instant) -> Outcome {
-        let finished = match run_captured_again(&mut self.command, TAIL_BYTES).await {
+        let finished = match run_captured(&self.command, TAIL_BYTES).await {
             Ok(finished) => finished,
             Err(error) => {
                 return Outcome::unhealthy(format!(
@@ -123,6 +125,28 @@ mod tests {
         assert_eq!(
             probe.describe(),
             "curl -sf http://u:***@127.0.0.1/ a\\nINFO forged"
+        );
+    }
+
+    /// A NUL byte cannot reach a program: refused when the probe is made, naming the option and
+    /// never quoting the text (it may hold a password).
+    #[test]
+    fn a_nul_byte_is_refused_at_start_naming_the_option() {
+        let options = |shell: Option<&str>, command: &[&str]| ExecOptions {
+            shell: shell.map(str::to_string),
+            cmd: None,
+            degraded_exit_codes: Vec::new(),
+            command: command.iter().map(OsString::from).collect(),
+        };
+        let error = ExecProbe::new(&options(Some("curl -u u:SECRET\0 x"), &[])).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "--shell: argument 2 contains a NUL byte, which no program can be given"
+        );
+        let error = ExecProbe::new(&options(None, &["curl", "SECRET\0"])).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the command to run: argument 1 contains a NUL byte, which no program can be given"
         );
     }
 }

@@ -8,7 +8,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags};
@@ -29,7 +28,9 @@ pub(crate) async fn sleep_until(deadline: Instant) {
 
 /// A one-shot timerfd for `deadline` (CLOCK_MONOTONIC, the clock of `Instant`), awaited
 /// through the runtime's epoll. The timerfd is kept for the next sleep (see [`Lease`]): made
-/// and registered once, each sleep is one `timerfd_settime`, one wake-up and one `read`.
+/// and registered once, each sleep is one `timerfd_settime` and one wake-up. It is never read:
+/// re-arming zeroes its expiration count, and epoll (edge-triggered) reports every expiration
+/// anew; whether a readiness is this sleep's or left from an earlier one, the clock says.
 async fn one_wake(deadline: Instant) -> std::io::Result<()> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
@@ -38,9 +39,7 @@ async fn one_wake(deadline: Instant) -> std::io::Result<()> {
     }
     let lease = Lease::take()?;
     let timer = lease.timer()?;
-    // Re-arming also zeroes the expiration count a previous use may have left.
     settime(timer.get_ref(), left)?;
-    lease.armed.set(true);
     loop {
         let mut ready = match timer.readable().await {
             Ok(ready) => ready,
@@ -49,25 +48,16 @@ async fn one_wake(deadline: Instant) -> std::io::Result<()> {
                 return Err(error);
             }
         };
-        match nix::unistd::read(ready.get_inner(), &mut [0u8; 8]) {
-            Ok(_) => {
-                // Read: not readable again until re-armed and due. Saying so now spares the
-                // next sleep a read that could only fail.
-                ready.clear_ready();
-                lease.armed.set(false);
-                return Ok(());
-            }
-            // Readiness left over from an earlier use, or not yet due: wait for the next edge.
-            Err(Errno::EAGAIN) => ready.clear_ready(),
-            Err(error) => {
-                lease.broken.set(true);
-                return Err(error.into());
-            }
+        // Fired (the timer and `Instant` share CLOCK_MONOTONIC, and it was armed after `left`
+        // was measured) or left over from an earlier use: wait for the next edge either way.
+        ready.clear_ready();
+        if Instant::now() >= deadline {
+            return Ok(());
         }
     }
 }
 
-/// Arm `timer` once for `left` from now (zero disarms it).
+/// Arm `timer` once for `left` from now.
 fn settime(timer: &OwnedFd, left: std::time::Duration) -> nix::Result<()> {
     let spec = libc::itimerspec {
         it_interval: libc::timespec {
@@ -96,11 +86,11 @@ thread_local! {
     static SPARES: RefCell<Vec<AsyncFd<OwnedFd>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A timerfd lent to one sleep, given back when the sleep ends or is dropped (disarmed first
-/// if it had not fired, so that it cannot wake the thread for nothing).
+/// A timerfd lent to one sleep, given back when the sleep ends or is dropped. One dropped before
+/// it fired (a check that ended before its timeout) is not disarmed: the next sleep re-arms it,
+/// sooner than it was due, and should it fire first, that sleep's clock check sees through it.
 struct Lease {
     timer: Option<AsyncFd<OwnedFd>>,
-    armed: Cell<bool>,
     broken: Cell<bool>,
 }
 
@@ -113,7 +103,6 @@ impl Lease {
         };
         Ok(Lease {
             timer: Some(timer),
-            armed: Cell::new(false),
             broken: Cell::new(false),
         })
     }
@@ -130,9 +119,7 @@ impl Drop for Lease {
         let Some(timer) = self.timer.take() else {
             return;
         };
-        if self.broken.get()
-            || (self.armed.get() && settime(timer.get_ref(), Duration::ZERO).is_err())
-        {
+        if self.broken.get() {
             return;
         }
         // `try_with`: the thread may be exiting, its pool already gone.
@@ -163,6 +150,7 @@ fn new_timer() -> std::io::Result<AsyncFd<OwnedFd>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     /// The timerfd path itself, on the real clock (the runner's tests use tokio's paused one).
     #[tokio::test]
@@ -175,8 +163,9 @@ mod tests {
         one_wake(started).await.unwrap();
     }
 
-    /// A timer given back armed (its sleep dropped) is disarmed: when it is reused, neither the
-    /// old deadline nor readiness left from earlier uses ends the new sleep early.
+    /// A timer given back armed (its sleep dropped) is not disarmed: when it is reused, neither
+    /// the old deadline (passed while it waited as a spare) nor readiness left from earlier uses
+    /// ends the new sleep early.
     #[tokio::test]
     async fn a_reused_timer_waits_for_its_own_deadline() {
         let abandoned = one_wake(Instant::now() + Duration::from_millis(20));
@@ -198,5 +187,23 @@ mod tests {
                 "one timer, reused"
             );
         }
+    }
+
+    /// A sleep on a timer abandoned with a later deadline ends at its own, earlier, deadline
+    /// (re-arming replaces the old one), and the old deadline does not end the next sleep.
+    #[tokio::test]
+    async fn re_arming_replaces_an_abandoned_deadline() {
+        let abandoned = one_wake(Instant::now() + Duration::from_secs(60));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(1), abandoned)
+                .await
+                .is_err()
+        );
+        let deadline = Instant::now() + Duration::from_millis(20);
+        tokio::time::timeout(Duration::from_secs(10), one_wake(deadline))
+            .await
+            .expect("the new deadline, not the abandoned one")
+            .unwrap();
+        assert!(Instant::now() >= deadline);
     }
 }

@@ -34,22 +34,24 @@
 //!   pidfds are not available (before Linux 5.3, a seccomp filter), the job waits on tokio's
 //!   SIGCHLD stream, its listener made before the spawn. The cleanup rounds below wait on
 //!   SIGCHLD, their listener made before the first round.
-//! - Spawning is `std::process::Command::spawn` without a `pre_exec` closure, so std uses
-//!   `posix_spawn` (`clone` with `CLONE_VM | CLONE_VFORK`): the probe's address space is never
-//!   copied.
+//! - Spawning is `posix_spawn` (`clone` with `CLONE_VM | CLONE_VFORK`): the probe's address
+//!   space is never copied. The program, its arguments and environment are converted once (a
+//!   [`Program`]), the file actions once per thread for the pipes it reuses (`spawn.rs`).
 //! - Output: the read ends of the pipes are registered with the runtime and read as data comes.
 //!   We keep the write ends open until the leader is reaped, so the pipes never hang up while it
 //!   runs or as it exits: a quiet program costs one wake-up (its SIGCHLD), not three. Pipes that
 //!   end a run empty and held by nobody else are reused by the next run, still registered with
 //!   the runtime (creating and registering a pipe is one of the dearer steps of a check); stdin
-//!   is a duplicate of one `/dev/null` kept open.
-//! - Cleanup, when the leader has been reaped: SIGKILL its group at once (the group id cannot have
-//!   been reused: the reap and the kill happen under one lock, and members keep the id alive).
-//!   Then, round after round, list this process's children (`/proc/self/task/*/children`),
-//!   SIGKILL each that is not a running job's leader or a member of a running job's group, wait
-//!   for SIGCHLD and reap: killing a process reparents its children to us, so each round reaches
-//!   one level deeper, until no such child is left. When this process has no child at all,
-//!   `waitpid` says so (`ECHILD`) and `/proc` is not read: the common case costs no extra syscall.
+//!   is one `/dev/null` kept open.
+//! - Cleanup, when the leader has been reaped: when this process has no child at all, `waitpid`
+//!   says so (`ECHILD`) and nothing the leader started can be alive (an orphan is reparented to
+//!   us, the subreaper, before its parent can be reaped): the common case costs no extra
+//!   syscall. Otherwise SIGKILL its group at once (the group id cannot have been reused: the reap
+//!   and the kill happen under one lock, and members keep the id alive). Then, round after round,
+//!   list this process's children (`/proc/self/task/*/children`), SIGKILL each that is not a
+//!   running job's leader or a member of a running job's group, wait for SIGCHLD and reap:
+//!   killing a process reparents its children to us, so each round reaches one level deeper,
+//!   until no such child is left.
 //! - Attribution: an orphan in a running job's group belongs to that job and is left alone. An
 //!   orphan that left every group (`setsid`) cannot be attributed: it is killed when a job ends
 //!   and no other is running, so a hook running beside a check keeps its own escapees until it
@@ -59,12 +61,11 @@
 //!   process about to exit.
 
 use std::cell::RefCell;
-use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::OwnedFd;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::{Mutex, MutexGuard, Once, OnceLock, PoisonError};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -74,6 +75,9 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 mod output;
+mod spawn;
+
+pub use spawn::Program;
 
 use output::{Capture, OutputPipe, dev_null, join_tails};
 use tokio::io::unix::AsyncFd;
@@ -93,21 +97,11 @@ pub struct Finished {
     pub output_tail: String,
 }
 
-/// Run `command` in a new process group with stdin from `/dev/null`, reading stdout and stderr as
+/// Run `program` in a new process group with stdin from `/dev/null`, reading stdout and stderr as
 /// they come and keeping the last `tail` bytes of each. When the program's own process exits,
 /// everything it started is killed and reaped before this returns; dropping the future kills
 /// everything too (the reaping then finishes on a task of its own).
-///
-/// `command` must not have a `pre_exec` closure, uid, gid or changed `PATH` (std would then fork
-/// instead of `posix_spawn`); its stdin, stdout, stderr and process group are set here.
-pub async fn run_captured(mut command: Command, tail: usize) -> std::io::Result<Finished> {
-    run_captured_again(&mut command, tail).await
-}
-
-/// [`run_captured`] for a command run again and again (a check): the program and its arguments
-/// are converted for `posix_spawn` once, not at every run. The command keeps no descriptor
-/// between runs (its stdio is reset to `/dev/null` once spawned).
-pub async fn run_captured_again(command: &mut Command, tail: usize) -> std::io::Result<Finished> {
+pub async fn run_captured(program: &Program, tail: usize) -> std::io::Result<Finished> {
     // Without pidfds, the SIGCHLD listener must exist before the child does, or the signal
     // could be missed.
     let mut sigchld = if pidfds_work() {
@@ -117,18 +111,10 @@ pub async fn run_captured_again(command: &mut Command, tail: usize) -> std::io::
     };
     let out = OutputPipe::take()?;
     let err = OutputPipe::take()?;
-    command
-        .process_group(0)
-        .stdin(dev_null()?)
-        .stdout(out.for_child()?)
-        .stderr(err.for_child()?);
-    let spawned = Job::spawn(command);
-    // Our duplicates of the pipes and /dev/null are not kept in the command until the next run.
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut job = spawned?;
+    let mut job = Job::spawn(
+        program,
+        [dev_null()?.as_fd(), out.write.as_fd(), err.write.as_fd()],
+    )?;
     let mut stdout = Capture::new(out, tail);
     let mut stderr = Capture::new(err, tail);
     let mut exited = false;
@@ -151,19 +137,23 @@ pub async fn run_captured_again(command: &mut Command, tail: usize) -> std::io::
     };
     // The program is gone; a descendant may still hold the pipes: take what is there, no more.
     let drained = stdout.drain_now() & stderr.drain_now();
-    let alone = !job.children_left || {
+    if job.children_left {
         let mut sigchld = match sigchld {
             Some(sigchld) => sigchld,
             None => signal(SignalKind::child())?,
         };
-        settle(Scope::Ending(job.pid), &mut sigchld).await
-    };
+        settle(Scope::Ending(job.pid), &mut sigchld).await;
+    }
     job.settled();
     let output_tail = join_tails(&[stdout.tail.text(), stderr.tail.text()]);
-    if drained && alone {
-        // Empty, and no process is left that could hold a write end: fit for the next run.
-        stdout.recycle();
+    // A process left at the reap could have written after the drain (or still hold a write
+    // end): then the pipes are not reused.
+    if drained && !job.children_left {
+        // Empty, and no process is left that could hold a write end: fit for the next run. In
+        // the reverse order of taking, so the next run gets the same pipes in the same roles and
+        // its spawn the file actions already made for them.
         stderr.recycle();
+        stdout.recycle();
     }
     Ok(Finished {
         status,
@@ -194,13 +184,6 @@ pub fn describe_status(status: &ExitStatus) -> String {
         (None, Some(signal)) => format!("killed by signal {signal}"),
         (None, None) => "ended".to_string(),
     }
-}
-
-/// `sh -c SCRIPT`, the command hooks and `--shell` checks run.
-pub fn shell(script: impl AsRef<OsStr>) -> Command {
-    let mut command = Command::new("sh");
-    command.arg("-c").arg(script);
-    command
 }
 
 // ---- the registry and the reaper ----------------------------------------------------------------
@@ -255,10 +238,8 @@ enum Scope {
 
 /// What a cleanup round left.
 enum Round {
-    /// This process has no child at all.
-    NoChild,
-    /// Children remain, but none that this scope may kill (other jobs, deferred escapees).
-    NothingToWaitFor,
+    /// No child that this scope may kill (none at all, or other jobs', or deferred escapees).
+    Done,
     /// Something was killed or is a zombie: wait for SIGCHLD and go again.
     Wait,
 }
@@ -267,7 +248,7 @@ enum Round {
 fn cleanup_round(scope: Scope) -> Round {
     let mut jobs = registry();
     if !reap(&mut jobs) {
-        return Round::NoChild;
+        return Round::Done;
     }
     let running = |pid: i32| {
         jobs.iter()
@@ -275,7 +256,7 @@ fn cleanup_round(scope: Scope) -> Round {
     };
     let any_running = jobs.iter().any(|job| job.status.is_none());
     let me = std::process::id() as i32;
-    let mut round = Round::NothingToWaitFor;
+    let mut round = Round::Done;
     for kid in children() {
         if matches!(scope, Scope::Ending(_)) && running(kid) {
             continue;
@@ -303,16 +284,14 @@ fn cleanup_round(scope: Scope) -> Round {
     round
 }
 
-/// Kill and reap, round after round, until `scope` leaves nothing to wait for. Returns true when
-/// this process has no child left at all.
-async fn settle(scope: Scope, sigchld: &mut tokio::signal::unix::Signal) -> bool {
+/// Kill and reap, round after round, until `scope` leaves nothing to wait for.
+async fn settle(scope: Scope, sigchld: &mut tokio::signal::unix::Signal) {
     loop {
         match cleanup_round(scope) {
-            Round::NoChild => return true,
-            Round::NothingToWaitFor => return false,
+            Round::Done => return,
             Round::Wait => {
                 if sigchld.recv().await.is_none() {
-                    return false;
+                    return;
                 }
             }
         }
@@ -346,14 +325,17 @@ fn process_stat(pid: i32) -> Option<(char, i32, i32)> {
     Some((state, parent, group))
 }
 
-/// Make this process the reaper of its orphaned descendants (once per process).
-fn become_subreaper() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        if let Err(error) = nix::sys::prctl::set_child_subreaper(true) {
+/// Make this process the reaper of its orphaned descendants (asked once per process). Returns
+/// whether it is.
+fn become_subreaper() -> bool {
+    static SUBREAPER: OnceLock<bool> = OnceLock::new();
+    *SUBREAPER.get_or_init(|| match nix::sys::prctl::set_child_subreaper(true) {
+        Ok(()) => true,
+        Err(error) => {
             tracing::warn!(%error, "cannot become a child subreaper: programs that detach from their process group may outlive their check");
+            false
         }
-    });
+    })
 }
 
 // ---- one job ------------------------------------------------------------------------------------
@@ -404,11 +386,10 @@ fn register(pidfd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
 }
 
 impl Job {
-    fn spawn(command: &mut Command) -> std::io::Result<Job> {
+    fn spawn(program: &Program, stdio: [std::os::fd::BorrowedFd<'_>; 3]) -> std::io::Result<Job> {
         become_subreaper();
         let mut jobs = registry();
-        let child = command.spawn()?;
-        let pid = Pid::from_raw(child.id() as i32);
+        let pid = spawn::spawn(program, stdio)?;
         jobs.push(Entry { pid, status: None });
         // Under the lock: nobody can have reaped the leader, so the pid is still its.
         let pidfd = if pidfds_work() {
@@ -461,14 +442,17 @@ impl Job {
     /// Reap what has ended; if the leader has, unregister it, kill its group, return its status.
     fn take_status(&mut self) -> Option<ExitStatus> {
         let mut jobs = registry();
-        self.children_left = reap(&mut jobs);
+        // Not a subreaper (refused), orphans are not ours to see: assume some are left.
+        self.children_left = reap(&mut jobs) || !become_subreaper();
         let index = jobs.iter().position(|job| job.pid == self.pid)?;
         let status = jobs[index].status?;
         jobs.swap_remove(index);
         // Under the same lock as the reap: members keep the group id alive, so this cannot hit a
-        // group that reused the number. ESRCH (nothing left) is the usual answer.
-        if killpg(self.pid, Signal::SIGKILL).is_ok() {
-            self.children_left = true;
+        // group that reused the number. When this process, a subreaper, has no child at all,
+        // nothing the leader started is alive (an orphan is reparented to us before its parent
+        // can be reaped), so there is nothing to kill.
+        if self.children_left {
+            let _ = killpg(self.pid, Signal::SIGKILL);
         }
         self.stage = Stage::Reaped;
         Some(status)
@@ -511,6 +495,10 @@ mod tests {
     /// threads) it must not run beside the other tests, which hold this shared.
     static EXCLUSIVE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
+    fn shell(script: &str) -> Program {
+        Program::shell(script).unwrap()
+    }
+
     /// True once `pid` is neither running nor a zombie (reaped).
     fn gone(pid: i32) -> bool {
         process_stat(pid).is_none()
@@ -536,12 +524,12 @@ mod tests {
     #[tokio::test]
     async fn captures_status_and_tail() {
         let _shared = EXCLUSIVE.read().await;
-        let finished = run_captured(shell("echo hello; echo oops >&2; exit 3"), 100)
+        let finished = run_captured(&shell("echo hello; echo oops >&2; exit 3"), 100)
             .await
             .unwrap();
         assert_eq!(finished.status.code(), Some(3));
         assert_eq!(finished.output_tail, "hello | oops");
-        let long = run_captured(shell("seq 1 1000"), 10).await.unwrap();
+        let long = run_captured(&shell("seq 1 1000"), 10).await.unwrap();
         assert!(long.output_tail.ends_with("1000"), "{}", long.output_tail);
         assert!(long.output_tail.len() <= 10);
     }
@@ -553,7 +541,8 @@ mod tests {
             "head -c 10000000 /dev/zero; echo; echo the end",
             "head -c 10000000 /dev/zero >&2; echo >&2; echo the end >&2",
         ] {
-            let run = run_captured(shell(script), TAIL_BYTES);
+            let program = shell(script);
+            let run = run_captured(&program, TAIL_BYTES);
             let finished = tokio::time::timeout(Duration::from_secs(20), run)
                 .await
                 .expect("a chatty program must not block on its pipe")
@@ -573,7 +562,8 @@ mod tests {
             "sleep 30 & echo $! >> {0}; setsid sleep 30 & echo $! >> {0}; echo started",
             pids.display()
         );
-        let run = run_captured(shell(&script), 100);
+        let program = shell(&script);
+        let run = run_captured(&program, 100);
         let finished = tokio::time::timeout(Duration::from_secs(10), run)
             .await
             .expect("a child holding the pipes must not stall the run")
@@ -599,7 +589,8 @@ mod tests {
             "sh -c 'setsid sleep 30 & echo $! >> {0}; sleep 30' & echo $! >> {0}; sleep 0.2; exit 0",
             pids.display()
         );
-        let run = run_captured(shell(&script), 100);
+        let program = shell(&script);
+        let run = run_captured(&program, 100);
         let finished = tokio::time::timeout(Duration::from_secs(10), run)
             .await
             .expect("the run must end when its leader exits")
@@ -621,7 +612,8 @@ mod tests {
             pids.display(),
             started.display()
         );
-        let mut run = Box::pin(run_captured(shell(&script), 100));
+        let program = shell(&script);
+        let mut run = Box::pin(run_captured(&program, 100));
         let until_started = async {
             while !started.exists() {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -643,7 +635,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("pid");
         let script = format!("echo $$ > {}; exec sleep 60", pidfile.display());
-        let job = tokio::spawn(run_captured(shell(&script), 100));
+        let program = shell(&script);
+        let job = tokio::spawn(async move { run_captured(&program, 100).await });
         while read_pids(&pidfile).is_empty() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -660,7 +653,7 @@ mod tests {
     #[tokio::test]
     async fn a_missing_program_is_an_error_not_a_status() {
         let _shared = EXCLUSIVE.read().await;
-        let error = run_captured(Command::new("/nonexistent/program"), 100)
+        let error = run_captured(&Program::new("/nonexistent/program", [""; 0]).unwrap(), 100)
             .await
             .unwrap_err();
         assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
@@ -669,12 +662,12 @@ mod tests {
     #[tokio::test]
     async fn a_reused_pipe_carries_nothing_over() {
         let _shared = EXCLUSIVE.read().await;
-        for i in 0..20 {
+        for i in 0..100 {
             let script = format!("echo out{i}; echo err{i} >&2; exit {}", i % 2);
-            let finished = run_captured(shell(&script), 100).await.unwrap();
+            let finished = run_captured(&shell(&script), 100).await.unwrap();
             assert_eq!(finished.output_tail, format!("out{i} | err{i}"));
             assert_eq!(finished.status.code(), Some(i % 2));
-            let quiet = run_captured(shell("exit 0"), 100).await.unwrap();
+            let quiet = run_captured(&shell("exit 0"), 100).await.unwrap();
             assert_eq!(quiet.output_tail, "");
         }
     }
@@ -683,10 +676,10 @@ mod tests {
     #[tokio::test]
     async fn a_command_runs_again_with_fresh_output() {
         let _shared = EXCLUSIVE.read().await;
-        let mut command = shell("echo pid $$; echo err >&2; exit 4");
+        let command = shell("echo pid $$; echo err >&2; exit 4");
         let mut pids = Vec::new();
         for _ in 0..3 {
-            let finished = run_captured_again(&mut command, 100).await.unwrap();
+            let finished = run_captured(&command, 100).await.unwrap();
             assert_eq!(finished.status.code(), Some(4));
             let (out, err) = finished.output_tail.split_once(" | ").unwrap();
             assert_eq!(err, "err");
@@ -707,7 +700,9 @@ mod tests {
                 .build()
                 .unwrap();
             let script = format!("echo out{round}; echo err{round} >&2");
-            let finished = runtime.block_on(run_captured(shell(&script), 100)).unwrap();
+            let finished = runtime
+                .block_on(run_captured(&shell(&script), 100))
+                .unwrap();
             assert_eq!(finished.output_tail, format!("out{round} | err{round}"));
         }
     }

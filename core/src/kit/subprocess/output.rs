@@ -1,11 +1,11 @@
-//! A program's output: its stdin a duplicate of one `/dev/null`, its stdout and stderr pipes
+//! A program's output: its stdin one `/dev/null` kept open, its stdout and stderr pipes
 //! read as data comes (kept registered with the runtime and reused between runs), the last
 //! bytes of each kept for the reason.
 
 use super::*;
 
-/// stdin for a program: a duplicate of one `/dev/null` kept open (a `dup`, not a path lookup).
-pub(super) fn dev_null() -> std::io::Result<Stdio> {
+/// stdin for a program: one `/dev/null` kept open (the same descriptor for every run).
+pub(super) fn dev_null() -> std::io::Result<&'static File> {
     static DEV_NULL: OnceLock<File> = OnceLock::new();
     let file = match DEV_NULL.get() {
         Some(file) => file,
@@ -14,14 +14,14 @@ pub(super) fn dev_null() -> std::io::Result<Stdio> {
             DEV_NULL.get_or_init(|| opened)
         }
     };
-    Ok(Stdio::from(file.try_clone()?))
+    Ok(file)
 }
 
 /// A pipe for a program's stdout or stderr: the read end non-blocking and registered with the
-/// runtime, both close-on-exec (the program gets a duplicate of the write end as its fd 1 or 2).
+/// runtime, both close-on-exec (the program gets the write end as its fd 1 or 2).
 pub(super) struct OutputPipe {
     read: Receiver,
-    write: OwnedFd,
+    pub(super) write: OwnedFd,
 }
 
 /// Pipes returned clean by finished runs, for the next ones. Per thread, because the read end
@@ -50,11 +50,6 @@ impl OutputPipe {
             read: Receiver::from_owned_fd_unchecked(read)?,
             write,
         })
-    }
-
-    /// The program's end: a duplicate of the write end (ours stays open, see the module doc).
-    pub(super) fn for_child(&self) -> std::io::Result<Stdio> {
-        Ok(Stdio::from(self.write.try_clone()?))
     }
 }
 
@@ -108,9 +103,14 @@ impl Capture {
         }
     }
 
-    /// Read what is in the pipe now, without waiting. Reads directly: the runtime may not have
-    /// seen the pipe become readable yet, and `try_read` would trust it. Returns true when the
-    /// pipe was emptied.
+    /// Read what is in the pipe now, without waiting, once the program has exited. Returns
+    /// true when the pipe was emptied.
+    ///
+    /// The runtime's readiness is trusted (`try_read` makes no syscall on a pipe it has seen
+    /// no data come into): whatever the program wrote was in the pipe before it exited, so epoll
+    /// queued the pipe's event before the pidfd's (or SIGCHLD's), and the runtime took both in
+    /// order before the exit could be seen here. Data written later, by a descendant, is not
+    /// covered; `run_captured` does not reuse a pipe when one was left.
     pub(super) fn drain_now(&mut self) -> bool {
         let Some(pipe) = &self.pipe else {
             return false;
@@ -118,11 +118,11 @@ impl Capture {
         let tail = &mut self.tail;
         with_scratch(|chunk| {
             for _ in 0..2 * READS_PER_WAKE {
-                match nix::unistd::read(pipe, chunk) {
+                match pipe.try_read(chunk) {
                     Ok(0) => return false,
                     Ok(n) => tail.push(&chunk[..n]),
-                    Err(Errno::EINTR) => {}
-                    Err(Errno::EAGAIN) => return true,
+                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return true,
                     Err(_) => return false,
                 }
             }
@@ -194,6 +194,9 @@ impl Tail {
 
     /// Lossily decoded, control characters dropped, whitespace collapsed.
     pub(super) fn text(&self) -> String {
+        if self.bytes.is_empty() {
+            return String::new();
+        }
         let text = String::from_utf8_lossy(&self.bytes);
         let printable: String = text
             .chars()
