@@ -136,7 +136,8 @@ pub async fn run_captured(program: &Program, tail: usize) -> std::io::Result<Fin
         }
     };
     // The program is gone; a descendant may still hold the pipes: take what is there, no more.
-    let drained = stdout.drain_now() & stderr.drain_now();
+    let seen = job.exit_seen_by_runtime;
+    let drained = stdout.drain_now(seen) & stderr.drain_now(seen);
     if job.children_left {
         let mut sigchld = match sigchld {
             Some(sigchld) => sigchld,
@@ -357,6 +358,9 @@ struct Job {
     children_left: bool,
     /// Readable once the leader has exited (`None` without pidfds: SIGCHLD tells).
     pidfd: Option<AsyncFd<OwnedFd>>,
+    /// Whether the exit was learnt from the runtime (a pidfd or SIGCHLD it reported), so that
+    /// whatever the program wrote before exiting has been reported by it too.
+    exit_seen_by_runtime: bool,
 }
 
 /// Whether this kernel gives pidfds (asked once, of this process's own pid).
@@ -402,6 +406,7 @@ impl Job {
             stage: Stage::Running,
             children_left: true,
             pidfd,
+            exit_seen_by_runtime: true,
         })
     }
 
@@ -424,6 +429,7 @@ impl Job {
                 // from now on, and a look at the status now in case it came before.
                 let mut sigchld = signal(SignalKind::child())?;
                 if self.has_status() {
+                    self.exit_seen_by_runtime = false;
                     return Ok(());
                 }
                 sigchld.recv().await.ok_or_else(shutting_down)
@@ -705,6 +711,33 @@ mod tests {
                 .unwrap();
             assert_eq!(finished.output_tail, format!("out{round} | err{round}"));
         }
+    }
+
+    /// The program starts as std's `Command` started it: no signal blocked, SIGPIPE at its
+    /// default (Rust ignores it in this process, and an ignored signal stays ignored across
+    /// exec), in a process group of its own, with this process's environment.
+    #[tokio::test]
+    async fn the_program_starts_with_default_signals_its_own_group_and_our_environment() {
+        let _shared = EXCLUSIVE.read().await;
+        let blocked = run_captured(&shell("grep SigBlk /proc/self/status"), 100)
+            .await
+            .unwrap();
+        assert_eq!(blocked.output_tail, "SigBlk: 0000000000000000");
+        let piped = run_captured(&shell("kill -PIPE $$; echo survived"), 100)
+            .await
+            .unwrap();
+        assert_eq!(describe_status(&piped.status), "killed by signal 13");
+        let group = run_captured(&shell("cut -d' ' -f5 /proc/$$/stat; echo $$"), 100)
+            .await
+            .unwrap();
+        let numbers: Vec<&str> = group.output_tail.split_whitespace().collect();
+        assert_eq!(numbers.len(), 2, "{}", group.output_tail);
+        assert_eq!(numbers[0], numbers[1], "the shell leads its own group");
+        let path = std::env::var("PATH").unwrap_or_default();
+        let environment = run_captured(&shell("echo \"$PATH\""), TAIL_BYTES)
+            .await
+            .unwrap();
+        assert_eq!(environment.output_tail, path);
     }
 
     #[test]

@@ -106,19 +106,25 @@ impl Capture {
     /// Read what is in the pipe now, without waiting, once the program has exited. Returns
     /// true when the pipe was emptied.
     ///
-    /// The runtime's readiness is trusted (`try_read` makes no syscall on a pipe it has seen
-    /// no data come into): whatever the program wrote was in the pipe before it exited, so epoll
-    /// queued the pipe's event before the pidfd's (or SIGCHLD's), and the runtime took both in
-    /// order before the exit could be seen here. Data written later, by a descendant, is not
-    /// covered; `run_captured` does not reuse a pipe when one was left.
-    pub(super) fn drain_now(&mut self) -> bool {
+    /// With `trust_readiness` (the exit was learnt from the runtime), the runtime's readiness
+    /// is trusted: `try_read` makes no syscall on a pipe it has seen no data come into. Whatever
+    /// the program wrote was in the pipe before it exited, so epoll queued the pipe's event
+    /// before the pidfd's (or SIGCHLD's), and the runtime took both, in order, before the exit
+    /// could be seen. Otherwise the pipe is read directly. Data written later, by a descendant,
+    /// is not covered; `run_captured` does not reuse a pipe when one was left.
+    pub(super) fn drain_now(&mut self, trust_readiness: bool) -> bool {
         let Some(pipe) = &self.pipe else {
             return false;
         };
         let tail = &mut self.tail;
         with_scratch(|chunk| {
             for _ in 0..2 * READS_PER_WAKE {
-                match pipe.try_read(chunk) {
+                let read = if trust_readiness {
+                    pipe.try_read(chunk)
+                } else {
+                    nix::unistd::read(pipe, chunk).map_err(std::io::Error::from)
+                };
+                match read {
                     Ok(0) => return false,
                     Ok(n) => tail.push(&chunk[..n]),
                     Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
