@@ -136,8 +136,9 @@ pub async fn run_captured(program: &Program, tail: usize) -> std::io::Result<Fin
         }
     };
     // The program is gone; a descendant may still hold the pipes: take what is there, no more.
-    let seen = job.exit_seen_by_runtime;
-    let drained = stdout.drain_now(seen) & stderr.drain_now(seen);
+    // The pidfd's readiness is this program's exit alone; SIGCHLD may be another child's.
+    let exit_from_pidfd = job.pidfd.is_some();
+    let drained = stdout.drain_now(exit_from_pidfd) & stderr.drain_now(exit_from_pidfd);
     if job.children_left {
         let mut sigchld = match sigchld {
             Some(sigchld) => sigchld,
@@ -358,9 +359,6 @@ struct Job {
     children_left: bool,
     /// Readable once the leader has exited (`None` without pidfds: SIGCHLD tells).
     pidfd: Option<AsyncFd<OwnedFd>>,
-    /// Whether the exit was learnt from the runtime (a pidfd or SIGCHLD it reported), so that
-    /// whatever the program wrote before exiting has been reported by it too.
-    exit_seen_by_runtime: bool,
 }
 
 /// Whether this kernel gives pidfds (asked once, of this process's own pid).
@@ -406,7 +404,6 @@ impl Job {
             stage: Stage::Running,
             children_left: true,
             pidfd,
-            exit_seen_by_runtime: true,
         })
     }
 
@@ -429,7 +426,6 @@ impl Job {
                 // from now on, and a look at the status now in case it came before.
                 let mut sigchld = signal(SignalKind::child())?;
                 if self.has_status() {
-                    self.exit_seen_by_runtime = false;
                     return Ok(());
                 }
                 sigchld.recv().await.ok_or_else(shutting_down)

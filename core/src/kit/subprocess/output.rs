@@ -106,12 +106,13 @@ impl Capture {
     /// Read what is in the pipe now, without waiting, once the program has exited. Returns
     /// true when the pipe was emptied.
     ///
-    /// With `trust_readiness` (the exit was learnt from the runtime), the runtime's readiness
-    /// is trusted: `try_read` makes no syscall on a pipe it has seen no data come into. Whatever
-    /// the program wrote was in the pipe before it exited, so epoll queued the pipe's event
-    /// before the pidfd's (or SIGCHLD's), and the runtime took both, in order, before the exit
-    /// could be seen. Otherwise the pipe is read directly. Data written later, by a descendant,
-    /// is not covered; `run_captured` does not reuse a pipe when one was left.
+    /// With `trust_readiness` (the exit was learnt from the program's pidfd, through the
+    /// runtime), the runtime's readiness is trusted: `try_read` makes no syscall on a pipe it has
+    /// seen no data come into. Whatever the program wrote was in the pipe before it exited, so
+    /// epoll queued the pipe's event before the pidfd's, and the runtime took both, in order,
+    /// before the exit could be seen. Otherwise (SIGCHLD, which another child may have sent, or
+    /// a status found directly) the pipe is read directly. Data written later, by a
+    /// descendant, is not covered; `run_captured` does not reuse a pipe when one was left.
     pub(super) fn drain_now(&mut self, trust_readiness: bool) -> bool {
         let Some(pipe) = &self.pipe else {
             return false;
