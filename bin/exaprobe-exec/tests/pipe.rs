@@ -189,7 +189,7 @@ fn hanging_program_times_out_and_its_process_group_is_killed() {
     let dir = temp_dir();
     let marker = dir.path().join("pids");
     let script = format!("sleep 300 & echo $! >> {}; wait", marker.display());
-    let probe = start(&args(
+    let mut probe = start(&args(
         &[
             "--prefix",
             "192.0.2.11/32",
@@ -210,14 +210,35 @@ fn hanging_program_times_out_and_its_process_group_is_killed() {
     probe.wait_log("timed out after 300 ms", WAIT);
     let pids = std::fs::read_to_string(&marker).unwrap();
     let first: i32 = pids.lines().next().unwrap().trim().parse().unwrap();
+    let gone = |pid: i32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.is_empty() || stat.contains(") Z ")
+    };
     wait_for(
         "the timed-out check's background sleep to be killed",
         Duration::from_secs(3),
-        || {
-            let stat = std::fs::read_to_string(format!("/proc/{first}/stat")).unwrap_or_default();
-            (stat.is_empty() || stat.contains(") Z ")).then_some(())
-        },
+        || gone(first).then_some(()),
     );
+    // SIGTERM while a check hangs: the probe kills it and what it started before exiting (a
+    // SIGKILL, the harness's drop, could not, and would leave them to init).
+    probe.wait_log("timed out after 300 ms", WAIT);
+    probe.signal(Signal::SIGTERM);
+    assert!(probe.line(NEXT).starts_with("withdraw route 192.0.2.11/32"));
+    probe.write(ACK);
+    let status = probe.exits_within(Duration::from_secs(3));
+    assert!(status.success(), "{status:?}");
+    let pids: Vec<i32> = std::fs::read_to_string(&marker)
+        .unwrap()
+        .lines()
+        .map(|pid| pid.trim().parse().unwrap())
+        .collect();
+    for pid in pids {
+        wait_for(
+            "every background sleep to be gone with the probe",
+            Duration::from_secs(3),
+            || gone(pid).then_some(()),
+        );
+    }
 }
 
 #[test]
