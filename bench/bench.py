@@ -117,22 +117,33 @@ def switches(pid):
 FLOOR_C = Path(__file__).resolve().parent / "floor.c"
 
 
-def floor(work, spawns, pause_s):
-    """Parent CPU per posix_spawn + waitpid of /bin/true (bench/floor.c, getrusage of the parent),
-    back to back and paced one spawn per `pause_s` like the checks. None without a C compiler."""
+def build_floor(work):
+    """bench/floor.c compiled into `work`; None without a C compiler."""
     compiler = shutil.which("cc") or shutil.which("gcc")
     if not compiler:
         return None
     binary = work / "floor"
     subprocess.run([compiler, "-O2", "-o", str(binary), str(FLOOR_C)], check=True)
+    return binary
 
-    def run(n, pause_us):
-        out = subprocess.run([str(binary), str(n), "/bin/true", str(pause_us)], capture_output=True, text=True,
-                             check=True).stdout.split()
-        count, cpu, switched = int(out[0]), float(out[1]), int(out[2])
-        return cpu / count * 1000, switched / count
-    hot = run(spawns, 0)
-    paced = run(max(spawns // 10, 20), int(pause_s * 1e6))
+
+def run_floor(binary, spawns, pause_us, program="/bin/true", same=False):
+    """The parent's CPU (ms) and context switches per spawn of one floor.c run; with `same`, the
+    work an exec check asks of the kernel (`program` is then the `sh -c` script)."""
+    argv = [str(binary), str(spawns), program, str(pause_us)] + (["same"] if same else [])
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()
+    count, cpu, switched = int(out[0]), float(out[1]), int(out[2])
+    return cpu / count * 1000, switched / count
+
+
+def floor(work, spawns, pause_s):
+    """Parent CPU per posix_spawn + waitpid of /bin/true (bench/floor.c, getrusage of the parent),
+    back to back and paced one spawn per `pause_s` like the checks. None without a C compiler."""
+    binary = build_floor(work)
+    if binary is None:
+        return None
+    hot = run_floor(binary, spawns, 0)
+    paced = run_floor(binary, max(spawns // 10, 20), int(pause_s * 1e6))
     return hot, paced
 
 

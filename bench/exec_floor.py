@@ -13,39 +13,15 @@ and the median of the rounds' ratios. Nothing is asserted.
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import BIN, FLOOR_C, Run, fmt, own_cpu_seconds, switches  # noqa: E402
+from bench import build_floor, fmt, run_floor  # noqa: E402
+from probes import busy, file_size, probe_argv  # noqa: E402
 
 PAUSE_S = 0.05
-
-
-def floor_run(binary, spawns, program, same):
-    argv = [str(binary), str(spawns), program, str(int(PAUSE_S * 1e6))] + (["same"] if same else [])
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()
-    return float(out[1]) / int(out[0]) * 1000
-
-
-def probe_run(counter, window):
-    counter.unlink(missing_ok=True)
-    argv = [str(BIN / "exaprobe-exec"), "--prefix", "192.0.2.10/32", "--interval", str(PAUSE_S),
-            "--fast-interval", str(PAUSE_S), "--rise", "1", "--fall", "1", "--exabgp-api", "4",
-            "--shell", f"printf x >> {counter}"]
-    run = Run(argv)
-    try:
-        run.wait_line(lambda line: "med 100" in line, 0, timeout=60)
-        pid = run.proc.pid
-        checks0, cpu0, switched0 = counter.stat().st_size, own_cpu_seconds(pid), switches(pid)
-        time.sleep(window)
-        checks = counter.stat().st_size - checks0
-        return (own_cpu_seconds(pid) - cpu0) / checks * 1000, (switches(pid) - switched0) / checks, checks
-    finally:
-        run.stop()
 
 
 def spread(values):
@@ -60,20 +36,21 @@ def main():
     args = parser.parse_args()
     rounds, window = (2, 2) if args.quick else (args.rounds, 10)
     spawns = int(window / PAUSE_S)
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if not compiler:
-        print("exec_floor: no C compiler; skipped")
-        return
+    pause_us = int(PAUSE_S * 1e6)
     work = Path(tempfile.mkdtemp(prefix="exaprobe-bench-floor-"))
     try:
-        binary = work / "floor"
-        subprocess.run([compiler, "-O2", "-o", str(binary), str(FLOOR_C)], check=True)
+        binary = build_floor(work)
+        if binary is None:
+            print("exec_floor: no C compiler; skipped")
+            return
         counter, same_counter = work / "checks", work / "same-checks"
+        probe = probe_argv("exec", ["--shell", f"printf x >> {counter}"], PAUSE_S)
         floors, sames, probes, switched = [], [], [], []
         for i in range(rounds):
-            floors.append(floor_run(binary, spawns, "/bin/true", False))
-            sames.append(floor_run(binary, spawns, f"printf x >> {same_counter}", True))
-            cpu, switches_per_check, checks = probe_run(counter, window)
+            floors.append(run_floor(binary, spawns, pause_us)[0])
+            sames.append(run_floor(binary, spawns, pause_us, f"printf x >> {same_counter}", same=True)[0])
+            counter.unlink(missing_ok=True)
+            cpu, _, checks, _, switches_per_check = busy(probe, window, lambda elapsed: file_size(counter))
             probes.append(cpu)
             switched.append(switches_per_check)
             print(f"exec_floor: round {i + 1}: floor {fmt(floors[-1])} ms, same work in C {fmt(sames[-1])} ms, "

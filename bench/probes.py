@@ -239,19 +239,22 @@ def file_size(path):
 
 
 def busy(argv, window, count):
-    """Run until UP, then `window` s: own CPU, child CPU (ms per check), checks, memory at the end.
-    `count(elapsed)` says how many checks have run, `elapsed` s into the window."""
+    """Run until UP, then `window` s: own CPU, child CPU (ms per check), checks, memory at the end,
+    the main process's context switches per check. `count(elapsed)` says how many checks have
+    run, `elapsed` s into the window."""
     run = Run(argv)
     try:
         run.wait_line(lambda l: "med 100" in l, 0, timeout=60)
         pid = run.proc.pid
         own0, child0, checks0, t0 = own_cpu_seconds(pid), child_cpu_seconds(pid), count(0), time.monotonic()
+        switched0 = switches(pid)
         time.sleep(window)
         own, child = own_cpu_seconds(pid) - own0, child_cpu_seconds(pid) - child0
         checks = count(time.monotonic() - t0) - checks0
+        switched = switches(pid) - switched0
         memory = memory_kib(pid)
         per = (lambda s: s / checks * 1000 if checks else None)
-        return per(own), per(child), checks, memory
+        return per(own), per(child), checks, memory, switched / checks if checks else None
     finally:
         run.stop()
 
