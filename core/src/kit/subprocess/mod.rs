@@ -674,6 +674,20 @@ mod tests {
         }
     }
 
+    /// A descendant still writing when the program exits is killed after the drain: what it
+    /// wrote in between must not reach the next run through a reused pipe.
+    #[tokio::test]
+    async fn output_written_after_the_drain_does_not_reach_the_next_run() {
+        let _shared = EXCLUSIVE.read().await;
+        let noisy = shell("(while :; do echo junk; echo junk >&2; done) & sleep 0.02; exit 0");
+        let clean = shell("echo clean; echo clean >&2");
+        for _ in 0..20 {
+            run_captured(&noisy, 100).await.unwrap();
+            let finished = run_captured(&clean, 100).await.unwrap();
+            assert_eq!(finished.output_tail, "clean | clean");
+        }
+    }
+
     /// One command run again and again: every run is a fresh process with its own output.
     #[tokio::test]
     async fn a_command_runs_again_with_fresh_output() {
