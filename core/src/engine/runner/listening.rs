@@ -92,6 +92,16 @@ impl Listening {
         self.counted(taken.authoritative(), taken.suspicion())
     }
 
+    /// Whether [`Listening::next`] can return: a watcher runs, or what one reported is not yet
+    /// taken. Without a watcher the runner does not wait on the latch (a lock per poll).
+    pub(super) fn may_hear(&self) -> bool {
+        self.task.is_some()
+            || [
+                self.events.total(EventKind::Authoritative),
+                self.events.total(EventKind::Suspicion),
+            ] != self.reported
+    }
+
     fn counted(&mut self, not_serving: Option<&str>, suspicion: Option<&str>) -> Heard {
         let totals = [
             self.events.total(EventKind::Authoritative),
@@ -104,5 +114,42 @@ impl Listening {
             suspicion: suspicion.map(str::to_owned),
             counts,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idle() -> Listening {
+        Listening {
+            events: Events::new(),
+            task: None,
+            reported: [0; 2],
+        }
+    }
+
+    /// Without a watcher the checker skips the latch, but never what a stopped watcher reported
+    /// and nobody took yet (the word just before a reload that turned events off).
+    #[tokio::test]
+    async fn without_a_watcher_only_an_untaken_report_can_be_heard() {
+        let mut listening = idle();
+        assert!(!listening.may_hear());
+        listening.events.not_serving("draining");
+        listening.events.suspicion("connection reset");
+        assert!(listening.may_hear());
+        let heard = listening.next().await;
+        assert_eq!(heard.not_serving.as_deref(), Some("draining"));
+        assert_eq!(heard.counts, [1, 1]);
+        assert!(!listening.may_hear());
+    }
+
+    #[tokio::test]
+    async fn a_running_watcher_can_always_be_heard() {
+        let mut listening = idle();
+        listening.task = Some(tokio::spawn(std::future::pending::<()>()).abort_handle());
+        assert!(listening.may_hear());
+        listening.stop();
+        assert!(!listening.may_hear());
     }
 }

@@ -228,10 +228,12 @@ impl<P: Probe + Send + 'static> Checker<P> {
                         }
                     },
                     Ok(()) = self.dialect.changed() => self.dialect_found(),
-                    () = self.required.changed() => if self.required_changed() {
+                    // Guarded: with nothing to watch, each poll would still cost a lock at every
+                    // check.
+                    () = self.required.changed(), if !self.required.is_empty() => if self.required_changed() {
                         next_check = Instant::now();
                     },
-                    heard = self.listening.next() => if self.hear(heard) {
+                    heard = self.listening.next(), if self.listening.may_hear() => if self.hear(heard) {
                         next_check = Instant::now();
                     },
                     Some(settled) = self.settled.recv() => self.forget_retired(settled),
@@ -267,7 +269,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
                         }
                         // A required probe going DOWN fails the route now, not when the check
                         // ends (only going: a DOWN one's new reason must not starve the check).
-                        () = self.required.changed() => {
+                        () = self.required.changed(), if !self.required.is_empty() => {
                             required_pending = true;
                             if matches!(self.required.verdict(), RequiredState::Down(_))
                                 && !matches!(self.required_verdict, RequiredState::Down(_))
@@ -281,7 +283,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
                         result = &mut check => break Some(result),
                         // The service saying it is not serving drops the check in flight (its
                         // result would be older than that word); a suspicion waits for it.
-                        batch = self.listening.next() => {
+                        batch = self.listening.next(), if self.listening.may_hear() => {
                             let not_serving = batch.not_serving.is_some();
                             heard.merge(batch);
                             if not_serving {
