@@ -262,6 +262,23 @@ fn many_checks_leaving_children_behind_leave_nothing() {
     // Checks keep running (a plain `sh` that exits at once): wait for a moment between two.
     assert_no_leftover_children(&probe);
     assert!(probe.is_running());
+    // The cleanups waited on pidfds: a SIGCHLD handler, once installed, would stay and cost
+    // every later check a signal and three syscalls.
+    assert!(
+        !catches_sigchld(probe.pid()),
+        "the probe installed a SIGCHLD handler"
+    );
+}
+
+/// Whether process `pid` has a handler for SIGCHLD (`SigCgt` in its status).
+fn catches_sigchld(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let caught = status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigCgt:"))
+        .map(|mask| u64::from_str_radix(mask.trim(), 16).unwrap())
+        .unwrap();
+    caught & (1 << (nix::sys::signal::Signal::SIGCHLD as i32 - 1)) != 0
 }
 
 #[test]

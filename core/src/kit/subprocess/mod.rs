@@ -33,7 +33,9 @@
 //!   the lock, before anyone can reap the leader, so the pid it names is the leader's. Where
 //!   pidfds are not available (before Linux 5.3, a seccomp filter), the job waits on tokio's
 //!   SIGCHLD stream, its listener made before the spawn. The cleanup rounds below wait on
-//!   SIGCHLD, their listener made before the first round.
+//!   pidfds too (on SIGCHLD without them, its listener made before the first round): tokio's
+//!   SIGCHLD handler, once installed, stays for the life of the process, and every later check
+//!   would take a signal and three more syscalls.
 //! - Spawning is `posix_spawn` (`clone` with `CLONE_VM | CLONE_VFORK`): the probe's address
 //!   space is never copied. The program, its arguments and environment are converted once (a
 //!   [`Program`]), the file actions once per thread for the pipes it reuses (`spawn.rs`).
@@ -49,7 +51,8 @@
 //!   syscall. Otherwise SIGKILL its group at once (the group id cannot have been reused: the reap
 //!   and the kill happen under one lock, and members keep the id alive). Then, round after round,
 //!   list this process's children (`/proc/self/task/*/children`), SIGKILL each that is not a
-//!   running job's leader or a member of a running job's group, wait for SIGCHLD and reap:
+//!   running job's leader or a member of a running job's group, wait until each has ended (a
+//!   pidfd opened before the kill) and reap:
 //!   killing a process reparents its children to us, so each round reaches one level deeper,
 //!   until no such child is left.
 //! - Attribution: an orphan in a running job's group belongs to that job and is left alone. An
@@ -140,11 +143,7 @@ pub async fn run_captured(program: &Program, tail: usize) -> std::io::Result<Fin
     let exit_from_pidfd = job.pidfd.is_some();
     let drained = stdout.drain_now(exit_from_pidfd) & stderr.drain_now(exit_from_pidfd);
     if job.children_left {
-        let mut sigchld = match sigchld {
-            Some(sigchld) => sigchld,
-            None => signal(SignalKind::child())?,
-        };
-        settle(Scope::Ending(job.pid), &mut sigchld).await;
+        settle(Scope::Ending(job.pid)).await;
     }
     job.settled();
     let output_tail = join_tails(&[stdout.tail.text(), stderr.tail.text()]);
@@ -167,16 +166,13 @@ pub async fn run_captured(program: &Program, tail: usize) -> std::io::Result<Fin
 /// waiting at most `grace`. For a process about to exit: without it, a descendant that a
 /// timed-out check left outside its process group would outlive the probe.
 pub async fn shutdown(grace: Duration) {
-    let Ok(mut sigchld) = signal(SignalKind::child()) else {
-        return;
-    };
     {
         let jobs = registry();
         for job in jobs.iter().filter(|job| job.status.is_none()) {
             let _ = killpg(job.pid, Signal::SIGKILL);
         }
     }
-    let _ = tokio::time::timeout(grace, settle(Scope::Everything, &mut sigchld)).await;
+    let _ = tokio::time::timeout(grace, settle(Scope::Everything)).await;
 }
 
 /// Describe an exit status for a log line: `exit 3`, `killed by signal 9`.
@@ -242,9 +238,30 @@ enum Scope {
 enum Round {
     /// No child that this scope may kill (none at all, or other jobs', or deferred escapees).
     Done,
-    /// Something was killed or is a zombie: wait for SIGCHLD and go again.
-    Wait,
+    /// Something was killed or is a zombie: wait until it has ended and go again. With pidfds,
+    /// one per such process (each turns readable as it ends); `None` without (SIGCHLD tells) or
+    /// when one could not be opened (a short pause instead).
+    Wait(Option<Vec<OwnedFd>>),
 }
+
+impl Round {
+    /// This round must also wait for `kid`, a child not yet reaped (under the registry's lock,
+    /// before it is killed: its pid is still its own).
+    fn and_wait_for(self, kid: i32) -> Round {
+        let exits = match self {
+            Round::Done => pidfds_work().then(Vec::new),
+            Round::Wait(exits) => exits,
+        };
+        Round::Wait(exits.and_then(|mut exits| {
+            exits.push(pidfd_open(Pid::from_raw(kid)).ok()?);
+            Some(exits)
+        }))
+    }
+}
+
+/// How long a cleanup waits before looking again when it cannot be told (a pidfd could not be
+/// opened, descriptors exhausted).
+const CLEANUP_PAUSE: Duration = Duration::from_millis(10);
 
 /// Reap, then kill the children `scope` allows.
 fn cleanup_round(scope: Scope) -> Round {
@@ -271,7 +288,7 @@ fn cleanup_round(scope: Scope) -> Round {
             continue;
         }
         if state == 'Z' {
-            round = Round::Wait;
+            round = round.and_wait_for(kid);
             continue;
         }
         let killable = match scope {
@@ -279,23 +296,47 @@ fn cleanup_round(scope: Scope) -> Round {
             Scope::Ending(ended) => !running(group) && (group == ended.as_raw() || !any_running),
         };
         if killable {
+            round = round.and_wait_for(kid);
             let _ = kill(Pid::from_raw(kid), Signal::SIGKILL);
-            round = Round::Wait;
         }
     }
     round
 }
 
 /// Kill and reap, round after round, until `scope` leaves nothing to wait for.
-async fn settle(scope: Scope, sigchld: &mut tokio::signal::unix::Signal) {
+///
+/// With pidfds, no SIGCHLD handler is installed: tokio's stays for the life of the process once
+/// made, and every later check would pay for it (a signal, its handler's write and the runtime's
+/// reads: three more syscalls per check after the first cleanup).
+async fn settle(scope: Scope) {
+    // Without pidfds SIGCHLD tells, its listener made before the first kill.
+    let mut sigchld = if pidfds_work() {
+        None
+    } else {
+        match signal(SignalKind::child()) {
+            Ok(sigchld) => Some(sigchld),
+            Err(_) => return,
+        }
+    };
     loop {
         match cleanup_round(scope) {
             Round::Done => return,
-            Round::Wait => {
-                if sigchld.recv().await.is_none() {
-                    return;
+            Round::Wait(Some(exits)) => {
+                for exit in exits {
+                    match register(exit) {
+                        Ok(exit) => drop(exit.readable().await),
+                        Err(_) => tokio::time::sleep(CLEANUP_PAUSE).await,
+                    }
                 }
             }
+            Round::Wait(None) => match sigchld.as_mut() {
+                Some(sigchld) => {
+                    if sigchld.recv().await.is_none() {
+                        return;
+                    }
+                }
+                None => tokio::time::sleep(CLEANUP_PAUSE).await,
+            },
         }
     }
 }
@@ -479,11 +520,7 @@ impl Drop for Job {
         }
         let group = self.pid;
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Ok(mut sigchld) = signal(SignalKind::child()) {
-                    settle(Scope::Ending(group), &mut sigchld).await;
-                }
-            });
+            runtime.spawn(settle(Scope::Ending(group)));
         }
     }
 }
@@ -515,6 +552,22 @@ mod tests {
     }
 
     /// Poll until every pid is reaped; the cleanup after a drop runs on a task of its own.
+    /// Whether this process catches SIGCHLD (`SigCgt` in `/proc/self/status`). With pidfds,
+    /// nothing here may install a handler: tokio's stays for good, a cost at every later check.
+    fn sigchld_handled() -> bool {
+        assert!(
+            pidfds_work(),
+            "this kernel gives no pidfds: the SIGCHLD fallback is in use"
+        );
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let caught = status
+            .lines()
+            .find_map(|line| line.strip_prefix("SigCgt:"))
+            .map(|mask| u64::from_str_radix(mask.trim(), 16).unwrap())
+            .unwrap();
+        caught & (1 << (libc::SIGCHLD - 1)) != 0
+    }
+
     async fn all_gone(pids: &[i32]) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !pids.iter().all(|&pid| gone(pid)) {
@@ -578,6 +631,10 @@ mod tests {
         // other job runs (other tests of this binary may be running jobs beside this one).
         assert!(gone(pids[0]), "the background sleep {} survived", pids[0]);
         all_gone(&pids).await;
+        assert!(
+            !sigchld_handled(),
+            "the cleanup installed a SIGCHLD handler"
+        );
     }
 
     #[tokio::test]
@@ -629,6 +686,10 @@ mod tests {
         assert_eq!(pids.len(), 3);
         drop(run);
         all_gone(&pids).await;
+        assert!(
+            !sigchld_handled(),
+            "the cleanup installed a SIGCHLD handler"
+        );
     }
 
     #[tokio::test]
