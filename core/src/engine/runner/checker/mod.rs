@@ -8,7 +8,6 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::path::Path;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,11 +16,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 
+mod disable;
 mod reload;
 mod required;
 
 use super::listening::{Heard, Listening};
 use super::wake::sleep_until;
+use disable::DisableFile;
 use reload::Retired;
 pub(crate) use reload::{Reload, ReloadError};
 
@@ -36,12 +37,8 @@ use crate::engine::routing::{Event, Router};
 use crate::engine::runner::shared::{Desired, Report, Settled};
 use crate::probe::{Outcome, Probe};
 
-/// How long the disable file may take to answer before the previous maintenance state is kept.
-const DISABLE_FILE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a SIGHUP reload may take before the running configuration is kept.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// How much of the disable file is read for the operator's note.
-const NOTE_BYTES: usize = 512;
 
 /// What the supervisor forwards to the checker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,10 +110,9 @@ pub(crate) struct Checker<P> {
     /// kept across reloads.
     detected: Option<ApiDialect>,
     dialect: watch::Receiver<Option<ApiDialect>>,
-    /// A disable-file look-up still running (a hung file system): awaited, never duplicated.
-    disable_lookup: Option<JoinHandle<Option<String>>>,
-    /// The maintenance state last seen, kept when the disable file cannot be read in time.
-    disabled_note: Option<String>,
+    /// The disable file's last answer (kept when it cannot be read in time), and when to look
+    /// it up again.
+    disable: DisableFile,
     /// The required probes (`--require`), watched; their verdict is applied at once.
     required: Requirements,
     /// Their verdict as last applied.
@@ -189,8 +185,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
             retired: BTreeMap::new(),
             detected: None,
             dialect,
-            disable_lookup: None,
-            disabled_note: None,
+            disable: DisableFile::default(),
             required,
             required_verdict: RequiredState::Up,
             listening,
@@ -348,25 +343,10 @@ impl<P: Probe + Send + 'static> Checker<P> {
         }
     }
 
-    /// `Some(reason)` when the disable file exists, looked up off the runtime thread.
+    /// `Some(reason)` when the disable file exists (`disable.rs`).
     async fn disabled(&mut self) -> Option<String> {
-        let file = self.settings.disable_file.clone()?;
-        let mut lookup = self
-            .disable_lookup
-            .take()
-            .unwrap_or_else(|| off_the_runtime(move || look_up_disable_file(&file)));
-        match timeout(DISABLE_FILE_TIMEOUT, &mut lookup).await {
-            Ok(Ok(note)) => self.disabled_note = note,
-            Ok(Err(error)) => tracing::error!(%error, "the disable file look-up failed"),
-            Err(_) => {
-                tracing::warn!(
-                    timeout = ?DISABLE_FILE_TIMEOUT,
-                    "the disable file did not answer in time; keeping the previous maintenance state"
-                );
-                self.disable_lookup = Some(lookup);
-            }
-        }
-        self.disabled_note.clone()
+        let file = self.settings.disable_file.as_deref();
+        self.disable.look(file).await
     }
 
     /// Log, report and hook a change of state by name since `from`.
@@ -619,7 +599,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
         let required = self.required_verdict.reason().map(str::to_owned);
         let reason = match target {
             Some(Target::Disabled | Target::Draining { .. }) => {
-                self.disabled_note.clone().or(required)
+                self.disable.note().map(str::to_owned).or(required)
             }
             Some(Target::Down) if matches!(self.required_verdict, RequiredState::Down(_)) => {
                 required
@@ -663,36 +643,6 @@ fn off_the_runtime<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static)
     } else {
         tokio::task::spawn_blocking(work)
     }
-}
-
-/// `Some(reason)` when `file` exists: "disable file X exists", with the first line of the file
-/// when it has one (the operator's note). Reads only a regular file (`files::open_regular`:
-/// no FIFO or device can hang it), and only its first bytes. Runs on the blocking pool.
-fn look_up_disable_file(file: &Path) -> Option<String> {
-    use std::io::Read as _;
-    if !file.exists() {
-        return None;
-    }
-    let mut note = String::new();
-    if let Ok((opened, _)) = crate::kit::files::open_regular(file) {
-        let mut bytes = Vec::with_capacity(NOTE_BYTES);
-        let _ = opened.take(NOTE_BYTES as u64).read_to_end(&mut bytes);
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        note = text
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim()
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(200)
-            .collect();
-    }
-    Some(if note.is_empty() {
-        format!("disable file {} exists", file.display())
-    } else {
-        format!("disable file {} exists: {note}", file.display())
-    })
 }
 
 /// The UTC wall-clock time `after` from now, `2026-11-25T19:30:00Z`, for the flap-hold log line.
