@@ -588,14 +588,25 @@ fn a_concurrent_reader_never_sees_a_half_written_file() {
     wait_for("both files", Duration::from_secs(10), || {
         (state_path.exists() && textfile.exists()).then_some(())
     });
+    // Each check's result differs from the last (the flag comes and goes), so each is written
+    // at once: a check like the last is written only within the refresh period.
     let mut updates = std::collections::BTreeSet::new();
     let mut reads = 0;
     while updates.len() < 50 {
+        if reads % 2 == 0 {
+            let _ = std::fs::remove_file(&flag);
+        } else {
+            std::fs::write(&flag, "").unwrap();
+        }
         let text = std::fs::read_to_string(&state_path).unwrap();
         let json: serde_json::Value = serde_json::from_str(&text)
             .unwrap_or_else(|error| panic!("read {reads}: {error}: {text:?}"));
         assert_eq!(json["version"], 1);
-        updates.insert(json["counters"]["checks"]["healthy"].as_u64().unwrap());
+        let checks = &json["counters"]["checks"];
+        updates.insert((
+            checks["healthy"].as_u64().unwrap(),
+            checks["unhealthy"].as_u64().unwrap(),
+        ));
         let metrics = std::fs::read_to_string(&textfile).unwrap();
         assert!(metrics.ends_with('\n'), "read {reads}: {metrics:?}");
         assert!(
@@ -750,4 +761,70 @@ fn missing_acks_are_counted_as_timeouts() {
     let route = &state["prefixes"]["192.0.2.12/32"];
     assert_eq!(route["confirmed"], false, "{state}");
     assert_eq!(route["med"], 1000, "{state}");
+}
+
+#[test]
+fn a_steady_probe_does_not_rewrite_its_files_at_every_check() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = temp_dir();
+    let flag = dir.path().join("healthy");
+    std::fs::write(&flag, "").unwrap();
+    let state_path = dir.path().join("state.json");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let probe = start(
+        &flag,
+        &[
+            "--interval",
+            "0.01",
+            "--prefix",
+            "192.0.2.12/32",
+            "--metrics-listen",
+            &listen,
+            "--state-file",
+            state_path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        probe.line(NEXT),
+        "announce route 192.0.2.12/32 next-hop self med 100"
+    );
+    let http = client();
+    let url = format!("http://{listen}/metrics");
+    let series = r#"exaprobe_checks_total{probe="web",result="healthy"}"#;
+    let checks = || {
+        get(&http, &url)
+            .and_then(|(_, body)| value(&body, series))
+            .and_then(|count| count.parse::<u64>().ok())
+    };
+    // Written for the route ExaBGP accepted: from then on only counters and times move.
+    wait_for(
+        "the accepted route in the state file",
+        Duration::from_secs(10),
+        || {
+            let text = std::fs::read_to_string(&state_path).ok()?;
+            text.contains("\"confirmed\": true").then_some(())
+        },
+    );
+    let written = std::fs::metadata(&state_path).unwrap().ino();
+    let first = wait_for("a check", Duration::from_secs(10), checks);
+    wait_for("20 more checks", Duration::from_secs(10), || {
+        checks().filter(|count| *count >= first + 20)
+    });
+    // Each write replaces the file (a new inode): the same one means no write in 20 checks.
+    assert_eq!(
+        std::fs::metadata(&state_path).unwrap().ino(),
+        written,
+        "the state file was rewritten by checks that changed nothing"
+    );
+    // A change is written at once.
+    std::fs::remove_file(&flag).unwrap();
+    wait_for(
+        "the failed check in the state file",
+        Duration::from_secs(10),
+        || {
+            let text = std::fs::read_to_string(&state_path).ok()?;
+            text.contains("\"result\": \"unhealthy\"").then_some(())
+        },
+    );
 }

@@ -126,6 +126,11 @@ impl Answer {
     }
 }
 
+/// How long the textfile and the state file may lag behind what moves only counters and times
+/// (a check with the same result as the last, ExaBGP's answers). A change of state, health,
+/// route or check result is written at once.
+const FILE_REFRESH: Duration = Duration::from_secs(10);
+
 /// The handle the checker and the deliverer report to. Cloning is cheap; with every output off
 /// each call returns at once.
 #[derive(Clone, Default)]
@@ -177,6 +182,7 @@ pub(crate) fn start(observe: &ObserveSettings, name: &str) -> Observer {
                 path,
                 "metrics textfile",
                 name.to_string(),
+                FILE_REFRESH,
                 render,
             ))
         }
@@ -215,7 +221,7 @@ pub(crate) fn start(observe: &ObserveSettings, name: &str) -> Observer {
             copy.updated = clock::rfc3339(SystemTime::now());
             copy.to_bytes()
         });
-        LatestWriter::spawn(path, "state file", name.to_string(), render)
+        LatestWriter::spawn(path, "state file", name.to_string(), FILE_REFRESH, render)
     });
     let observer = Observer(Some(Rc::new(Inner {
         metrics,
@@ -251,9 +257,17 @@ impl Observer {
             metrics.set_state(&state.name().to_ascii_lowercase());
             metrics.set_probe_gauges(gauges);
         }
-        {
+        let news = {
             let mut document = inner.document();
             let now = clock::rfc3339(SystemTime::now());
+            let before = (
+                document
+                    .last_check
+                    .as_ref()
+                    .map(|last| (last.result, last.reason.clone())),
+                document.state,
+                document.flap_held,
+            );
             document.last_check = Some(LastCheck {
                 result: label.unwrap_or("disabled"),
                 reason: match result {
@@ -279,8 +293,22 @@ impl Observer {
             }
             document.state = state.name();
             document.flap_held = held;
+            let after = (
+                document
+                    .last_check
+                    .as_ref()
+                    .map(|last| (last.result, last.reason.clone())),
+                document.state,
+                document.flap_held,
+            );
+            before != after
+        };
+        // The same result again moves only counters and times: written within the refresh.
+        if news {
+            self.write();
+        } else {
+            self.write_later();
         }
-        self.write();
     }
 
     /// `count` events of `kind` came, the last saying `reason` (`--events`).
@@ -410,14 +438,23 @@ impl Observer {
             .exabgp_commands
             .entry(answer.label())
             .or_default() += count as u64;
-        self.write();
+        // Counters only (what ExaBGP then holds is `accepted`'s news).
+        self.write_later();
     }
 
-    /// Have the writer threads write the textfile and the state file (they render them).
+    /// Have the writer threads write the textfile and the state file now (they render them).
     fn write(&self) {
         let Some(inner) = &self.0 else { return };
         for writer in [&inner.textfile, &inner.state_file].into_iter().flatten() {
             writer.poke();
+        }
+    }
+
+    /// The same, within [`FILE_REFRESH`]: for what moves only counters and times.
+    fn write_later(&self) {
+        let Some(inner) = &self.0 else { return };
+        for writer in [&inner.textfile, &inner.state_file].into_iter().flatten() {
+            writer.poke_later();
         }
     }
 }
