@@ -260,20 +260,21 @@ impl Observer {
         let news = {
             let mut document = inner.document();
             let now = clock::rfc3339(SystemTime::now());
-            let before = (
-                document
-                    .last_check
-                    .as_ref()
-                    .map(|last| (last.result, last.reason.clone())),
-                document.state,
-                document.flap_held,
-            );
+            let checked = label.unwrap_or("disabled");
+            let reason = match result {
+                Some((outcome, _)) => outcome.reason().map(str::to_owned),
+                None => disabled.map(str::to_owned),
+            };
+            // What a reader acts on: the result and its reason, the state, the hold.
+            let news = document
+                .last_check
+                .as_ref()
+                .is_none_or(|last| last.result != checked || last.reason != reason)
+                || document.state != state.name()
+                || document.flap_held != held;
             document.last_check = Some(LastCheck {
-                result: label.unwrap_or("disabled"),
-                reason: match result {
-                    Some((outcome, _)) => outcome.reason().map(str::to_owned),
-                    None => disabled.map(str::to_owned),
-                },
+                result: checked,
+                reason,
                 at: now,
                 duration_seconds: result.map(|(_, elapsed)| elapsed.as_secs_f64()),
             });
@@ -293,15 +294,7 @@ impl Observer {
             }
             document.state = state.name();
             document.flap_held = held;
-            let after = (
-                document
-                    .last_check
-                    .as_ref()
-                    .map(|last| (last.result, last.reason.clone())),
-                document.state,
-                document.flap_held,
-            );
-            before != after
+            news
         };
         // The same result again moves only counters and times: written within the refresh.
         if news {
