@@ -88,6 +88,9 @@ impl DisableFile {
             return self.note.clone();
         }
         self.trusted = false;
+        // A look-up that did not answer in time last check is awaited again; what it finds may
+        // predate changes just taken from inotify, so it is used but not trusted.
+        let resumed = self.lookup.is_some();
         let mut lookup = match self.lookup.take() {
             Some(lookup) => lookup,
             None => {
@@ -104,7 +107,7 @@ impl DisableFile {
             Ok(Ok(looked)) => {
                 self.note = looked.note;
                 self.watch = looked.watch;
-                self.trusted = looked.trusted;
+                self.trusted = looked.trusted && !resumed;
             }
             Ok(Err(error)) => tracing::error!(%error, "the disable file look-up failed"),
             Err(_) => {
