@@ -19,6 +19,7 @@
 
 pub mod address;
 pub mod backoff;
+pub(crate) mod dir_watch;
 pub(crate) mod escape;
 pub mod events;
 pub mod files;

@@ -11,13 +11,14 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent, WatchDescriptor};
+use nix::sys::inotify::{InitFlags, Inotify, InotifyEvent, WatchDescriptor};
 use tokio::io::unix::AsyncFd;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use super::RequireSettings;
 use super::rule::{Named, combine};
 use super::state::{Reading, RequiredState, read};
+use crate::kit::dir_watch::{self, Seen};
 
 /// How often writers are checked for life (and missing directories for existence): a writer
 /// killed with SIGKILL is noticed within this, even if its file never changes again.
@@ -271,16 +272,7 @@ impl Requirements {
         };
         let mut added = false;
         for dir in self.dirs.iter_mut().filter(|d| d.watch.is_none()) {
-            let flags = AddWatchFlags::IN_CLOSE_WRITE
-                | AddWatchFlags::IN_MOVED_TO
-                | AddWatchFlags::IN_MOVED_FROM
-                | AddWatchFlags::IN_CREATE
-                | AddWatchFlags::IN_DELETE
-                | AddWatchFlags::IN_ATTRIB
-                | AddWatchFlags::IN_DELETE_SELF
-                | AddWatchFlags::IN_MOVE_SELF
-                | AddWatchFlags::IN_ONLYDIR;
-            if let Ok(watch) = inotify.get_ref().0.add_watch(&dir.path, flags) {
+            if let Ok(watch) = inotify.get_ref().0.add_watch(&dir.path, dir_watch::ENTRIES) {
                 dir.watch = Some(watch);
                 added = true;
             }
@@ -292,31 +284,24 @@ impl Requirements {
     fn relevant(&mut self, events: &[InotifyEvent]) -> bool {
         let mut relevant = false;
         for event in events {
-            if event.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
+            let seen = dir_watch::seen(event);
+            if seen == Seen::Overflow {
                 relevant = true;
                 continue;
             }
             let Some(dir) = self.dirs.iter_mut().find(|d| d.watch == Some(event.wd)) else {
                 continue;
             };
-            if event.mask.intersects(
-                AddWatchFlags::IN_IGNORED
-                    | AddWatchFlags::IN_DELETE_SELF
-                    | AddWatchFlags::IN_MOVE_SELF,
-            ) {
-                // The directory is gone or moved: watch its path again once it exists.
-                if let (Some(inotify), Some(watch)) = (&self.inotify, dir.watch.take()) {
-                    let _ = inotify.get_ref().0.rm_watch(watch);
+            match seen {
+                Seen::DirectoryLost => {
+                    // Watch its path again once it exists.
+                    if let (Some(inotify), Some(watch)) = (&self.inotify, dir.watch.take()) {
+                        let _ = inotify.get_ref().0.rm_watch(watch);
+                    }
+                    relevant = true;
                 }
-                relevant = true;
-                continue;
-            }
-            if event
-                .name
-                .as_ref()
-                .is_some_and(|name| dir.names.contains(name))
-            {
-                relevant = true;
+                Seen::Entry(name) => relevant |= dir.names.iter().any(|n| n == name),
+                Seen::Overflow | Seen::Nothing => {}
             }
         }
         relevant

@@ -23,30 +23,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
+use nix::sys::inotify::{InitFlags, Inotify, WatchDescriptor};
 use nix::sys::statfs::{self, FsType};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 use super::off_the_runtime;
+use crate::kit::dir_watch::{self, Seen};
 
 /// How long the disable file may take to answer before the previous maintenance state is kept.
 const DISABLE_FILE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How much of the disable file is read for the operator's note.
 const NOTE_BYTES: usize = 512;
-
-/// What is watched in the file's directory: anything that can make, remove, replace or rewrite
-/// it, and the directory itself going away.
-const WATCHED: AddWatchFlags = AddWatchFlags::IN_CREATE
-    .union(AddWatchFlags::IN_DELETE)
-    .union(AddWatchFlags::IN_MOVED_FROM)
-    .union(AddWatchFlags::IN_MOVED_TO)
-    .union(AddWatchFlags::IN_CLOSE_WRITE)
-    .union(AddWatchFlags::IN_MODIFY)
-    .union(AddWatchFlags::IN_ATTRIB)
-    .union(AddWatchFlags::IN_DELETE_SELF)
-    .union(AddWatchFlags::IN_MOVE_SELF)
-    .union(AddWatchFlags::IN_ONLYDIR);
 
 /// The disable file's last answer, and what says when it must be looked up again.
 #[derive(Default)]
@@ -163,24 +151,19 @@ impl DisableFile {
                 Err(_) => return true,
             };
             for event in events {
-                if event.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
-                    changed = true;
-                } else if Some(event.wd) != self.watch {
+                match dir_watch::seen(&event) {
+                    Seen::Overflow => changed = true,
                     // A watch already given up (a reload named another file).
-                } else if event.mask.intersects(
-                    AddWatchFlags::IN_IGNORED
-                        | AddWatchFlags::IN_DELETE_SELF
-                        | AddWatchFlags::IN_MOVE_SELF,
-                ) {
-                    // The directory is gone or moved: the next look-up watches its path again.
-                    if event.mask.contains(AddWatchFlags::IN_IGNORED) {
-                        self.watch = None;
-                    } else if let Some(watch) = self.watch.take() {
-                        let _ = inotify.rm_watch(watch);
+                    _ if Some(event.wd) != self.watch => {}
+                    Seen::DirectoryLost => {
+                        // The next look-up watches its path again.
+                        if let Some(watch) = self.watch.take() {
+                            let _ = inotify.rm_watch(watch);
+                        }
+                        changed = true;
                     }
-                    changed = true;
-                } else if event.name.as_deref() == name {
-                    changed = true;
+                    Seen::Entry(entry) => changed |= Some(entry) == name,
+                    Seen::Nothing => {}
                 }
             }
         }
@@ -195,7 +178,7 @@ fn look_up(file: &Path, inotify: Option<&Inotify>, watch: Option<WatchDescriptor
         _ => Path::new("."),
     };
     let watch = match (inotify, watch) {
-        (Some(inotify), None) => inotify.add_watch(dir, WATCHED).ok(),
+        (Some(inotify), None) => inotify.add_watch(dir, dir_watch::ENTRIES).ok(),
         (_, watch) => watch,
     };
     let note = look_up_disable_file(file);
