@@ -56,4 +56,4 @@ pub mod netlink {
 
 pub use app::main;
 pub use config::options::{Binary, CommonOptions};
-pub use probe::{Finding, Gauge, Outcome, Probe, Watcher};
+pub use probe::{Finding, Gauge, Outcome, Probe, SteadyCheck, SteadyEnd, Watcher};

@@ -116,11 +116,43 @@ pub trait Probe {
         None
     }
 
+    /// The same check, runnable on a thread of its own without the async runtime, for a probe
+    /// whose check is a blocking wait anyway (a program's exit). While the results stay what
+    /// they were and nothing else needs the runner, it repeats this one there (its autopilot),
+    /// and the runtime is not woken at every check. `None` (the default): always [`check`].
+    ///
+    /// [`check`]: Probe::check
+    fn steady(&self) -> Option<Box<dyn SteadyCheck>> {
+        None
+    }
+
     /// The kind's own series after the last check (replication lag, SOA serial lag, ...),
     /// exported with the core's by `--metrics-listen` and `--metrics-textfile`. None by default.
     fn gauges(&self) -> Vec<Gauge> {
         Vec::new()
     }
+}
+
+/// How a check run by a [`SteadyCheck`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SteadyEnd {
+    /// It came to this outcome.
+    Checked(Outcome),
+    /// The deadline came first; whatever it started has been ended.
+    TimedOut,
+    /// The stop descriptor turned readable first; whatever it started has been ended.
+    Stopped,
+}
+
+/// A check that runs on a thread of its own (see [`Probe::steady`]).
+pub trait SteadyCheck: Send {
+    /// Run one check, blocking this thread: by `deadline` at the latest, and at once
+    /// ([`SteadyEnd::Stopped`]) when `stop` turns readable.
+    fn check(
+        &mut self,
+        deadline: std::time::Instant,
+        stop: std::os::fd::BorrowedFd<'_>,
+    ) -> SteadyEnd;
 }
 
 /// A probe's watcher (see [`Probe::watch`]): a task the runner spawns and drops.

@@ -232,6 +232,31 @@ impl Router {
         .min()
     }
 
+    /// Whether one more `observation` (a success with `penalty`), now or at any later time,
+    /// would change nothing: UP or DOWN and kept there by it (a success's penalty the one
+    /// announced), the flap count already on that side, nothing timed (drain, hold, retired
+    /// drain), no suspicion's fast checks left, no required probe DOWN. The checker lets its
+    /// autopilot repeat such checks without it (`runner/checker/steady.rs`).
+    pub(crate) fn is_steady_under(&self, observation: Observation, penalty: u32) -> bool {
+        let kept = match (self.state, observation) {
+            (State::Up, Observation::Success) => penalty == self.penalty,
+            (State::Down, Observation::Failure) => true,
+            _ => false,
+        };
+        kept && self.hysteresis.next(self.state, observation) == self.state
+            && self.side == Some(self.state)
+            && self.next_timer().is_none()
+            && self.suspected == 0
+            && !self.required_down
+            && self.decided
+                == Some(match self.state {
+                    State::Up => Target::Up {
+                        penalty: self.penalty.max(self.required_penalty),
+                    },
+                    _ => Target::Down,
+                })
+    }
+
     /// Whether the checks must run in maintenance: a drain is under way (or starts with this
     /// maintenance), and a failing service must end it at once.
     pub(crate) fn checks_in_maintenance(&self) -> bool {
@@ -897,6 +922,60 @@ mod tests {
                     let serving = matches!(r.target(), Some(Target::Up { .. } | Target::Draining { .. }));
                     proptest::prop_assert!(!serving, "{:?} while a required probe is DOWN", r.target());
                     proptest::prop_assert_eq!(r.retired_target(), Target::Gone);
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Invariant of the autopilot (`runner/checker/steady.rs`): whatever came before, when
+        /// the router says it is steady under an observation, that observation at any later
+        /// time (any number of times) changes nothing: no event, the same state, target, timers
+        /// and schedule, the same answer to the same question.
+        #[test]
+        fn a_steady_router_is_unchanged_by_the_same_observation(
+            rise in 1u32..4, fall in 1u32..4, limit in 0u32..4, drain_secs in 0u64..4,
+            steps in proptest::collection::vec((input(), proptest::option::of(proptest::bool::ANY), 0u64..30_000), 1..120),
+            penalty in 0u32..3, repeats in 1usize..5, later in 0u64..1_000_000,
+        ) {
+            let safety = Safety {
+                drain: (drain_secs > 0).then(|| Duration::from_secs(drain_secs)),
+                flap: (limit > 0).then(|| FlapLimits { limit, window: Duration::from_secs(60), hold: Duration::from_secs(300) }),
+            };
+            let mut r = router(rise, fall, safety);
+            let mut now = Instant::now();
+            for (input, require, millis) in steps {
+                now += Duration::from_millis(millis);
+                if let Some(down) = require {
+                    r.require(now, down, penalty);
+                }
+                match input {
+                    Input::Observe(observation) => { r.observe(now, observation, penalty); }
+                    Input::DrainCheck(observation) => { r.observe_during_drain(observation, penalty); }
+                    Input::Retire => { r.retire(now); }
+                    Input::Suspect => r.suspect(),
+                    Input::Tick => {}
+                }
+                if r.next_timer().is_some_and(|at| at <= now) {
+                    r.tick(now);
+                }
+                for observation in [Success, Failure] {
+                    for asked in [0, penalty] {
+                        if !r.is_steady_under(observation, asked) {
+                            continue;
+                        }
+                        let before = format!("{r:?}");
+                        let mut repeated = r.clone();
+                        let mut at = now;
+                        for _ in 0..repeats {
+                            at += Duration::from_millis(later);
+                            let (state, events) = repeated.observe(at, observation, asked);
+                            proptest::prop_assert!(events.is_empty(), "{:?} after {}", events, before);
+                            proptest::prop_assert_eq!(state, r.state());
+                            proptest::prop_assert!(repeated.tick(at).is_empty());
+                        }
+                        proptest::prop_assert_eq!(format!("{repeated:?}"), before);
+                    }
                 }
             }
         }

@@ -234,6 +234,11 @@ pub(crate) fn start(observe: &ObserveSettings, name: &str) -> Observer {
 }
 
 impl Observer {
+    /// Whether anything is exported (metrics, a state file): then every check counts.
+    pub(crate) fn is_on(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// A check ended (`None`: the disable file exists, with `disabled` as the reason); the
     /// hysteresis is now in `state`; the probe reports `gauges`.
     pub(crate) fn checked(

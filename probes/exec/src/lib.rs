@@ -9,10 +9,13 @@
 
 mod options;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::BorrowedFd;
 
-use exaprobe_core::subprocess::{Program, TAIL_BYTES, describe_status, run_captured};
-use exaprobe_core::{Outcome, Probe};
+use exaprobe_core::subprocess::{
+    Ended, Finished, Pipes, Program, TAIL_BYTES, describe_status, run_blocking, run_captured,
+};
+use exaprobe_core::{Outcome, Probe, SteadyCheck, SteadyEnd};
 
 pub use options::ExecOptions;
 
@@ -78,27 +81,65 @@ impl Probe for ExecProbe {
     }
 
     async fn check(&mut self, _deadline: tokio::time::Instant) -> Outcome {
-        let finished = match run_captured(&self.command, TAIL_BYTES).await {
-            Ok(finished) => finished,
-            Err(error) => {
-                return Outcome::unhealthy(format!(
-                    "cannot run {}: {error}",
-                    self.program.to_string_lossy()
-                ));
-            }
-        };
-        if finished.status.success() {
-            return Outcome::Healthy;
+        let finished = run_captured(&self.command, TAIL_BYTES).await;
+        verdict(&self.program, &self.degraded_exit_codes, finished)
+    }
+
+    /// The same check on the runner's autopilot thread: spawned and waited for there.
+    fn steady(&self) -> Option<Box<dyn SteadyCheck>> {
+        Some(Box::new(SteadyExec {
+            program: self.program.clone(),
+            command: self.command.clone(),
+            degraded_exit_codes: self.degraded_exit_codes.clone(),
+            pipes: Pipes::default(),
+        }))
+    }
+}
+
+/// The exec check without the runtime (see [`Probe::steady`]), with its own pipes.
+struct SteadyExec {
+    program: OsString,
+    command: Program,
+    degraded_exit_codes: Vec<i32>,
+    pipes: Pipes,
+}
+
+impl SteadyCheck for SteadyExec {
+    fn check(&mut self, deadline: std::time::Instant, stop: BorrowedFd<'_>) -> SteadyEnd {
+        let finished =
+            match run_blocking(&self.command, TAIL_BYTES, deadline, stop, &mut self.pipes) {
+                Ok(Ended::Finished(finished)) => Ok(finished),
+                Ok(Ended::TimedOut) => return SteadyEnd::TimedOut,
+                Ok(Ended::Stopped) => return SteadyEnd::Stopped,
+                Err(error) => Err(error),
+            };
+        SteadyEnd::Checked(verdict(&self.program, &self.degraded_exit_codes, finished))
+    }
+}
+
+/// What a run of `program` says: exit 0 healthy, a code in `degraded` degraded, anything else
+/// unhealthy with the status and the tail of its output as the reason.
+fn verdict(program: &OsStr, degraded: &[i32], finished: std::io::Result<Finished>) -> Outcome {
+    let finished = match finished {
+        Ok(finished) => finished,
+        Err(error) => {
+            return Outcome::unhealthy(format!(
+                "cannot run {}: {error}",
+                program.to_string_lossy()
+            ));
         }
-        let mut reason = describe_status(&finished.status);
-        if !finished.output_tail.is_empty() {
-            reason.push_str(": ");
-            reason.push_str(&finished.output_tail);
-        }
-        match finished.status.code() {
-            Some(code) if self.degraded_exit_codes.contains(&code) => Outcome::degraded(reason),
-            _ => Outcome::unhealthy(reason),
-        }
+    };
+    if finished.status.success() {
+        return Outcome::Healthy;
+    }
+    let mut reason = describe_status(&finished.status);
+    if !finished.output_tail.is_empty() {
+        reason.push_str(": ");
+        reason.push_str(&finished.output_tail);
+    }
+    match finished.status.code() {
+        Some(code) if degraded.contains(&code) => Outcome::degraded(reason),
+        _ => Outcome::unhealthy(reason),
     }
 }
 

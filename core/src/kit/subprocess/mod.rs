@@ -77,9 +77,11 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
+mod blocking;
 mod output;
 mod spawn;
 
+pub use blocking::{Ended, Pipes, run_blocking};
 pub use spawn::Program;
 
 use output::{Capture, OutputPipe, dev_null, join_tails};

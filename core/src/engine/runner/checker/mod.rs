@@ -16,12 +16,15 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 
+mod autopilot;
 mod disable;
 mod reload;
 mod required;
+mod steady;
 
 use super::listening::{Heard, Listening};
 use super::wake::sleep_until;
+use autopilot::Autopilot;
 use disable::DisableFile;
 use reload::Retired;
 pub(crate) use reload::{Reload, ReloadError};
@@ -62,18 +65,28 @@ pub(crate) async fn timed_check<P: Probe>(probe: &mut P, timing: &Timing) -> (Ou
     };
     let elapsed = started.elapsed();
     let outcome = match result {
-        Err(()) => Outcome::unhealthy(format!("timed out after {}", millis(timing.timeout))),
-        Ok(Outcome::Healthy) => match timing.degraded_latency {
-            Some(limit) if elapsed > limit => Outcome::degraded(format!(
-                "slow: answered in {}, over --degraded-latency {}",
-                millis(elapsed),
-                millis(limit)
-            )),
-            _ => Outcome::Healthy,
-        },
-        Ok(other) => other,
+        Err(()) => timed_out(timing.timeout),
+        Ok(outcome) => judged(outcome, elapsed, timing.degraded_latency),
     };
     (outcome, elapsed)
+}
+
+/// A check's outcome once its time is known: a healthy answer slower than
+/// `--degraded-latency` is degraded.
+fn judged(outcome: Outcome, elapsed: Duration, degraded_latency: Option<Duration>) -> Outcome {
+    match (outcome, degraded_latency) {
+        (Outcome::Healthy, Some(limit)) if elapsed > limit => Outcome::degraded(format!(
+            "slow: answered in {}, over --degraded-latency {}",
+            millis(elapsed),
+            millis(limit)
+        )),
+        (outcome, _) => outcome,
+    }
+}
+
+/// The outcome of a check the runner's `--timeout` ended.
+fn timed_out(timeout: Duration) -> Outcome {
+    Outcome::unhealthy(format!("timed out after {}", millis(timeout)))
 }
 
 /// `1234 ms`, for reasons and logs.
@@ -126,6 +139,12 @@ pub(crate) struct Checker<P> {
     generation: u64,
     /// What the routes were last rendered from, to render them again only when it changes.
     rendered: Option<Rendered>,
+    /// The probe's steady check, flown on a thread while nothing changes (`steady.rs`).
+    autopilot: Autopilot,
+    /// The last check's outcome (`None` after a disabled one or a reload), and whether it
+    /// repeated the one before.
+    last_outcome: Option<Outcome>,
+    repeated: bool,
 }
 
 #[cfg(test)]
@@ -172,6 +191,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
         let router = Router::new(settings.hysteresis, settings.safety);
         let required = Requirements::new(&settings.require, settings.observe.state_file.as_deref());
         let listening = Listening::start(&probe, settings.timing.events);
+        let autopilot = Autopilot::new(probe.steady());
         Checker {
             probe,
             settings,
@@ -192,6 +212,9 @@ impl<P: Probe + Send + 'static> Checker<P> {
             settled,
             generation: 0,
             rendered: None,
+            autopilot,
+            last_outcome: None,
+            repeated: false,
         }
     }
 
@@ -212,30 +235,50 @@ impl<P: Probe + Send + 'static> Checker<P> {
         }
         loop {
             loop {
+                self.fly_if_steady(next_check);
                 let timer = self.next_timer();
+                let flying = self.autopilot.is_flying();
+                // Every branch but the autopilot's own landing first lands it (`steady.rs`).
                 tokio::select! {
                     biased;
-                    Some(request) = self.requests.recv() => match request {
-                        Request::Reload => self.reload().await,
-                        Request::CheckNow => {
-                            tracing::info!("SIGUSR2: checking now");
-                            next_check = Instant::now();
+                    Some(request) = self.requests.recv() => {
+                        self.land(&mut next_check).await;
+                        match request {
+                            Request::Reload => self.reload().await,
+                            Request::CheckNow => {
+                                tracing::info!("SIGUSR2: checking now");
+                                next_check = Instant::now();
+                            }
                         }
-                    },
-                    Ok(()) = self.dialect.changed() => self.dialect_found(),
+                    }
+                    Ok(()) = self.dialect.changed() => {
+                        self.land(&mut next_check).await;
+                        self.dialect_found();
+                    }
                     // Guarded: with nothing to watch, each poll would still cost a lock at every
                     // check.
-                    () = self.required.changed(), if !self.required.is_empty() => if self.required_changed() {
-                        next_check = Instant::now();
-                    },
-                    heard = self.listening.next(), if self.listening.may_hear() => if self.hear(heard) {
-                        next_check = Instant::now();
-                    },
-                    Some(settled) = self.settled.recv() => self.forget_retired(settled),
+                    () = self.required.changed(), if !self.required.is_empty() => {
+                        self.land(&mut next_check).await;
+                        if self.required_changed() {
+                            next_check = Instant::now();
+                        }
+                    }
+                    heard = self.listening.next(), if self.listening.may_hear() => {
+                        self.land(&mut next_check).await;
+                        if self.hear(heard) {
+                            next_check = Instant::now();
+                        }
+                    }
+                    Some(settled) = self.settled.recv() => {
+                        self.land(&mut next_check).await;
+                        self.forget_retired(settled);
+                    }
                     _ = sleep_until(timer.unwrap_or(next_check)), if timer.is_some_and(|t| t < next_check) => {
+                        self.land(&mut next_check).await;
                         self.on_timer();
                     }
-                    _ = sleep_until(next_check) => break,
+                    landing = self.autopilot.landed(), if flying => self.touch_down(landing, &mut next_check),
+                    _ = sleep_until(next_check), if !flying => break,
                 }
             }
             let started = Instant::now();
@@ -323,16 +366,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
             if reload_pending {
                 self.reload().await;
             }
-            let state = self.router.schedule_state();
-            let interval = if self.router.wants_fast_checks() {
-                self.settings.timing.fast_interval
-            } else if state == State::Down {
-                self.settings.timing.down_interval
-            } else {
-                self.settings.timing.interval
-            };
-            next_check =
-                (started + interval + splay(self.settings.timing.splay)).max(Instant::now());
+            next_check = self.next_check_after(started);
             if check_now {
                 tracing::info!("SIGUSR2: checking now");
                 next_check = Instant::now();
@@ -341,6 +375,23 @@ impl<P: Probe + Send + 'static> Checker<P> {
                 next_check = Instant::now();
             }
         }
+    }
+
+    /// The interval the router's state asks for: fast while it moves, `--down-interval` DOWN.
+    fn interval(&self) -> Duration {
+        let timing = &self.settings.timing;
+        if self.router.wants_fast_checks() {
+            timing.fast_interval
+        } else if self.router.schedule_state() == State::Down {
+            timing.down_interval
+        } else {
+            timing.interval
+        }
+    }
+
+    /// When the check after one that started at `started` is due.
+    fn next_check_after(&self, started: Instant) -> Instant {
+        (started + self.interval() + splay(self.settings.timing.splay)).max(Instant::now())
     }
 
     /// `Some(reason)` when the disable file exists (`disable.rs`).
@@ -383,23 +434,24 @@ impl<P: Probe + Send + 'static> Checker<P> {
 
     /// Feed one result (None = disabled) to the router; publish what to announce.
     fn observe(&mut self, result: Option<(Outcome, Duration)>, disabled: Option<String>) {
-        let checked = match &result {
-            None => Observation::Disabled,
-            Some((outcome, _)) if outcome.is_serving() => Observation::Success,
-            Some(_) => Observation::Failure,
+        let (checked, penalty) = match &result {
+            None => (Observation::Disabled, 0),
+            Some((outcome, _)) => {
+                steady::observation_of(outcome, self.settings.timing.degraded_penalty)
+            }
         };
         let observation = if disabled.is_some() {
             Observation::Disabled
         } else {
             checked
         };
-        let mut penalty = 0;
         if let Some((outcome, elapsed)) = &result {
             self.log_outcome(outcome, *elapsed);
-            if let Outcome::Degraded { penalty: own, .. } = outcome {
-                penalty = own.unwrap_or(self.settings.timing.degraded_penalty);
-            }
         }
+        self.remember(
+            result.as_ref().map(|(outcome, _)| outcome),
+            disabled.is_some(),
+        );
         let from = self.router.state();
         let (to, mut events) = self.router.observe(Instant::now(), observation, penalty);
         if disabled.is_some() {

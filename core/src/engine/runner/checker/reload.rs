@@ -91,6 +91,10 @@ impl<P: Probe + Send + 'static> Checker<P> {
         }
         let old = std::mem::replace(&mut self.settings, settings);
         self.probe = probe;
+        // The new probe's steady check (the old one's thread has landed: a reload is served
+        // on the ground).
+        self.autopilot = super::Autopilot::new(self.probe.steady());
+        self.last_outcome = None;
         self.listening
             .restart(&self.probe, self.settings.timing.events);
         if self.settings.require != old.require {

@@ -1,0 +1,212 @@
+//! Running a program on a thread of its own, without the async runtime: the runner's autopilot
+//! repeats a steady exec check this way (`engine/runner/autopilot.rs`).
+//!
+//! The same guarantees as [`run_captured`](super::run_captured): a process group of its own,
+//! stdin from `/dev/null`, stdout and stderr read as they come (their last bytes kept), and
+//! nothing it started left behind. The waits are `ppoll` on the leader's pidfd, the pipes and a
+//! stop descriptor: one wake-up for the program's exit, none for the runtime. The cleanup of
+//! leftovers is bounded ([`SETTLE_LIMIT`]): a process that does not die of SIGKILL (stuck in
+//! the kernel) is reaped later, by any other reap, instead of holding the thread.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Instant;
+
+use nix::poll::{PollFd, PollFlags, ppoll};
+use nix::sys::time::TimeSpec;
+
+use super::output::{Tail, join_tails};
+use super::*;
+
+/// The longest a cleanup after a run waits for what it killed.
+const SETTLE_LIMIT: Duration = Duration::from_secs(1);
+
+/// How many reads of a pipe one wake-up does before looking at the others.
+const READS_PER_WAKE: usize = 8;
+
+/// How a run without the runtime ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// The program exited (or was killed by someone else).
+    Finished(Finished),
+    /// The deadline came first: everything it started was killed.
+    TimedOut,
+    /// The stop descriptor turned readable first: everything it started was killed.
+    Stopped,
+}
+
+/// The stdout and stderr pipes of runs on one thread, kept between runs while they end clean.
+#[derive(Default)]
+pub struct Pipes {
+    kept: Option<[(OwnedFd, OwnedFd); 2]>,
+}
+
+impl Pipes {
+    fn take(&mut self) -> std::io::Result<[(OwnedFd, OwnedFd); 2]> {
+        if let Some(pipes) = self.kept.take() {
+            return Ok(pipes);
+        }
+        let pipe = || -> std::io::Result<(OwnedFd, OwnedFd)> {
+            let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+            fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+            Ok((read, write))
+        };
+        Ok([pipe()?, pipe()?])
+    }
+}
+
+/// Run `program` until it exits, `deadline`, or `stop` turns readable, keeping the last `tail`
+/// bytes of each of its stdout and stderr. Blocks the calling thread; never call it on the
+/// runtime's.
+pub fn run_blocking(
+    program: &Program,
+    tail: usize,
+    deadline: Instant,
+    stop: BorrowedFd<'_>,
+    pipes: &mut Pipes,
+) -> std::io::Result<Ended> {
+    if !pidfds_work() {
+        return Err(std::io::Error::other("this kernel gives no pidfds"));
+    }
+    let [(out_read, out_write), (err_read, err_write)] = pipes.take()?;
+    let (pid, pidfd) = {
+        become_subreaper();
+        let mut jobs = registry();
+        let pid = spawn::spawn(
+            program,
+            [dev_null()?.as_fd(), out_write.as_fd(), err_write.as_fd()],
+        )?;
+        jobs.push(Entry { pid, status: None });
+        // Under the lock: nobody can have reaped the leader, so the pid is still its.
+        match pidfd_open(pid) {
+            Ok(pidfd) => (pid, pidfd),
+            Err(error) => {
+                jobs.retain(|job| job.pid != pid);
+                let _ = killpg(pid, Signal::SIGKILL);
+                drop(jobs);
+                settle_blocking(Scope::Ending(pid));
+                return Err(error);
+            }
+        }
+    };
+    let mut tails = [Tail::new(tail), Tail::new(tail)];
+    let reads = [out_read.as_fd(), err_read.as_fd()];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            abandon(pid);
+            return Ok(Ended::TimedOut);
+        }
+        // The pidfd first: `ppoll` looks at the descriptors in order, so when it finds the
+        // leader exited, the pipes are looked at after every write the leader made.
+        let mut fds = [
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(reads[0], PollFlags::POLLIN),
+            PollFd::new(reads[1], PollFlags::POLLIN),
+            PollFd::new(stop, PollFlags::POLLIN),
+        ];
+        match ppoll(&mut fds, Some(TimeSpec::from_duration(left)), None) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(error) => {
+                abandon(pid);
+                return Err(error.into());
+            }
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|fd| fd.revents().is_some_and(|events| !events.is_empty()))
+            .collect();
+        for (index, tail) in tails.iter_mut().enumerate() {
+            if ready[index + 1] {
+                read_now(reads[index], tail);
+            }
+        }
+        if ready[0] {
+            break;
+        }
+        if ready[3] {
+            abandon(pid);
+            return Ok(Ended::Stopped);
+        }
+    }
+    let (status, children_left) = reaped(pid);
+    // Whatever the leader wrote was read above; a descendant may have written since.
+    let drained = reads
+        .iter()
+        .zip(&mut tails)
+        .all(|(read, tail)| read_now(*read, tail));
+    if children_left {
+        settle_blocking(Scope::Ending(pid));
+    }
+    if drained && !children_left {
+        pipes.kept = Some([(out_read, out_write), (err_read, err_write)]);
+    }
+    let status = status.ok_or_else(|| std::io::Error::other("its exit status was lost"))?;
+    let output_tail = join_tails(&[tails[0].text(), tails[1].text()]);
+    Ok(Ended::Finished(Finished {
+        status,
+        output_tail,
+    }))
+}
+
+/// Read what `pipe` holds now into `tail`. True when it was emptied (it would block).
+fn read_now(pipe: BorrowedFd<'_>, tail: &mut Tail) -> bool {
+    output::with_scratch(|chunk| {
+        for _ in 0..READS_PER_WAKE {
+            match nix::unistd::read(pipe, chunk) {
+                Ok(0) => return false,
+                Ok(n) => tail.push(&chunk[..n]),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => return true,
+                Err(_) => return false,
+            }
+        }
+        false
+    })
+}
+
+/// Reap the exited leader `pid` (kill its group if anything is left): its status (`None` when
+/// someone else took it without recording it, which the registry prevents) and whether this
+/// process still has children.
+fn reaped(pid: Pid) -> (Option<ExitStatus>, bool) {
+    let mut jobs = registry();
+    // Not a subreaper (refused), orphans are not ours to see: assume some are left.
+    let children_left = reap(&mut jobs) || !become_subreaper();
+    let status = jobs
+        .iter()
+        .position(|job| job.pid == pid)
+        .and_then(|index| jobs.swap_remove(index).status);
+    if children_left {
+        // Under the same lock as the reap: members keep the group id alive.
+        let _ = killpg(pid, Signal::SIGKILL);
+    }
+    (status, children_left)
+}
+
+/// Give up on the running leader `pid`: kill its group, then everything it left.
+fn abandon(pid: Pid) {
+    {
+        let mut jobs = registry();
+        jobs.retain(|job| job.pid != pid);
+        // The leader is not reaped (we hold the lock), so the group id is still ours.
+        let _ = killpg(pid, Signal::SIGKILL);
+    }
+    settle_blocking(Scope::Ending(pid));
+}
+
+/// [`settle`] on this thread, for at most [`SETTLE_LIMIT`].
+fn settle_blocking(scope: Scope) {
+    let deadline = Instant::now() + SETTLE_LIMIT;
+    while Instant::now() < deadline {
+        match cleanup_round(scope) {
+            Round::Done => return,
+            Round::Wait(Some(exits)) => {
+                for exit in exits {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let mut fds = [PollFd::new(exit.as_fd(), PollFlags::POLLIN)];
+                    let _ = ppoll(&mut fds, Some(TimeSpec::from_duration(left)), None);
+                }
+            }
+            Round::Wait(None) => std::thread::sleep(CLEANUP_PAUSE),
+        }
+    }
+}
