@@ -186,3 +186,35 @@ fn a_check_timing_out_on_the_autopilot_is_killed_and_fails() {
     let running = sleepers.iter().filter(|&&pid| alive(pid)).count();
     assert!(running <= 1, "{running} of {sleepers:?} still run");
 }
+
+#[test]
+fn no_check_runs_after_sigterm_while_the_routes_drain() {
+    let dir = temp_dir();
+    let counter = dir.path().join("checks");
+    // A drain on exit keeps the probe 0.8 s after SIGTERM: at 50 ms, sixteen checks' time.
+    let mut probe = start(
+        &format!("printf x >> {}", counter.display()),
+        &["--drain", "1"],
+    );
+    assert_eq!(
+        probe.line(NEXT),
+        "announce route 192.0.2.30/32 next-hop self med 100"
+    );
+    wait_flying(&probe);
+    let before = count(&counter);
+    probe.signal(Signal::SIGTERM);
+    let drain = probe.line(NEXT);
+    assert!(drain.contains("65535:0"), "the drain first: {drain}");
+    assert_eq!(
+        probe.line(NEXT),
+        "withdraw route 192.0.2.30/32 next-hop self"
+    );
+    assert!(probe.exits_within(WAIT).success());
+    // At most the check under way when the signal came.
+    let after = count(&counter);
+    assert!(
+        after <= before + 1,
+        "{} checks after SIGTERM",
+        after - before
+    );
+}

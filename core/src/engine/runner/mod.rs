@@ -2,12 +2,14 @@
 //! delay a check and no check can delay a signal.
 //!
 //! - [`checker`]: the schedule, the hysteresis, the disable file and reloads; publishes the
-//!   routes it wants ([`shared::Desired`]) and never waits for the pipe.
+//!   routes it wants ([`shared::Desired`]) and never waits for the pipe. A steady check it
+//!   hands to its autopilot, a thread of its own, until the outcome differs
+//!   (`checker/autopilot.rs`, `checker/steady.rs`).
 //! - [`deliverer`]: converges ExaBGP to the desired routes: latest command per prefix only,
 //!   whole lines only, ACKs matched in order, retries after `error`, goes on after a stall or a
 //!   missing ACK.
 //! - This module, the supervisor: serves signals whatever either loop is doing. SIGTERM/SIGINT
-//!   stop the checks and have the deliverer withdraw everything within [`TERMINATE_BUDGET`]
+//!   stop the checks (the autopilot's too) and have the deliverer withdraw everything within [`TERMINATE_BUDGET`]
 //!   (ExaBGP SIGKILLs its children 2 s after asking them to stop); stdin EOF or ExaBGP's
 //!   shutdown notice end the run at once without writing; SIGHUP and SIGUSR2 go to the checker;
 //!   SIGUSR1 logs the state both loops report.
@@ -138,6 +140,7 @@ pub(crate) async fn run_with<P: Probe + Send + 'static>(
         settled,
     };
     let checker = Checker::new(probe, settings, reload, links);
+    let grounding = checker.grounding();
     let checking = checker.run();
     let delivering = deliverer.run(control_receiver);
     tokio::pin!(checking, delivering);
@@ -155,6 +158,8 @@ pub(crate) async fn run_with<P: Probe + Send + 'static>(
                 Signal::Terminate | Signal::Interrupt => {
                     tracing::info!(signal = signal.name(), "stopping");
                     terminating = true;
+                    // The checker is no longer polled: its checks on the autopilot stop too.
+                    grounding.stop();
                     let deadline = Instant::now() + TERMINATE_BUDGET;
                     let _ = control.send(Control::Terminate { deadline });
                 }

@@ -59,6 +59,9 @@
 //!   orphan that left every group (`setsid`) cannot be attributed: it is killed when a job ends
 //!   and no other is running, so a hook running beside a check keeps its own escapees until it
 //!   ends. In the usual case (no hook running) it is killed when the check ends.
+//! - Without the runtime ([`run_blocking`], `blocking.rs`, for the runner's autopilot thread):
+//!   the same registry, spawn and cleanup rounds, waiting in `ppoll` on the pidfd, the pipes
+//!   and a stop descriptor instead of the runtime's epoll.
 //! - On drop (a timeout): the job is unregistered, its group killed, and the same cleanup is
 //!   spawned as a task on the runtime. [`shutdown`] kills and reaps whatever is left, for a
 //!   process about to exit.

@@ -16,7 +16,9 @@
 //! runtime (its driver, the runner's futures, the checker's state, all cold after the pause)
 //! cost as much as the spawn itself. On the thread a steady check touches a few pages.
 
+use std::cell::RefCell;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::rc::Rc;
 use std::time::Duration;
 
 use nix::fcntl::OFlag;
@@ -53,22 +55,45 @@ pub(crate) struct Landing {
 pub(crate) struct Autopilot {
     grounded: Option<Box<dyn SteadyCheck>>,
     flying: Option<Flying>,
+    grounding: Grounding,
+}
+
+/// Stops a flight from outside the checker: the supervisor at SIGTERM, when the checker is
+/// no longer polled and so cannot land it (no check may start while the routes are withdrawn).
+/// Shared by the checker's autopilots, the one a reload makes included.
+#[derive(Clone, Default)]
+pub(crate) struct Grounding(Rc<RefCell<Option<Rc<OwnedFd>>>>);
+
+impl Grounding {
+    /// Stop the flight under way, if any (it lands on its own; nothing waits for it here).
+    pub(crate) fn stop(&self) {
+        if let Some(stop) = self.0.borrow().as_ref() {
+            let _ = nix::unistd::write(&**stop, b"x");
+        }
+    }
 }
 
 struct Flying {
     /// Written to stop the thread (its read end is the thread's).
-    stop: OwnedFd,
+    stop: Rc<OwnedFd>,
     landed: oneshot::Receiver<(Landing, Box<dyn SteadyCheck>)>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Autopilot {
-    /// An autopilot for `check` (`None`: the probe has no steady check; it never flies).
-    pub(crate) fn new(check: Option<Box<dyn SteadyCheck>>) -> Self {
+    /// An autopilot for `check` (`None`: the probe has no steady check; it never flies),
+    /// stopped by `grounding` too.
+    pub(crate) fn new(check: Option<Box<dyn SteadyCheck>>, grounding: Grounding) -> Self {
         Autopilot {
             grounded: check,
             flying: None,
+            grounding,
         }
+    }
+
+    /// What stops its flights from outside.
+    pub(crate) fn grounding(&self) -> Grounding {
+        self.grounding.clone()
     }
 
     /// Whether the thread has the schedule.
@@ -110,6 +135,8 @@ impl Autopilot {
         match spawned {
             Ok(thread) => {
                 let _ = check_back.send(check);
+                let stop = Rc::new(stop);
+                *self.grounding.0.borrow_mut() = Some(Rc::clone(&stop));
                 self.flying = Some(Flying {
                     stop,
                     landed,
@@ -130,6 +157,7 @@ impl Autopilot {
             Some(flying) => (&mut flying.landed).await,
             None => return std::future::pending().await,
         };
+        self.grounding.0.borrow_mut().take();
         if let Some(thread) = self
             .flying
             .take()
@@ -159,7 +187,7 @@ impl Autopilot {
     /// killed: the landing then says to check now.
     pub(crate) async fn land(&mut self) -> Option<Landing> {
         let flying = self.flying.as_ref()?;
-        let _ = nix::unistd::write(&flying.stop, b"x");
+        let _ = nix::unistd::write(&*flying.stop, b"x");
         Some(self.landed().await)
     }
 }
@@ -169,7 +197,8 @@ impl Drop for Autopilot {
     /// nothing it started outlives the probe's own cleanup.
     fn drop(&mut self) {
         if let Some(mut flying) = self.flying.take() {
-            let _ = nix::unistd::write(&flying.stop, b"x");
+            self.grounding.0.borrow_mut().take();
+            let _ = nix::unistd::write(&*flying.stop, b"x");
             if let Some(thread) = flying.thread.take() {
                 let _ = thread.join();
             }
@@ -353,7 +382,7 @@ mod tests {
                 let first_hang = ends.iter().position(Option::is_none).unwrap_or(ends.len());
                 let differs = ends[..first_hang].iter().position(|end| end.as_ref() != Some(&expected));
                 let long_pause = matches!(ending, Ending::InThePause);
-                let mut autopilot = Autopilot::new(Some(Box::new(script)));
+                let mut autopilot = Autopilot::new(Some(Box::new(script)), Grounding::default());
                 let first = Instant::now();
                 autopilot.take_off(Flight {
                     first,

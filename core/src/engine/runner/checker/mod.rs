@@ -1,6 +1,8 @@
 //! The checker: runs the schedule (interval, fast interval, timeout, splay, check-now, the
 //! disable file), feeds the hysteresis and publishes the routes it wants. It never waits for
-//! ExaBGP: publishing is a `watch` send, which cannot block.
+//! ExaBGP: publishing is a `watch` send, which cannot block. While a check's outcome would
+//! change nothing, its autopilot repeats it on a thread of its own (`steady.rs` says when,
+//! `autopilot.rs` how).
 //!
 //! Filesystem work (the disable file, a SIGHUP reload reading the config, secrets and CA
 //! stores) runs on the blocking pool under a timeout, so a hung NFS mount delays nothing here.
@@ -25,6 +27,7 @@ mod steady;
 use super::listening::{Heard, Listening};
 use super::wake::sleep_until;
 use autopilot::Autopilot;
+pub(crate) use autopilot::Grounding;
 use disable::DisableFile;
 use reload::Retired;
 pub(crate) use reload::{Reload, ReloadError};
@@ -191,7 +194,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
         let router = Router::new(settings.hysteresis, settings.safety);
         let required = Requirements::new(&settings.require, settings.observe.state_file.as_deref());
         let listening = Listening::start(&probe, settings.timing.events);
-        let autopilot = Autopilot::new(probe.steady());
+        let autopilot = Autopilot::new(probe.steady(), Grounding::default());
         Checker {
             probe,
             settings,
@@ -216,6 +219,11 @@ impl<P: Probe + Send + 'static> Checker<P> {
             last_outcome: None,
             repeated: false,
         }
+    }
+
+    /// What stops the autopilot's checks from outside (the supervisor at SIGTERM).
+    pub(crate) fn grounding(&self) -> Grounding {
+        self.autopilot.grounding()
     }
 
     /// Check forever (the supervisor stops polling this future to stop).

@@ -93,7 +93,7 @@ impl<P: Probe + Send + 'static> Checker<P> {
         self.probe = probe;
         // The new probe's steady check (the old one's thread has landed: a reload is served
         // on the ground).
-        self.autopilot = super::Autopilot::new(self.probe.steady());
+        self.autopilot = super::Autopilot::new(self.probe.steady(), self.autopilot.grounding());
         self.last_outcome = None;
         self.listening
             .restart(&self.probe, self.settings.timing.events);
