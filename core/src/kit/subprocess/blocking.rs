@@ -14,14 +14,11 @@ use std::time::Instant;
 use nix::poll::{PollFd, PollFlags, ppoll};
 use nix::sys::time::TimeSpec;
 
-use super::output::{Tail, join_tails};
+use super::output::{READS_PER_WAKE, Tail, join_tails, read_direct};
 use super::*;
 
 /// The longest a cleanup after a run waits for what it killed.
 const SETTLE_LIMIT: Duration = Duration::from_secs(1);
-
-/// How many reads of a pipe one wake-up does before looking at the others.
-const READS_PER_WAKE: usize = 8;
 
 /// How a run without the runtime ended.
 #[derive(Debug)]
@@ -117,7 +114,7 @@ pub fn run_blocking(
             .collect();
         for (index, tail) in tails.iter_mut().enumerate() {
             if ready[index + 1] {
-                read_now(reads[index], tail);
+                read_direct(reads[index], tail, READS_PER_WAKE);
             }
         }
         if ready[0] {
@@ -133,7 +130,7 @@ pub fn run_blocking(
     let drained = reads
         .iter()
         .zip(&mut tails)
-        .all(|(read, tail)| read_now(*read, tail));
+        .all(|(read, tail)| read_direct(*read, tail, 2 * READS_PER_WAKE));
     if children_left {
         settle_blocking(Scope::Ending(pid));
     }
@@ -146,22 +143,6 @@ pub fn run_blocking(
         status,
         output_tail,
     }))
-}
-
-/// Read what `pipe` holds now into `tail`. True when it was emptied (it would block).
-fn read_now(pipe: BorrowedFd<'_>, tail: &mut Tail) -> bool {
-    output::with_scratch(|chunk| {
-        for _ in 0..READS_PER_WAKE {
-            match nix::unistd::read(pipe, chunk) {
-                Ok(0) => return false,
-                Ok(n) => tail.push(&chunk[..n]),
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => return true,
-                Err(_) => return false,
-            }
-        }
-        false
-    })
 }
 
 /// Reap the exited leader `pid` (kill its group if anything is left): its status (`None` when

@@ -2,6 +2,8 @@
 //! read as data comes (kept registered with the runtime and reused between runs), the last
 //! bytes of each kept for the reason.
 
+use std::os::fd::BorrowedFd;
+
 use super::*;
 
 /// stdin for a program: one `/dev/null` kept open (the same descriptor for every run).
@@ -67,7 +69,7 @@ thread_local! {
 pub(super) fn with_scratch<R>(read: impl FnOnce(&mut [u8]) -> R) -> R {
     SCRATCH.with(|scratch| read(&mut scratch.borrow_mut()))
 }
-const READS_PER_WAKE: usize = 8;
+pub(super) const READS_PER_WAKE: usize = 8;
 
 /// The read end of one output pipe (registered with the runtime) and the tail kept from it.
 pub(super) struct Capture {
@@ -117,15 +119,13 @@ impl Capture {
         let Some(pipe) = &self.pipe else {
             return false;
         };
+        if !trust_readiness {
+            return read_direct(pipe.as_fd(), &mut self.tail, 2 * READS_PER_WAKE);
+        }
         let tail = &mut self.tail;
         with_scratch(|chunk| {
             for _ in 0..2 * READS_PER_WAKE {
-                let read = if trust_readiness {
-                    pipe.try_read(chunk)
-                } else {
-                    nix::unistd::read(pipe, chunk).map_err(std::io::Error::from)
-                };
-                match read {
+                match pipe.try_read(chunk) {
                     Ok(0) => return false,
                     Ok(n) => tail.push(&chunk[..n]),
                     Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
@@ -170,6 +170,23 @@ pub(super) fn read_some(pipe: &Receiver, tail: &mut Tail, reads: usize) -> bool 
             }
         }
         true
+    })
+}
+
+/// Read what `pipe` holds now into `tail` with `read` itself (not through the runtime's
+/// readiness), at most `reads` chunks. True when it was emptied (a read would block).
+pub(super) fn read_direct(pipe: BorrowedFd<'_>, tail: &mut Tail, reads: usize) -> bool {
+    with_scratch(|chunk| {
+        for _ in 0..reads {
+            match nix::unistd::read(pipe, chunk) {
+                Ok(0) => return false,
+                Ok(n) => tail.push(&chunk[..n]),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => return true,
+                Err(_) => return false,
+            }
+        }
+        false
     })
 }
 

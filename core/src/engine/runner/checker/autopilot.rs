@@ -27,7 +27,7 @@ use nix::sys::time::TimeSpec;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::{judged, splay, timed_out};
+use super::timed::{judged, splay, timed_out};
 use crate::probe::{Outcome, SteadyCheck, SteadyEnd};
 
 /// What the thread is to do: check from `first` on, every `interval` (plus up to `splay`),
