@@ -108,10 +108,9 @@ pub fn run_blocking(
                 return Err(error.into());
             }
         }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|fd| fd.revents().is_some_and(|events| !events.is_empty()))
-            .collect();
+        let ready = fds
+            .each_ref()
+            .map(|fd| fd.revents().is_some_and(|events| !events.is_empty()));
         for (index, tail) in tails.iter_mut().enumerate() {
             if ready[index + 1] {
                 read_direct(reads[index], tail, READS_PER_WAKE);
