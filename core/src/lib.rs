@@ -22,7 +22,8 @@
 //! - `engine`: what runs under ExaBGP. `health` (the hysteresis) and `routing` (drain, damping,
 //!   required probes and events above it: every routing decision, pure, time a parameter);
 //!   `route` and `render` (prefixes and the ExaBGP commands per state), `dialect`; `runner` (a
-//!   checker and a deliverer under a supervisor serving signals; `--once`); `exabgp` (what
+//!   checker, with its autopilot for steady checks, and a deliverer under a supervisor serving
+//!   signals; `--once`); `exabgp` (what
 //!   ExaBGP writes to stdin), `output` (the only writer of stdout), `hooks`, `require`
 //!   (`--require`: other probes' state files watched).
 //! - `compat`: the `exabgp healthcheck` drop-in behind one interface `app` calls (`prepare`,
