@@ -14,6 +14,7 @@ use std::os::fd::BorrowedFd;
 
 use exaprobe_core::subprocess::{
     Ended, Finished, Pipes, Program, TAIL_BYTES, describe_status, run_blocking, run_captured,
+    runs_without_runtime,
 };
 use exaprobe_core::{Outcome, Probe, SteadyCheck, SteadyEnd};
 
@@ -85,8 +86,12 @@ impl Probe for ExecProbe {
         verdict(&self.program, &self.degraded_exit_codes, finished)
     }
 
-    /// The same check on the runner's autopilot thread: spawned and waited for there.
+    /// The same check on the runner's autopilot thread: spawned and waited for there (where
+    /// the kernel gives pidfds; elsewhere the checks stay with the runtime).
     fn steady(&self) -> Option<Box<dyn SteadyCheck>> {
+        if !runs_without_runtime() {
+            return None;
+        }
         Some(Box::new(SteadyExec {
             program: self.program.clone(),
             command: self.command.clone(),

@@ -51,6 +51,12 @@ impl Pipes {
     }
 }
 
+/// Whether [`run_blocking`] can run programs here: it waits on pidfds (Linux 5.3 and later,
+/// unless a seccomp filter refuses them). Where it cannot, checks stay with the runtime.
+pub fn runs_without_runtime() -> bool {
+    pidfds_work()
+}
+
 /// Run `program` until it exits, `deadline`, or `stop` turns readable, keeping the last `tail`
 /// bytes of each of its stdout and stderr. Blocks the calling thread; never call it on the
 /// runtime's.
@@ -61,28 +67,17 @@ pub fn run_blocking(
     stop: BorrowedFd<'_>,
     pipes: &mut Pipes,
 ) -> std::io::Result<Ended> {
-    if !pidfds_work() {
-        return Err(std::io::Error::other("this kernel gives no pidfds"));
-    }
     let [(out_read, out_write), (err_read, err_write)] = pipes.take()?;
-    let (pid, pidfd) = {
-        become_subreaper();
-        let mut jobs = registry();
-        let pid = spawn::spawn(
-            program,
-            [dev_null()?.as_fd(), out_write.as_fd(), err_write.as_fd()],
-        )?;
-        jobs.push(Entry { pid, status: None });
-        // Under the lock: nobody can have reaped the leader, so the pid is still its.
-        match pidfd_open(pid) {
-            Ok(pidfd) => (pid, pidfd),
-            Err(error) => {
-                jobs.retain(|job| job.pid != pid);
-                let _ = killpg(pid, Signal::SIGKILL);
-                drop(jobs);
-                settle_blocking(Scope::Ending(pid));
-                return Err(error);
-            }
+    let mut job = Job::spawn(
+        program,
+        [dev_null()?.as_fd(), out_write.as_fd(), err_write.as_fd()],
+    )?;
+    let pid = job.pid;
+    let pidfd = match job.pidfd.take() {
+        Some(Pidfd::Open(pidfd)) => pidfd,
+        _ => {
+            abandon(job);
+            return Err(std::io::Error::other("no pidfd for the program"));
         }
     };
     let mut tails = [Tail::new(tail), Tail::new(tail)];
@@ -90,7 +85,7 @@ pub fn run_blocking(
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            abandon(pid);
+            abandon(job);
             return Ok(Ended::TimedOut);
         }
         // The pidfd first: `ppoll` looks at the descriptors in order, so when it finds the
@@ -104,7 +99,7 @@ pub fn run_blocking(
         match ppoll(&mut fds, Some(TimeSpec::from_duration(left)), None) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(error) => {
-                abandon(pid);
+                abandon(job);
                 return Err(error.into());
             }
         }
@@ -120,23 +115,27 @@ pub fn run_blocking(
             break;
         }
         if ready[3] {
-            abandon(pid);
+            abandon(job);
             return Ok(Ended::Stopped);
         }
     }
-    let (status, children_left) = reaped(pid);
+    // Exited (its pidfd said so): reaped here, or by another reap that kept its status.
+    let Some(status) = job.take_status() else {
+        abandon(job);
+        return Err(std::io::Error::other("its exit status was lost"));
+    };
     // Whatever the leader wrote was read above; a descendant may have written since.
     let drained = reads
         .iter()
         .zip(&mut tails)
         .all(|(read, tail)| read_direct(*read, tail, 2 * READS_PER_WAKE));
-    if children_left {
+    if job.children_left {
         settle_blocking(Scope::Ending(pid));
     }
-    if drained && !children_left {
+    job.settled();
+    if drained && !job.children_left {
         pipes.kept = Some([(out_read, out_write), (err_read, err_write)]);
     }
-    let status = status.ok_or_else(|| std::io::Error::other("its exit status was lost"))?;
     let output_tail = join_tails(&[tails[0].text(), tails[1].text()]);
     Ok(Ended::Finished(Finished {
         status,
@@ -144,32 +143,11 @@ pub fn run_blocking(
     }))
 }
 
-/// Reap the exited leader `pid` (kill its group if anything is left): its status (`None` when
-/// someone else took it without recording it, which the registry prevents) and whether this
-/// process still has children.
-fn reaped(pid: Pid) -> (Option<ExitStatus>, bool) {
-    let mut jobs = registry();
-    // Not a subreaper (refused), orphans are not ours to see: assume some are left.
-    let children_left = reap(&mut jobs) || !become_subreaper();
-    let status = jobs
-        .iter()
-        .position(|job| job.pid == pid)
-        .and_then(|index| jobs.swap_remove(index).status);
-    if children_left {
-        // Under the same lock as the reap: members keep the group id alive.
-        let _ = killpg(pid, Signal::SIGKILL);
-    }
-    (status, children_left)
-}
-
-/// Give up on the running leader `pid`: kill its group, then everything it left.
-fn abandon(pid: Pid) {
-    {
-        let mut jobs = registry();
-        jobs.retain(|job| job.pid != pid);
-        // The leader is not reaped (we hold the lock), so the group id is still ours.
-        let _ = killpg(pid, Signal::SIGKILL);
-    }
+/// Give up on the running `job`: dropped, it is unregistered and its group killed (without a
+/// runtime its drop spawns no cleanup); then everything it left is killed and reaped here.
+fn abandon(job: Job) {
+    let pid = job.pid;
+    drop(job);
     settle_blocking(Scope::Ending(pid));
 }
 

@@ -84,7 +84,7 @@ mod blocking;
 mod output;
 mod spawn;
 
-pub use blocking::{Ended, Pipes, run_blocking};
+pub use blocking::{Ended, Pipes, run_blocking, runs_without_runtime};
 pub use spawn::Program;
 
 use output::{Capture, OutputPipe, dev_null, join_tails};
@@ -404,7 +404,14 @@ struct Job {
     /// Whether this process still had children when the leader was reaped.
     children_left: bool,
     /// Readable once the leader has exited (`None` without pidfds: SIGCHLD tells).
-    pidfd: Option<AsyncFd<OwnedFd>>,
+    pidfd: Option<Pidfd>,
+}
+
+/// A leader's pidfd, registered with the runtime when its exit is first awaited there (a run
+/// without the runtime, `blocking.rs`, waits on it with `ppoll`).
+enum Pidfd {
+    Open(OwnedFd),
+    Registered(AsyncFd<OwnedFd>),
 }
 
 /// Whether this kernel gives pidfds (asked once, of this process's own pid).
@@ -441,7 +448,7 @@ impl Job {
         jobs.push(Entry { pid, status: None });
         // Under the lock: nobody can have reaped the leader, so the pid is still its.
         let pidfd = if pidfds_work() {
-            pidfd_open(pid).and_then(register).ok()
+            pidfd_open(pid).ok().map(Pidfd::Open)
         } else {
             None
         };
@@ -460,14 +467,14 @@ impl Job {
         sigchld: Option<&mut tokio::signal::unix::Signal>,
     ) -> std::io::Result<()> {
         let shutting_down = || std::io::Error::other("the runtime is shutting down");
-        match (&self.pidfd, sigchld) {
-            (Some(pidfd), _) => {
-                // Readable for good once it exited: the status is then there to take.
-                let _ready = pidfd.readable().await?;
-                Ok(())
-            }
-            (None, Some(sigchld)) => sigchld.recv().await.ok_or_else(shutting_down),
-            (None, None) => {
+        if let Some(pidfd) = self.watched_pidfd() {
+            // Readable for good once it exited: the status is then there to take.
+            let _ready = pidfd.readable().await?;
+            return Ok(());
+        }
+        match sigchld {
+            Some(sigchld) => sigchld.recv().await.ok_or_else(shutting_down),
+            None => {
                 // pidfd_open failed for this child alone (descriptors exhausted): SIGCHLD
                 // from now on, and a look at the status now in case it came before.
                 let mut sigchld = signal(SignalKind::child())?;
@@ -476,6 +483,18 @@ impl Job {
                 }
                 sigchld.recv().await.ok_or_else(shutting_down)
             }
+        }
+    }
+
+    /// The leader's pidfd registered with the runtime (on first use); `None` without one, or
+    /// when it cannot be registered (descriptors exhausted: SIGCHLD tells then).
+    fn watched_pidfd(&mut self) -> Option<&AsyncFd<OwnedFd>> {
+        if let Some(Pidfd::Open(fd)) = self.pidfd.take_if(|pidfd| matches!(pidfd, Pidfd::Open(_))) {
+            self.pidfd = register(fd).ok().map(Pidfd::Registered);
+        }
+        match &self.pidfd {
+            Some(Pidfd::Registered(pidfd)) => Some(pidfd),
+            _ => None,
         }
     }
 
